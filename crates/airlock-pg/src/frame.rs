@@ -1,0 +1,455 @@
+//! Pure Postgres v3 framing and the few message bodies the proxy must read or
+//! write itself. No I/O.
+//!
+//! Written by hand on purpose: the relay forwards raw frames and decodes only
+//! the messages that carry SQL, and neither `pgwire`'s codec (no FunctionCall,
+//! lossy text, size caps) nor `postgres-protocol` (no server-side encoders)
+//! can split frames without decoding them. Upstream startup messages use
+//! `postgres-protocol`'s encoders instead (see `upstream.rs`).
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+/// Protocol version 3.0 as sent in a StartupMessage.
+pub const PROTOCOL_3_0: i32 = 196_608;
+/// CancelRequest code.
+pub const CANCEL_REQUEST_CODE: i32 = 80_877_102;
+/// Postgres's own cap on a startup packet.
+pub const MAX_STARTUP_PACKET: usize = 10_000;
+/// Postgres's own cap on one protocol message (`PQ_LARGE_MESSAGE_LIMIT`, 1 GB - 1).
+pub const MAX_MESSAGE: usize = 0x3fff_ffff;
+
+/// A framing or decoding problem in bytes received from a peer.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum FrameError {
+    /// A length field outside what Postgres itself accepts.
+    #[error("invalid message length {0}")]
+    BadLength(i64),
+    /// A message body that does not match its type.
+    #[error("malformed {0} message")]
+    Malformed(&'static str),
+    /// A startup packet with an unsupported protocol version.
+    #[error("unsupported frontend protocol {0}.{1}")]
+    UnsupportedProtocol(u16, u16),
+}
+
+/// Header of a typed message found at the start of a buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    /// Message type byte.
+    pub tag: u8,
+    /// Total frame length including the type byte and length field.
+    pub frame_len: usize,
+}
+
+/// Reads the header of the typed message at the start of `buf`, if 5 bytes are there.
+pub fn peek_header(buf: &[u8]) -> Result<Option<Header>, FrameError> {
+    if buf.len() < 5 {
+        return Ok(None);
+    }
+    let len = i32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]);
+    if len < 4 || len as usize > MAX_MESSAGE {
+        return Err(FrameError::BadLength(len.into()));
+    }
+    Ok(Some(Header {
+        tag: buf[0],
+        frame_len: len as usize + 1,
+    }))
+}
+
+/// Splits one complete typed frame off the front of `buf`.
+pub fn split_frame(buf: &mut BytesMut) -> Result<Option<(u8, Bytes)>, FrameError> {
+    match peek_header(buf)? {
+        Some(h) if buf.len() >= h.frame_len => Ok(Some((h.tag, buf.split_to(h.frame_len).freeze()))),
+        _ => Ok(None),
+    }
+}
+
+/// The first packet a client sends (untyped: length + code).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartupPacket {
+    /// A StartupMessage with its parameters, in order.
+    Startup {
+        /// Minor protocol version requested (major is 3).
+        minor: u16,
+        /// Parameters (`user`, `database`, `options`, ... and `_pq_.` options).
+        params: Vec<(String, String)>,
+    },
+    /// A CancelRequest for a backend.
+    Cancel {
+        /// Process id the client was given.
+        pid: i32,
+        /// Secret key the client was given.
+        key: i32,
+    },
+    /// SSLRequest or GSSENCRequest arriving where it is not allowed.
+    Negotiation,
+}
+
+/// Length of the untyped packet at the start of `buf`, if known.
+pub fn startup_packet_len(buf: &[u8]) -> Result<Option<usize>, FrameError> {
+    if buf.len() < 4 {
+        return Ok(None);
+    }
+    let len = i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
+    if len < 8 || len as usize > MAX_STARTUP_PACKET {
+        return Err(FrameError::BadLength(len.into()));
+    }
+    Ok(Some(len as usize))
+}
+
+/// Decodes a complete untyped startup packet (length included).
+pub fn parse_startup(packet: &[u8]) -> Result<StartupPacket, FrameError> {
+    if packet.len() < 8 {
+        return Err(FrameError::Malformed("startup"));
+    }
+    let code = i32::from_be_bytes([packet[4], packet[5], packet[6], packet[7]]);
+    match code {
+        CANCEL_REQUEST_CODE => {
+            if packet.len() != 16 {
+                return Err(FrameError::Malformed("CancelRequest"));
+            }
+            let pid = i32::from_be_bytes([packet[8], packet[9], packet[10], packet[11]]);
+            let key = i32::from_be_bytes([packet[12], packet[13], packet[14], packet[15]]);
+            Ok(StartupPacket::Cancel { pid, key })
+        }
+        80_877_103 | 80_877_104 => Ok(StartupPacket::Negotiation),
+        _ => {
+            let major = (code >> 16) as u16;
+            let minor = (code & 0xffff) as u16;
+            if major != 3 {
+                return Err(FrameError::UnsupportedProtocol(major, minor));
+            }
+            let mut params = Vec::new();
+            let mut body = &packet[8..];
+            loop {
+                let (key, rest) = cstr(body).ok_or(FrameError::Malformed("startup"))?;
+                if key.is_empty() {
+                    if !rest.is_empty() {
+                        return Err(FrameError::Malformed("startup"));
+                    }
+                    break;
+                }
+                let (value, rest) = cstr(rest).ok_or(FrameError::Malformed("startup"))?;
+                params.push((utf8(key)?, utf8(value)?));
+                body = rest;
+            }
+            Ok(StartupPacket::Startup { minor, params })
+        }
+    }
+}
+
+fn utf8(b: &[u8]) -> Result<String, FrameError> {
+    String::from_utf8(b.to_vec()).map_err(|_| FrameError::Malformed("startup (not UTF-8)"))
+}
+
+/// Splits a NUL-terminated string off the front of `b`.
+pub fn cstr(b: &[u8]) -> Option<(&[u8], &[u8])> {
+    let nul = b.iter().position(|&c| c == 0)?;
+    Some((&b[..nul], &b[nul + 1..]))
+}
+
+/// Body of a typed frame (after type byte and length).
+pub fn body(frame: &[u8]) -> &[u8] {
+    frame.get(5..).unwrap_or(&[])
+}
+
+/// Decodes a Query ('Q') frame into its SQL text.
+pub fn query_sql(frame: &[u8]) -> Result<&[u8], FrameError> {
+    cstr(body(frame))
+        .map(|(s, _)| s)
+        .ok_or(FrameError::Malformed("Query"))
+}
+
+/// Decodes a Parse ('P') frame into (statement name, SQL text).
+pub fn parse_message(frame: &[u8]) -> Result<(&[u8], &[u8]), FrameError> {
+    let (name, rest) = cstr(body(frame)).ok_or(FrameError::Malformed("Parse"))?;
+    let (sql, _) = cstr(rest).ok_or(FrameError::Malformed("Parse"))?;
+    Ok((name, sql))
+}
+
+/// Decodes the statement name a Bind ('B') frame refers to.
+pub fn bind_statement(frame: &[u8]) -> Result<&[u8], FrameError> {
+    let (_portal, rest) = cstr(body(frame)).ok_or(FrameError::Malformed("Bind"))?;
+    let (stmt, _) = cstr(rest).ok_or(FrameError::Malformed("Bind"))?;
+    Ok(stmt)
+}
+
+/// Decodes a Close ('C') frame into (kind `S` or `P`, name).
+pub fn close_target(frame: &[u8]) -> Result<(u8, &[u8]), FrameError> {
+    let b = body(frame);
+    let (&kind, rest) = b.split_first().ok_or(FrameError::Malformed("Close"))?;
+    let (name, _) = cstr(rest).ok_or(FrameError::Malformed("Close"))?;
+    Ok((kind, name))
+}
+
+/// Transaction status byte of a ReadyForQuery ('Z') frame.
+pub fn ready_status(frame: &[u8]) -> Option<u8> {
+    body(frame).first().copied()
+}
+
+/// Decodes a BackendKeyData ('K') frame into (pid, key).
+pub fn backend_key(frame: &[u8]) -> Result<(i32, i32), FrameError> {
+    let b = body(frame);
+    if b.len() != 8 {
+        return Err(FrameError::Malformed("BackendKeyData"));
+    }
+    Ok((
+        i32::from_be_bytes([b[0], b[1], b[2], b[3]]),
+        i32::from_be_bytes([b[4], b[5], b[6], b[7]]),
+    ))
+}
+
+/// Finds the value of one field (`C` for SQLSTATE, `M` for message ...) in an
+/// ErrorResponse or NoticeResponse frame.
+pub fn error_field(frame: &[u8], field: u8) -> Option<&[u8]> {
+    let mut b = body(frame);
+    while let Some((&code, rest)) = b.split_first() {
+        if code == 0 {
+            return None;
+        }
+        let (value, rest) = cstr(rest)?;
+        if code == field {
+            return Some(value);
+        }
+        b = rest;
+    }
+    None
+}
+
+/// Decodes a SASLInitialResponse body into (mechanism, client-first data).
+pub fn sasl_initial(frame: &[u8]) -> Result<(&[u8], &[u8]), FrameError> {
+    let (mech, rest) = cstr(body(frame)).ok_or(FrameError::Malformed("SASLInitialResponse"))?;
+    if rest.len() < 4 {
+        return Err(FrameError::Malformed("SASLInitialResponse"));
+    }
+    let len = i32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]);
+    let data = &rest[4..];
+    if len < 0 || len as usize != data.len() {
+        return Err(FrameError::Malformed("SASLInitialResponse"));
+    }
+    Ok((mech, data))
+}
+
+/// Starts a typed frame; finish it with [`finish`].
+fn begin(buf: &mut BytesMut, tag: u8) -> usize {
+    buf.put_u8(tag);
+    let at = buf.len();
+    buf.put_i32(0);
+    at
+}
+
+/// Patches the length of a frame started with [`begin`].
+fn finish(buf: &mut BytesMut, at: usize) {
+    let len = (buf.len() - at) as i32;
+    buf[at..at + 4].copy_from_slice(&len.to_be_bytes());
+}
+
+fn put_cstr(buf: &mut BytesMut, s: &[u8]) {
+    // A NUL inside would end the field early; Postgres strings cannot hold one.
+    buf.extend(s.iter().copied().filter(|&c| c != 0));
+    buf.put_u8(0);
+}
+
+/// Severity and fields of an ErrorResponse or NoticeResponse the proxy writes itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report<'a> {
+    /// `ERROR`, `FATAL`, `NOTICE`...
+    pub severity: &'a str,
+    /// Five-character SQLSTATE.
+    pub code: &'a str,
+    /// Primary message.
+    pub message: &'a str,
+    /// DETAIL.
+    pub detail: Option<&'a str>,
+    /// HINT.
+    pub hint: Option<&'a str>,
+}
+
+/// Appends an ErrorResponse ('E') or NoticeResponse ('N') frame.
+pub fn put_report(buf: &mut BytesMut, tag: u8, r: &Report<'_>) {
+    let at = begin(buf, tag);
+    for (code, value) in [
+        (b'S', Some(r.severity)),
+        (b'V', Some(r.severity)),
+        (b'C', Some(r.code)),
+        (b'M', Some(r.message)),
+        (b'D', r.detail),
+        (b'H', r.hint),
+    ] {
+        if let Some(v) = value {
+            buf.put_u8(code);
+            put_cstr(buf, v.as_bytes());
+        }
+    }
+    buf.put_u8(0);
+    finish(buf, at);
+}
+
+/// Appends an ErrorResponse.
+pub fn put_error(buf: &mut BytesMut, r: &Report<'_>) {
+    put_report(buf, b'E', r);
+}
+
+/// Appends an Authentication message with the given code and payload.
+pub fn put_auth(buf: &mut BytesMut, code: i32, payload: &[u8]) {
+    let at = begin(buf, b'R');
+    buf.put_i32(code);
+    buf.extend_from_slice(payload);
+    finish(buf, at);
+}
+
+/// Appends AuthenticationSASL listing `SCRAM-SHA-256`.
+pub fn put_auth_sasl(buf: &mut BytesMut) {
+    put_auth(buf, 10, b"SCRAM-SHA-256\0\0");
+}
+
+/// Appends BackendKeyData.
+pub fn put_backend_key(buf: &mut BytesMut, pid: i32, key: i32) {
+    let at = begin(buf, b'K');
+    buf.put_i32(pid);
+    buf.put_i32(key);
+    finish(buf, at);
+}
+
+/// Appends NegotiateProtocolVersion ('v').
+pub fn put_negotiate_protocol(buf: &mut BytesMut, minor: i32, unsupported: &[&str]) {
+    let at = begin(buf, b'v');
+    buf.put_i32(minor);
+    buf.put_i32(unsupported.len() as i32);
+    for o in unsupported {
+        put_cstr(buf, o.as_bytes());
+    }
+    finish(buf, at);
+}
+
+/// Appends a simple Query.
+pub fn put_query(buf: &mut BytesMut, sql: &str) {
+    let at = begin(buf, b'Q');
+    put_cstr(buf, sql.as_bytes());
+    finish(buf, at);
+}
+
+/// Appends a Bind of the unnamed portal to a named statement, no parameters.
+pub fn put_bind(buf: &mut BytesMut, statement: &str) {
+    let at = begin(buf, b'B');
+    put_cstr(buf, b"");
+    put_cstr(buf, statement.as_bytes());
+    buf.put_i16(0);
+    buf.put_i16(0);
+    buf.put_i16(0);
+    finish(buf, at);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn typed(tag: u8, body: &[u8]) -> BytesMut {
+        let mut b = BytesMut::new();
+        b.put_u8(tag);
+        b.put_i32(body.len() as i32 + 4);
+        b.extend_from_slice(body);
+        b
+    }
+
+    #[test]
+    fn splits_complete_frames_only() {
+        let mut buf = typed(b'Q', b"select 1\0");
+        buf.extend_from_slice(&typed(b'S', b"")[..3]);
+        let (tag, frame) = split_frame(&mut buf).expect("ok").expect("frame");
+        assert_eq!(tag, b'Q');
+        assert_eq!(query_sql(&frame).expect("sql"), b"select 1");
+        assert_eq!(split_frame(&mut buf).expect("ok"), None);
+        assert_eq!(buf.len(), 3);
+    }
+
+    #[test]
+    fn rejects_absurd_lengths() {
+        let mut b = BytesMut::new();
+        b.put_u8(b'Q');
+        b.put_u32(0x8000_0000);
+        assert!(matches!(peek_header(&b), Err(FrameError::BadLength(_))));
+        let mut b = BytesMut::new();
+        b.put_u8(b'Q');
+        b.put_i32(3);
+        assert!(peek_header(&b).is_err());
+        assert_eq!(startup_packet_len(&0x8000_0000u32.to_be_bytes()), Err(FrameError::BadLength(-2147483648)));
+        assert!(startup_packet_len(&20_000u32.to_be_bytes()).is_err());
+    }
+
+    #[test]
+    fn decodes_startup_and_cancel() {
+        let mut p = BytesMut::new();
+        p.put_i32(0);
+        p.put_i32(PROTOCOL_3_0);
+        p.extend_from_slice(b"user\0alice\0database\0orders-prod\0\0");
+        let len = p.len() as i32;
+        p[..4].copy_from_slice(&len.to_be_bytes());
+        assert_eq!(
+            parse_startup(&p).expect("startup"),
+            StartupPacket::Startup {
+                minor: 0,
+                params: vec![
+                    ("user".into(), "alice".into()),
+                    ("database".into(), "orders-prod".into())
+                ]
+            }
+        );
+        let mut c = BytesMut::new();
+        c.put_i32(16);
+        c.put_i32(CANCEL_REQUEST_CODE);
+        c.put_i32(42);
+        c.put_i32(-7);
+        assert_eq!(parse_startup(&c).expect("cancel"), StartupPacket::Cancel { pid: 42, key: -7 });
+        let mut bad = BytesMut::new();
+        bad.put_i32(12);
+        bad.put_i32(2 << 16);
+        bad.put_i32(0);
+        assert_eq!(parse_startup(&bad), Err(FrameError::UnsupportedProtocol(2, 0)));
+        let mut unterminated = BytesMut::new();
+        unterminated.put_i32(13);
+        unterminated.put_i32(PROTOCOL_3_0);
+        unterminated.extend_from_slice(b"user\0");
+        assert!(parse_startup(&unterminated).is_err());
+    }
+
+    #[test]
+    fn decodes_extended_messages() {
+        let p = typed(b'P', b"s1\0select $1\0\0\0");
+        assert_eq!(parse_message(&p).expect("parse"), (&b"s1"[..], &b"select $1"[..]));
+        let b = typed(b'B', b"\0s1\0\0\0\0\0\0\0");
+        assert_eq!(bind_statement(&b).expect("bind"), b"s1");
+        let c = typed(b'C', b"Ss1\0");
+        assert_eq!(close_target(&c).expect("close"), (b'S', &b"s1"[..]));
+        assert!(bind_statement(&typed(b'B', b"no-nul")).is_err());
+    }
+
+    #[test]
+    fn writes_and_reads_back_reports() {
+        let mut buf = BytesMut::new();
+        put_error(
+            &mut buf,
+            &Report {
+                severity: "ERROR",
+                code: "AL001",
+                message: "held",
+                detail: Some("why"),
+                hint: None,
+            },
+        );
+        let (tag, frame) = split_frame(&mut buf).expect("ok").expect("frame");
+        assert_eq!(tag, b'E');
+        assert_eq!(error_field(&frame, b'C'), Some(&b"AL001"[..]));
+        assert_eq!(error_field(&frame, b'D'), Some(&b"why"[..]));
+        assert_eq!(error_field(&frame, b'H'), None);
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn sasl_initial_response_checks_its_length() {
+        let f = typed(b'p', b"SCRAM-SHA-256\0\0\0\0\x03abc");
+        assert_eq!(sasl_initial(&f).expect("ok"), (&b"SCRAM-SHA-256"[..], &b"abc"[..]));
+        let f = typed(b'p', b"SCRAM-SHA-256\0\0\0\0\x09abc");
+        assert!(sasl_initial(&f).is_err());
+    }
+}

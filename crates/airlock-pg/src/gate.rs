@@ -1,0 +1,217 @@
+//! The per-session judge for protected targets: decides, message by message,
+//! whether what the client sent may pass unreviewed. It remembers which
+//! prepared statements (protocol-level and SQL `PREPARE`, one namespace in
+//! Postgres) are reads, so `Bind`/`EXECUTE` of a known read passes. No I/O.
+
+use airlock_sql::{Classifier, StatementClass};
+use std::collections::HashSet;
+use std::sync::Arc;
+
+/// The verdict on one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Judgement {
+    /// Forward it.
+    Pass,
+    /// Do not run it.
+    Hold {
+        /// The SQL text (empty for messages without SQL).
+        sql: String,
+        /// Class of the statement.
+        class: StatementClass,
+        /// Why it may not pass.
+        reasons: Vec<String>,
+    },
+}
+
+impl Judgement {
+    fn hold_without_sql(class: StatementClass, reason: impl Into<String>) -> Self {
+        Judgement::Hold {
+            sql: String::new(),
+            class,
+            reasons: vec![reason.into()],
+        }
+    }
+}
+
+/// Session state of the judge.
+pub struct Gate {
+    classifier: Arc<Classifier>,
+    known_reads: HashSet<Vec<u8>>,
+    unnamed_is_read: bool,
+}
+
+impl Gate {
+    /// A judge for one session.
+    pub fn new(classifier: Arc<Classifier>) -> Self {
+        Self {
+            classifier,
+            known_reads: HashSet::new(),
+            unnamed_is_read: false,
+        }
+    }
+
+    /// Judges SQL text (a simple Query or the text of a Parse).
+    fn judge_sql(&mut self, sql: &[u8]) -> Judgement {
+        let Ok(text) = std::str::from_utf8(sql) else {
+            return Judgement::Hold {
+                sql: String::from_utf8_lossy(sql).into_owned(),
+                class: StatementClass::Unknown,
+                reasons: vec!["statement text is not valid UTF-8".into()],
+            };
+        };
+        let c = self.classifier.classify(text);
+        let unknown: Vec<&String> = c
+            .executes
+            .iter()
+            .filter(|n| !self.known_reads.contains(n.as_bytes()))
+            .collect();
+        if !c.read_only || !unknown.is_empty() {
+            let mut reasons = c.reasons.clone();
+            reasons.extend(
+                unknown
+                    .into_iter()
+                    .map(|n| format!("EXECUTE {n}: not a prepared statement known to be read-only")),
+            );
+            return Judgement::Hold {
+                sql: text.to_string(),
+                class: if c.read_only { StatementClass::Unknown } else { c.class },
+                reasons,
+            };
+        }
+        for name in &c.deallocates {
+            if name == "*" {
+                self.known_reads.clear();
+            } else {
+                self.known_reads.remove(name.as_bytes());
+            }
+        }
+        for name in &c.prepares {
+            self.known_reads.insert(name.as_bytes().to_vec());
+        }
+        Judgement::Pass
+    }
+
+    /// Judges a simple Query message's SQL.
+    pub fn query(&mut self, sql: &[u8]) -> Judgement {
+        self.judge_sql(sql)
+    }
+
+    /// Judges a Parse message and remembers the statement's class.
+    pub fn parse(&mut self, name: &[u8], sql: &[u8]) -> Judgement {
+        let verdict = self.judge_sql(sql);
+        let is_read = verdict == Judgement::Pass;
+        if name.is_empty() {
+            self.unnamed_is_read = is_read;
+        } else if is_read {
+            self.known_reads.insert(name.to_vec());
+        } else {
+            self.known_reads.remove(name);
+        }
+        verdict
+    }
+
+    /// Judges a Bind to a prepared statement.
+    pub fn bind(&self, statement: &[u8]) -> Judgement {
+        let known = if statement.is_empty() {
+            self.unnamed_is_read
+        } else {
+            self.known_reads.contains(statement)
+        };
+        if known {
+            Judgement::Pass
+        } else {
+            Judgement::hold_without_sql(
+                StatementClass::Unknown,
+                format!(
+                    "Bind to prepared statement {:?} that is not known to be read-only",
+                    String::from_utf8_lossy(statement)
+                ),
+            )
+        }
+    }
+
+    /// Forgets a statement closed by a Close message.
+    pub fn close_statement(&mut self, name: &[u8]) {
+        if name.is_empty() {
+            self.unnamed_is_read = false;
+        } else {
+            self.known_reads.remove(name);
+        }
+    }
+
+    /// The verdict on a FunctionCall message.
+    pub fn function_call(&self) -> Judgement {
+        Judgement::hold_without_sql(
+            StatementClass::Unknown,
+            "the FunctionCall protocol message can call any function (large objects, writes); it is never passed on a protected target",
+        )
+    }
+
+    /// The verdict on a message type the proxy does not know.
+    pub fn unknown_message(&self, tag: u8) -> Judgement {
+        Judgement::hold_without_sql(
+            StatementClass::Unknown,
+            format!("unknown protocol message type {:?}", tag as char),
+        )
+    }
+
+    /// The verdict on an extended batch over the size cap.
+    pub fn oversized(&self, cap: usize) -> Judgement {
+        Judgement::hold_without_sql(
+            StatementClass::Unknown,
+            format!("extended-protocol batch larger than server.max_batch_bytes ({cap} bytes)"),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gate() -> Gate {
+        Gate::new(Arc::new(Classifier::new(100)))
+    }
+
+    #[test]
+    fn reads_pass_writes_hold() {
+        let mut g = gate();
+        assert_eq!(g.query(b"SELECT 1"), Judgement::Pass);
+        assert!(matches!(g.query(b"DELETE FROM t"), Judgement::Hold { class: StatementClass::Write, .. }));
+        assert!(matches!(g.query(b"\xff\xfe"), Judgement::Hold { .. }));
+    }
+
+    #[test]
+    fn named_statements_are_remembered() {
+        let mut g = gate();
+        assert_eq!(g.parse(b"s1", b"SELECT $1::int"), Judgement::Pass);
+        assert_eq!(g.bind(b"s1"), Judgement::Pass);
+        assert!(matches!(g.parse(b"s2", b"UPDATE t SET a = $1"), Judgement::Hold { .. }));
+        assert!(matches!(g.bind(b"s2"), Judgement::Hold { .. }));
+        assert!(matches!(g.bind(b"never"), Judgement::Hold { .. }));
+        g.close_statement(b"s1");
+        assert!(matches!(g.bind(b"s1"), Judgement::Hold { .. }));
+    }
+
+    #[test]
+    fn unnamed_statement_follows_the_last_parse() {
+        let mut g = gate();
+        assert!(matches!(g.bind(b""), Judgement::Hold { .. }));
+        assert_eq!(g.parse(b"", b"SELECT 1"), Judgement::Pass);
+        assert_eq!(g.bind(b""), Judgement::Pass);
+        assert!(matches!(g.parse(b"", b"DELETE FROM t"), Judgement::Hold { .. }));
+        assert!(matches!(g.bind(b""), Judgement::Hold { .. }));
+    }
+
+    #[test]
+    fn sql_prepare_and_execute_share_the_namespace() {
+        let mut g = gate();
+        assert!(matches!(g.query(b"EXECUTE p"), Judgement::Hold { .. }));
+        assert_eq!(g.query(b"PREPARE p AS SELECT 1"), Judgement::Pass);
+        assert_eq!(g.query(b"EXECUTE p"), Judgement::Pass);
+        assert_eq!(g.bind(b"p"), Judgement::Pass);
+        assert!(matches!(g.query(b"PREPARE w AS DELETE FROM t"), Judgement::Hold { .. }));
+        assert!(matches!(g.query(b"EXECUTE w"), Judgement::Hold { .. }));
+        assert_eq!(g.query(b"DEALLOCATE ALL"), Judgement::Pass);
+        assert!(matches!(g.query(b"EXECUTE p"), Judgement::Hold { .. }));
+    }
+}

@@ -1,0 +1,17 @@
+//! The Postgres side of airlock: listener, TLS negotiation, client
+//! authentication (SCRAM-SHA-256), upstream sessions, and the raw-frame relay
+//! that holds what is not provably read-only on protected targets.
+
+pub mod cancel;
+pub mod frame;
+pub mod gate;
+pub mod relay;
+pub mod scram;
+pub mod server;
+pub mod session;
+pub mod stream;
+pub mod tls;
+pub mod upstream;
+
+pub use scram::make_verifier;
+pub use server::{PgServer, ServerError};

@@ -1,0 +1,400 @@
+//! The session phase: raw frames relayed in both directions.
+//!
+//! Unprotected targets are copied byte for byte. On protected targets the
+//! client-to-upstream side splits frames and judges the ones that carry SQL
+//! (see [`Gate`]); a held message is never sent. In its place the upstream
+//! gets a Bind (extended protocol) or `EXECUTE` (simple protocol) of a
+//! prepared statement that does not exist, named with a per-session nonce.
+//! The upstream answers with an ordinary error at exactly the point where the
+//! held statement would have run, so pipelined results stay in order, an
+//! explicit transaction block is really aborted upstream, and the
+//! skip-until-Sync rule of the extended protocol is Postgres's own. The
+//! upstream-to-client side swaps that one ErrorResponse (recognised by the
+//! nonce) for the proxy's own. Result rows are never decoded.
+
+use crate::frame::{self, peek_header, FrameError};
+use crate::gate::{Gate, Judgement};
+use bytes::{Bytes, BytesMut};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// Why a relay ended abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    /// Network problem on either side.
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+    /// A peer sent bytes that are not the Postgres protocol.
+    #[error("protocol: {0}")]
+    Frame(#[from] FrameError),
+}
+
+/// Produces the frames a client gets for a held message.
+pub trait HoldReplies: Send {
+    /// NoticeResponse/ErrorResponse frames for a held message.
+    fn reply(&mut self, judgement: &Judgement) -> Bytes;
+}
+
+/// Settings of a protected relay.
+pub struct Guard<H: HoldReplies> {
+    /// The judge.
+    pub gate: Gate,
+    /// Builds replies for held messages.
+    pub replies: H,
+    /// Cap of one buffered extended batch.
+    pub max_batch_bytes: usize,
+    /// Name of the never-existing statement used to make the upstream fail.
+    pub nonce: String,
+}
+
+/// Relays an unprotected session: a plain bidirectional copy.
+pub async fn relay_plain<C, U>(
+    client: &mut C,
+    client_pending: &[u8],
+    upstream: &mut U,
+    upstream_pending: &[u8],
+) -> Result<(), RelayError>
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+    U: AsyncRead + AsyncWrite + Unpin,
+{
+    upstream.write_all(client_pending).await?;
+    client.write_all(upstream_pending).await?;
+    match tokio::io::copy_bidirectional_with_sizes(client, upstream, 64 * 1024, 64 * 1024).await {
+        Ok(_) => Ok(()),
+        // A peer that resets or closes mid-stream ends the session; not a proxy error.
+        Err(e) if is_disconnect(&e) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn is_disconnect(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        ConnectionReset | BrokenPipe | UnexpectedEof | ConnectionAborted | NotConnected
+    )
+}
+
+/// One substitution the upstream-to-client side owes the client.
+struct Owed {
+    /// Index of the ReadyForQuery that ends the group the held message was in.
+    group: u64,
+    /// Frames to send instead of the upstream's error.
+    frames: Bytes,
+}
+
+/// State shared by the two directions of a protected relay.
+#[derive(Default)]
+struct Ledger {
+    owed: Mutex<VecDeque<Owed>>,
+}
+
+/// Relays a protected session.
+pub async fn relay_guarded<C, U, H>(
+    client: C,
+    client_pending: BytesMut,
+    upstream: U,
+    upstream_pending: BytesMut,
+    guard: Guard<H>,
+) -> Result<(), RelayError>
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+    U: AsyncRead + AsyncWrite + Unpin,
+    H: HoldReplies,
+{
+    let (client_r, client_w) = tokio::io::split(client);
+    let (upstream_r, upstream_w) = tokio::io::split(upstream);
+    let ledger = Arc::new(Ledger::default());
+    let nonce = Bytes::from(guard.nonce.clone().into_bytes());
+    let up = client_to_upstream(client_r, client_pending, upstream_w, guard, ledger.clone());
+    let down = upstream_to_client(upstream_r, upstream_pending, client_w, nonce, ledger);
+    let result = tokio::select! {
+        r = up => r,
+        r = down => r,
+    };
+    match result {
+        Err(RelayError::Io(e)) if is_disconnect(&e) => Ok(()),
+        other => other,
+    }
+}
+
+/// What the client-to-upstream side is doing with the current extended batch.
+enum BatchState {
+    /// Forwarding judged messages.
+    Open,
+    /// A message was held: drop everything up to Sync, as Postgres would skip it.
+    Held,
+}
+
+async fn client_to_upstream<R, W, H>(
+    mut client: R,
+    mut rbuf: BytesMut,
+    mut upstream: W,
+    mut guard: Guard<H>,
+    ledger: Arc<Ledger>,
+) -> Result<(), RelayError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+    H: HoldReplies,
+{
+    let mut out = BytesMut::with_capacity(16 * 1024);
+    let mut ready_producers: u64 = 0; // messages forwarded that end with ReadyForQuery
+    let mut batch = BatchState::Open;
+    let mut batch_bytes: usize = 0;
+    let mut skip: usize = 0; // bytes of an oversized frame still to discard
+    loop {
+        if skip > 0 {
+            let n = skip.min(rbuf.len());
+            let _ = rbuf.split_to(n);
+            skip -= n;
+        }
+        let header = if skip == 0 { peek_header(&rbuf)? } else { None };
+        let Some(h) = header else {
+            if !out.is_empty() {
+                upstream.write_all(&out).await?;
+                out.clear();
+            }
+            if client.read_buf(&mut rbuf).await? == 0 {
+                return Ok(());
+            }
+            continue;
+        };
+        let is_terminator = matches!(h.tag, b'S' | b'H');
+        if !is_terminator && h.frame_len > guard.max_batch_bytes {
+            // Never buffer a frame larger than the cap: discard it as it arrives.
+            if let BatchState::Open = batch {
+                let j = guard.gate.oversized(guard.max_batch_bytes);
+                let simple = matches!(h.tag, b'Q' | b'F');
+                let style = if simple { b'Q' } else { b'B' };
+                hold(&mut out, &mut guard, &ledger, &j, ready_producers, style);
+                if simple {
+                    ready_producers += 1;
+                } else {
+                    batch = BatchState::Held;
+                }
+            }
+            skip = h.frame_len;
+            continue;
+        }
+        if rbuf.len() < h.frame_len {
+            if !out.is_empty() {
+                upstream.write_all(&out).await?;
+                out.clear();
+            }
+            rbuf.reserve(h.frame_len - rbuf.len());
+            if client.read_buf(&mut rbuf).await? == 0 {
+                return Ok(());
+            }
+            continue;
+        }
+        let f = rbuf.split_to(h.frame_len);
+        let held = matches!(batch, BatchState::Held);
+        match h.tag {
+            b'Q' | b'F' => {
+                if !held {
+                    let j = if h.tag == b'Q' {
+                        guard.gate.query(frame::query_sql(&f)?)
+                    } else {
+                        guard.gate.function_call()
+                    };
+                    match j {
+                        Judgement::Pass => out.extend_from_slice(&f),
+                        ref hold_it => hold(&mut out, &mut guard, &ledger, hold_it, ready_producers, b'Q'),
+                    }
+                    ready_producers += 1;
+                }
+                flush(&mut upstream, &mut out).await?;
+            }
+            b'P' | b'B' => {
+                batch_bytes += f.len();
+                if !held {
+                    let j = if batch_bytes > guard.max_batch_bytes {
+                        guard.gate.oversized(guard.max_batch_bytes)
+                    } else if h.tag == b'P' {
+                        let (name, sql) = frame::parse_message(&f)?;
+                        guard.gate.parse(name, sql)
+                    } else {
+                        guard.gate.bind(frame::bind_statement(&f)?)
+                    };
+                    match j {
+                        Judgement::Pass => out.extend_from_slice(&f),
+                        ref hold_it => {
+                            hold(&mut out, &mut guard, &ledger, hold_it, ready_producers, b'B');
+                            batch = BatchState::Held;
+                        }
+                    }
+                }
+            }
+            b'C' => {
+                if let (b'S', name) = frame::close_target(&f)? {
+                    guard.gate.close_statement(name);
+                }
+                if !held {
+                    batch_bytes += f.len();
+                    out.extend_from_slice(&f);
+                }
+            }
+            b'D' | b'E' => {
+                if !held {
+                    batch_bytes += f.len();
+                    out.extend_from_slice(&f);
+                }
+            }
+            b'S' => {
+                out.extend_from_slice(&f);
+                ready_producers += 1;
+                batch = BatchState::Open;
+                batch_bytes = 0;
+                flush(&mut upstream, &mut out).await?;
+            }
+            b'H' => {
+                // After an error Postgres keeps skipping until Sync, so a held
+                // batch stays held across Flush.
+                out.extend_from_slice(&f);
+                batch_bytes = 0;
+                flush(&mut upstream, &mut out).await?;
+            }
+            b'd' | b'c' | b'f' => {
+                // COPY data carries no SQL; outside COPY mode Postgres ignores it.
+                out.extend_from_slice(&f);
+                flush(&mut upstream, &mut out).await?;
+            }
+            b'X' => {
+                out.extend_from_slice(&f);
+                flush(&mut upstream, &mut out).await?;
+                return Ok(());
+            }
+            other => {
+                if !held {
+                    let j = guard.gate.unknown_message(other);
+                    hold(&mut out, &mut guard, &ledger, &j, ready_producers, b'Q');
+                    ready_producers += 1;
+                }
+                flush(&mut upstream, &mut out).await?;
+            }
+        }
+    }
+}
+
+async fn flush<W: AsyncWrite + Unpin>(upstream: &mut W, out: &mut BytesMut) -> std::io::Result<()> {
+    if !out.is_empty() {
+        upstream.write_all(out).await?;
+        out.clear();
+    }
+    Ok(())
+}
+
+/// Records the owed reply and appends the failing stand-in for a held message:
+/// `EXECUTE nonce` for the simple protocol, `Bind` to nonce for the extended one.
+fn hold<H: HoldReplies>(
+    out: &mut BytesMut,
+    guard: &mut Guard<H>,
+    ledger: &Ledger,
+    judgement: &Judgement,
+    group: u64,
+    style: u8,
+) {
+    let frames = guard.replies.reply(judgement);
+    if let Ok(mut owed) = ledger.owed.lock() {
+        owed.push_back(Owed { group, frames });
+    }
+    if style == b'B' {
+        frame::put_bind(out, &guard.nonce);
+    } else {
+        frame::put_query(out, &format!("EXECUTE {}", guard.nonce));
+    }
+}
+
+async fn upstream_to_client<R, W>(
+    mut upstream: R,
+    mut rbuf: BytesMut,
+    mut client: W,
+    nonce: Bytes,
+    ledger: Arc<Ledger>,
+) -> Result<(), RelayError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut ready_seen: u64 = 0;
+    let mut skip: usize = 0; // bytes of the current frame still to pass through
+    loop {
+        if rbuf.is_empty() || skip == 0 && !has_interesting_frame_complete(&rbuf) {
+            rbuf.reserve(32 * 1024);
+            if upstream.read_buf(&mut rbuf).await? == 0 {
+                client.flush().await?;
+                return Ok(());
+            }
+        }
+        let mut pos = 0;
+        let mut start = 0;
+        while pos < rbuf.len() {
+            if skip > 0 {
+                let n = skip.min(rbuf.len() - pos);
+                pos += n;
+                skip -= n;
+                continue;
+            }
+            let Some(h) = peek_header(&rbuf[pos..])? else { break };
+            let available = rbuf.len() - pos;
+            let interesting = h.tag == b'Z' || h.tag == b'E';
+            if !interesting {
+                if available >= h.frame_len {
+                    pos += h.frame_len;
+                } else {
+                    skip = h.frame_len - available;
+                    pos = rbuf.len();
+                }
+                continue;
+            }
+            if available < h.frame_len {
+                break;
+            }
+            let f = &rbuf[pos..pos + h.frame_len];
+            if h.tag == b'Z' {
+                if let Ok(mut owed) = ledger.owed.lock() {
+                    // A held message whose group ended without our error (an
+                    // earlier error made Postgres skip it) owes nothing more.
+                    while owed.front().is_some_and(|o| o.group <= ready_seen) {
+                        owed.pop_front();
+                    }
+                }
+                ready_seen += 1;
+                pos += h.frame_len;
+            } else if contains(f, &nonce) {
+                let replacement = ledger.owed.lock().ok().and_then(|mut owed| {
+                    while owed.front().is_some_and(|o| o.group < ready_seen) {
+                        owed.pop_front();
+                    }
+                    owed.pop_front()
+                });
+                if let Some(o) = replacement {
+                    client.write_all(&rbuf[start..pos]).await?;
+                    client.write_all(&o.frames).await?;
+                    pos += h.frame_len;
+                    start = pos;
+                } else {
+                    pos += h.frame_len;
+                }
+            } else {
+                pos += h.frame_len;
+            }
+        }
+        if pos > start {
+            client.write_all(&rbuf[start..pos]).await?;
+        }
+        let _ = rbuf.split_to(pos);
+    }
+}
+
+/// Whether the buffer starts with a complete frame, so parsing can go on without reading.
+fn has_interesting_frame_complete(buf: &[u8]) -> bool {
+    matches!(peek_header(buf), Ok(Some(h)) if buf.len() >= h.frame_len)
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+}

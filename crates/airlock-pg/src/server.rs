@@ -1,0 +1,120 @@
+//! The Postgres listener: accepts connections, runs each session in its own
+//! task, and drains on shutdown.
+
+use crate::cancel::CancelRegistry;
+use crate::session::{self, SessionContext, SessionError};
+use crate::tls;
+use crate::upstream::Endpoint;
+use airlock_core::{Config, StatementPolicy};
+use airlock_sql::Classifier;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// TLS files or settings.
+    #[error("TLS: {0}")]
+    Tls(#[from] tls::TlsError),
+    /// Binding the listener.
+    #[error("listen on {addr}: {source}")]
+    Bind {
+        /// Address.
+        addr: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+}
+
+/// A configured Postgres listener.
+pub struct PgServer {
+    ctx: Arc<SessionContext>,
+    listener: TcpListener,
+}
+
+impl PgServer {
+    /// Binds the listener and prepares TLS and upstream endpoints.
+    pub async fn bind(
+        config: Arc<Config>,
+        classifier: Arc<Classifier>,
+        policy: Arc<dyn StatementPolicy>,
+    ) -> Result<Self, ServerError> {
+        let tls = match &config.tls {
+            Some(t) => Some(tls::server_acceptor(&t.cert_file, &t.key_file)?),
+            None => None,
+        };
+        let mut endpoints = HashMap::new();
+        for t in &config.targets {
+            endpoints.insert(t.name.clone(), Endpoint::for_target(t)?);
+        }
+        let addr = config.server.postgres_listen.clone();
+        let listener = TcpListener::bind(&addr)
+            .await
+            .map_err(|source| ServerError::Bind { addr, source })?;
+        let ctx = Arc::new(SessionContext {
+            config,
+            classifier,
+            policy,
+            tls,
+            process_key: rand::random(),
+            cancels: Arc::new(CancelRegistry::default()),
+            endpoints,
+        });
+        Ok(Self { ctx, listener })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Accepts until `shutdown` fires, then waits up to `grace` for sessions.
+    pub async fn run(self, shutdown: CancellationToken, grace: Duration) {
+        let tracker = TaskTracker::new();
+        let sessions = CancellationToken::new();
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                accepted = self.listener.accept() => match accepted {
+                    Ok((tcp, peer)) => {
+                        let ctx = self.ctx.clone();
+                        let stop = sessions.clone();
+                        tracker.spawn(async move {
+                            tokio::select! {
+                                r = session::handle(ctx, tcp, peer) => log_end(r, peer),
+                                _ = stop.cancelled() => info!(%peer, "session closed by shutdown"),
+                            }
+                        });
+                    }
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off, keep serving.
+                        warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        }
+        drop(self.listener);
+        tracker.close();
+        let live = tracker.len();
+        info!(live, ?grace, "listener closed, waiting for sessions to finish");
+        if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+            warn!(live = tracker.len(), "grace period over, closing remaining sessions");
+            sessions.cancel();
+            tracker.wait().await;
+        }
+    }
+}
+
+fn log_end(result: Result<(), SessionError>, peer: std::net::SocketAddr) {
+    match result {
+        Ok(()) => {}
+        Err(SessionError::Refused(why)) => info!(%peer, %why, "connection refused"),
+        Err(e) => debug!(%peer, error = %e, "connection ended with an error"),
+    }
+}

@@ -1,0 +1,516 @@
+//! One client connection from TCP accept to the end of its session:
+//! TLS negotiation (pgwire), startup packet, SCRAM authentication, target
+//! authorization (only after authentication), upstream session, relay.
+
+use crate::cancel::{CancelRegistry, Registration};
+use crate::frame::{self, put_auth, put_auth_sasl, put_error, Report, StartupPacket};
+use crate::gate::{Gate, Judgement};
+use crate::relay::{self, Guard, HoldReplies};
+use crate::scram::{ScramError, ScramExchange};
+use crate::stream::MaybeTlsStream;
+use crate::upstream::{self, Endpoint, UpstreamError};
+use airlock_core::{Config, Decision, HeldStatement, ScramVerifier, StatementPolicy, Target, User};
+use airlock_sql::Classifier;
+use bytes::{Bytes, BytesMut};
+use pgwire::tokio::server::{negotiate_tls, MaybeTls};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tracing::{debug, info, warn};
+
+/// Everything a connection needs, shared by all sessions.
+pub struct SessionContext {
+    /// The configuration.
+    pub config: Arc<Config>,
+    /// Statement classifier with its cache.
+    pub classifier: Arc<Classifier>,
+    /// What happens to held statements.
+    pub policy: Arc<dyn StatementPolicy>,
+    /// Client TLS, when configured.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// Per-process key for mock SCRAM salts of unknown users.
+    pub process_key: [u8; 32],
+    /// Live sessions for cancel requests.
+    pub cancels: Arc<CancelRegistry>,
+    /// Upstream endpoints by target name.
+    pub endpoints: HashMap<String, Endpoint>,
+}
+
+/// Why a connection ended before or during its session.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// Network problem.
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+    /// The client broke the protocol.
+    #[error("protocol: {0}")]
+    Frame(#[from] frame::FrameError),
+    /// The client was refused (already told why).
+    #[error("refused: {0}")]
+    Refused(String),
+    /// Startup took too long.
+    #[error("startup not finished within {0:?}")]
+    Timeout(Duration),
+    /// The relay ended with an error.
+    #[error("relay: {0}")]
+    Relay(#[from] relay::RelayError),
+}
+
+/// Largest authentication message accepted from a client.
+const MAX_AUTH_MESSAGE: usize = 16 * 1024;
+
+/// Serves one accepted TCP connection to its end.
+pub async fn handle(ctx: Arc<SessionContext>, tcp: TcpStream, peer: SocketAddr) -> Result<(), SessionError> {
+    let timeout = ctx.config.server.auth_timeout;
+    let ready = tokio::time::timeout(timeout, startup(&ctx, tcp, peer))
+        .await
+        .map_err(|_| SessionError::Timeout(timeout))??;
+    let Some(ready) = ready else { return Ok(()) };
+    let Ready {
+        mut client,
+        client_buf,
+        upstream,
+        target,
+        user,
+        _registration,
+    } = ready;
+    info!(user = %user.name, target = %target.name, %peer, protected = target.protected, "session started");
+    let result = if target.protected {
+        let guard = Guard {
+            gate: Gate::new(ctx.classifier.clone()),
+            replies: PolicyReplies {
+                policy: ctx.policy.clone(),
+                user: user.name.clone(),
+                target: target.name.clone(),
+                environment: target.environment.clone(),
+            },
+            max_batch_bytes: ctx.config.server.max_batch_bytes,
+            nonce: format!("airlock_held_{:016x}", rand::random::<u64>()),
+        };
+        relay::relay_guarded(client, client_buf, upstream.stream, upstream.leftover, guard).await
+    } else {
+        let mut up = upstream.stream;
+        relay::relay_plain(&mut client, &client_buf, &mut up, &upstream.leftover).await
+    };
+    info!(user = %user.name, target = %target.name, %peer, "session ended");
+    result.map_err(Into::into)
+}
+
+/// An authenticated, authorized client with its upstream session.
+struct Ready {
+    client: MaybeTlsStream,
+    client_buf: BytesMut,
+    upstream: upstream::UpstreamSession,
+    target: Target,
+    user: User,
+    _registration: Registration,
+}
+
+/// Reads from the client into `buf` until it holds `n` bytes.
+async fn fill(stream: &mut MaybeTlsStream, buf: &mut BytesMut, n: usize) -> Result<(), SessionError> {
+    while buf.len() < n {
+        buf.reserve(n - buf.len());
+        if stream.read_buf(buf).await? == 0 {
+            return Err(SessionError::Refused("client closed the connection during startup".into()));
+        }
+    }
+    Ok(())
+}
+
+/// Reads one typed message of at most `MAX_AUTH_MESSAGE` bytes.
+async fn read_auth_message(stream: &mut MaybeTlsStream, buf: &mut BytesMut) -> Result<(u8, Bytes), SessionError> {
+    fill(stream, buf, 5).await?;
+    let h = frame::peek_header(buf)?.ok_or(frame::FrameError::Malformed("message"))?;
+    if h.frame_len > MAX_AUTH_MESSAGE {
+        return Err(frame::FrameError::BadLength(h.frame_len as i64).into());
+    }
+    fill(stream, buf, h.frame_len).await?;
+    Ok((h.tag, buf.split_to(h.frame_len).freeze()))
+}
+
+async fn send_fatal(stream: &mut MaybeTlsStream, code: &str, message: &str, detail: Option<&str>) -> Result<(), SessionError> {
+    let mut out = BytesMut::new();
+    put_error(
+        &mut out,
+        &Report {
+            severity: "FATAL",
+            code,
+            message,
+            detail,
+            hint: None,
+        },
+    );
+    stream.write_all(&out).await?;
+    stream.flush().await?;
+    let _ = stream.shutdown().await;
+    Err(SessionError::Refused(format!("{code}: {message}")))
+}
+
+fn into_stream(io: MaybeTls) -> Option<MaybeTlsStream> {
+    match io {
+        MaybeTls::Plain(t) => Some(MaybeTlsStream::Plain(t)),
+        MaybeTls::Tls(t) => Some(MaybeTlsStream::ServerTls(t)),
+        _ => None,
+    }
+}
+
+async fn startup(ctx: &SessionContext, tcp: TcpStream, peer: SocketAddr) -> Result<Option<Ready>, SessionError> {
+    let Some(framed) = negotiate_tls::<()>(tcp, ctx.tls.clone()).await? else {
+        debug!(%peer, "direct TLS without a configured certificate");
+        return Ok(None);
+    };
+    let parts = framed.into_parts();
+    let mut buf = parts.read_buf;
+    let Some(mut stream) = into_stream(parts.io) else {
+        return Err(SessionError::Refused("unsupported socket type".into()));
+    };
+
+    fill(&mut stream, &mut buf, 4).await?;
+    let len = frame::startup_packet_len(&buf)?.ok_or(frame::FrameError::Malformed("startup"))?;
+    fill(&mut stream, &mut buf, len).await?;
+    let packet = buf.split_to(len);
+    let (minor, params) = match frame::parse_startup(&packet)? {
+        StartupPacket::Cancel { pid, key } => {
+            forward_cancel(ctx, pid, key).await;
+            return Ok(None);
+        }
+        StartupPacket::Negotiation => {
+            return send_fatal(&mut stream, "08P01", "unexpected encryption request", None).await.map(|_| None);
+        }
+        StartupPacket::Startup { minor, params } => (minor, params),
+    };
+    let param = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+
+    let mut out = BytesMut::new();
+    let unsupported: Vec<&str> = params
+        .iter()
+        .filter(|(k, _)| k.starts_with("_pq_."))
+        .map(|(k, _)| k.as_str())
+        .collect();
+    if minor > 0 || !unsupported.is_empty() {
+        frame::put_negotiate_protocol(&mut out, 0, &unsupported);
+    }
+
+    if ctx.config.tls.as_ref().is_some_and(|t| t.require) && !stream.is_tls() {
+        stream.write_all(&out).await?;
+        return send_fatal(
+            &mut stream,
+            "28000",
+            "airlock requires an encrypted connection (sslmode=require or stronger)",
+            None,
+        )
+        .await
+        .map(|_| None);
+    }
+    let Some(user_name) = param("user").filter(|u| !u.is_empty()).map(str::to_string) else {
+        stream.write_all(&out).await?;
+        return send_fatal(&mut stream, "28000", "no PostgreSQL user name specified in startup packet", None)
+            .await
+            .map(|_| None);
+    };
+    let database = param("database").filter(|d| !d.is_empty()).unwrap_or(&user_name).to_string();
+
+    // SCRAM-SHA-256, the only method offered.
+    put_auth_sasl(&mut out);
+    stream.write_all(&out).await?;
+    out.clear();
+    let user = ctx.config.user(&user_name).cloned();
+    let verifier = user
+        .as_ref()
+        .and_then(|u| u.scram_verifier.as_deref())
+        .and_then(|v| ScramVerifier::parse(v).ok());
+    let (tag, msg) = read_auth_message(&mut stream, &mut buf).await?;
+    if tag != b'p' {
+        return send_fatal(&mut stream, "08P01", "expected SASL response", None).await.map(|_| None);
+    }
+    let (mechanism, client_first) = frame::sasl_initial(&msg)?;
+    if mechanism != b"SCRAM-SHA-256" {
+        return send_fatal(&mut stream, "08P01", "client selected an invalid SASL authentication mechanism", None)
+            .await
+            .map(|_| None);
+    }
+    let auth_failed = format!("password authentication failed for user \"{user_name}\"");
+    let (exchange, server_first) =
+        match ScramExchange::start(verifier.as_ref(), &user_name, &ctx.process_key, client_first) {
+            Ok(x) => x,
+            Err(e) => {
+                warn!(user = %user_name, %peer, error = %e, "SCRAM exchange failed");
+                return send_fatal(&mut stream, "28P01", &auth_failed, None).await.map(|_| None);
+            }
+        };
+    put_auth(&mut out, 11, server_first.as_bytes());
+    stream.write_all(&out).await?;
+    out.clear();
+    let (tag, msg) = read_auth_message(&mut stream, &mut buf).await?;
+    if tag != b'p' {
+        return send_fatal(&mut stream, "08P01", "expected SASL response", None).await.map(|_| None);
+    }
+    let server_final = match exchange.finish(frame::body(&msg)) {
+        Ok(s) => s,
+        Err(e) => {
+            let why = match e {
+                ScramError::BadPassword if user.is_none() => "unknown user".to_string(),
+                other => other.to_string(),
+            };
+            warn!(user = %user_name, %peer, reason = %why, "authentication failed");
+            return send_fatal(&mut stream, "28P01", &auth_failed, None).await.map(|_| None);
+        }
+    };
+    let Some(user) = user else {
+        return send_fatal(&mut stream, "28P01", &auth_failed, None).await.map(|_| None);
+    };
+    put_auth(&mut out, 12, server_final.as_bytes());
+
+    // Only now, authenticated, may the client learn anything about targets.
+    let Some(target) = ctx.config.target(&database).cloned() else {
+        stream.write_all(&out).await?;
+        warn!(user = %user.name, %database, "unknown target");
+        return send_fatal(&mut stream, "3D000", &format!("database \"{database}\" does not exist"), None)
+            .await
+            .map(|_| None);
+    };
+    if !target.allows(&user) {
+        stream.write_all(&out).await?;
+        warn!(user = %user.name, target = %target.name, "target not allowed for the user's groups");
+        return send_fatal(
+            &mut stream,
+            "42501",
+            &format!("permission denied for database \"{database}\""),
+            Some("None of your groups may connect to this target."),
+        )
+        .await
+        .map(|_| None);
+    }
+    if param("replication").is_some_and(|r| !matches!(r, "false" | "off" | "no" | "0")) {
+        stream.write_all(&out).await?;
+        return send_fatal(&mut stream, "28000", "airlock does not relay replication connections", None)
+            .await
+            .map(|_| None);
+    }
+
+    let (Some(creds), Some(endpoint)) = (target.session_credentials(), ctx.endpoints.get(&target.name)) else {
+        stream.write_all(&out).await?;
+        return send_fatal(&mut stream, "08004", "airlock: target has no usable upstream credentials", None)
+            .await
+            .map(|_| None);
+    };
+    let upstream_params = upstream_parameters(&params, &user.name, &target);
+    let session = match upstream::open(endpoint, creds, &upstream_params, ctx.config.server.auth_timeout).await {
+        Ok(s) => s,
+        Err(e) => {
+            warn!(user = %user.name, target = %target.name, error = %e, "upstream session failed");
+            stream.write_all(&out).await?;
+            let message = match &e {
+                UpstreamError::Refused { message, .. } => {
+                    format!("airlock: the upstream of target \"{}\" refused the session: {message}", target.name)
+                }
+                _ => format!("airlock: cannot reach the upstream of target \"{}\"", target.name),
+            };
+            return send_fatal(&mut stream, "08004", &message, None).await.map(|_| None);
+        }
+    };
+
+    let registration = ctx.cancels.register(session.pid, session.key, endpoint.clone());
+    put_auth(&mut out, 0, &[]);
+    for f in &session.startup_frames {
+        out.extend_from_slice(f);
+    }
+    frame::put_backend_key(&mut out, session.pid, registration.key);
+    out.extend_from_slice(&session.ready);
+    stream.write_all(&out).await?;
+    Ok(Some(Ready {
+        client: stream,
+        client_buf: buf,
+        upstream: session,
+        target,
+        user,
+        _registration: registration,
+    }))
+}
+
+/// Startup parameters for the upstream: the client's own (client_encoding,
+/// DateStyle, ...), the target's role and database, `application_name`
+/// labelled with the developer, and on protected targets the read-only
+/// start option instead of any client `options`.
+pub fn upstream_parameters(client: &[(String, String)], user: &str, target: &Target) -> Vec<(String, String)> {
+    let creds_user = target.session_credentials().map(|c| c.user.clone()).unwrap_or_default();
+    let mut out = vec![
+        ("user".to_string(), creds_user),
+        ("database".to_string(), target.upstream.database.clone()),
+    ];
+    let app = client
+        .iter()
+        .find(|(k, _)| k == "application_name")
+        .map(|(_, v)| v.as_str())
+        .filter(|v| !v.is_empty())
+        .unwrap_or("unknown");
+    let mut label = format!("airlock:{user}:{app}");
+    // Postgres truncates to NAMEDATALEN-1 bytes; cut on a char boundary.
+    while label.len() > 63 {
+        label.pop();
+    }
+    out.push(("application_name".to_string(), label));
+    for (k, v) in client {
+        match k.as_str() {
+            "user" | "database" | "application_name" | "replication" => {}
+            "options" if target.protected => {}
+            k if k.starts_with("_pq_.") => {}
+            _ => out.push((k.clone(), v.clone())),
+        }
+    }
+    if target.protected && target.read_only_backstop {
+        out.push(("options".to_string(), "-c default_transaction_read_only=on".to_string()));
+    }
+    out
+}
+
+async fn forward_cancel(ctx: &SessionContext, pid: i32, key: i32) {
+    match ctx.cancels.lookup(pid, key) {
+        Some((endpoint, real_key)) => {
+            if let Err(e) = endpoint.cancel(pid, real_key).await {
+                warn!(pid, error = %e, "forwarding cancel request failed");
+            } else {
+                info!(pid, "cancel request forwarded");
+            }
+        }
+        None => warn!(pid, "cancel request with unknown pid or key ignored"),
+    }
+}
+
+/// Held-message replies from the statement policy.
+struct PolicyReplies {
+    policy: Arc<dyn StatementPolicy>,
+    user: String,
+    target: String,
+    environment: String,
+}
+
+impl HoldReplies for PolicyReplies {
+    fn reply(&mut self, judgement: &Judgement) -> Bytes {
+        let (sql, class, reasons) = match judgement {
+            Judgement::Hold { sql, class, reasons } => (sql.as_str(), *class, reasons.as_slice()),
+            Judgement::Pass => ("", airlock_sql::StatementClass::Unknown, &[][..]),
+        };
+        info!(user = %self.user, target = %self.target, class = class.as_str(), reasons = ?reasons, "statement held");
+        let decision = self.policy.on_held(&HeldStatement {
+            user: &self.user,
+            target: &self.target,
+            environment: &self.environment,
+            sql,
+            class,
+            reasons,
+        });
+        let mut out = BytesMut::new();
+        match decision {
+            Decision::Refuse {
+                sqlstate,
+                message,
+                detail,
+                hint,
+                notices,
+            } => {
+                for n in &notices {
+                    frame::put_report(
+                        &mut out,
+                        b'N',
+                        &Report {
+                            severity: "NOTICE",
+                            code: "00000",
+                            message: n,
+                            detail: None,
+                            hint: None,
+                        },
+                    );
+                }
+                put_error(
+                    &mut out,
+                    &Report {
+                        severity: "ERROR",
+                        code: sqlstate,
+                        message: &message,
+                        detail: detail.as_deref(),
+                        hint: hint.as_deref(),
+                    },
+                );
+            }
+        }
+        out.freeze()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use airlock_core::{Credentials, UpstreamConfig, UpstreamTlsMode};
+
+    fn target(protected: bool) -> Target {
+        let creds = Credentials {
+            user: "reader".into(),
+            password_env: None,
+            password_file: None,
+            password: None,
+        };
+        Target {
+            name: "orders-prod".into(),
+            family: None,
+            environment: "prod".into(),
+            protected,
+            allowed_groups: vec!["dev".into()],
+            read_only_backstop: true,
+            upstream: UpstreamConfig {
+                host: "db".into(),
+                port: 5432,
+                database: "orders".into(),
+                tls: UpstreamTlsMode::Disable,
+                ca_file: None,
+            },
+            read_credentials: Some(creds.clone()),
+            write_credentials: Some(Credentials { user: "writer".into(), ..creds }),
+        }
+    }
+
+    fn client() -> Vec<(String, String)> {
+        [
+            ("user", "alice"),
+            ("database", "orders-prod"),
+            ("application_name", "psql"),
+            ("client_encoding", "UTF8"),
+            ("options", "-c default_transaction_read_only=off"),
+            ("DateStyle", "ISO"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+
+    #[test]
+    fn protected_sessions_start_read_only_and_drop_client_options() {
+        let p = upstream_parameters(&client(), "alice", &target(true));
+        let get = |k: &str| p.iter().filter(|(n, _)| n == k).map(|(_, v)| v.as_str()).collect::<Vec<_>>();
+        assert_eq!(get("user"), ["reader"]);
+        assert_eq!(get("database"), ["orders"]);
+        assert_eq!(get("application_name"), ["airlock:alice:psql"]);
+        assert_eq!(get("options"), ["-c default_transaction_read_only=on"]);
+        assert_eq!(get("client_encoding"), ["UTF8"]);
+        assert_eq!(get("DateStyle"), ["ISO"]);
+    }
+
+    #[test]
+    fn unprotected_sessions_use_write_role_and_client_options() {
+        let p = upstream_parameters(&client(), "alice", &target(false));
+        assert!(p.contains(&("user".into(), "writer".into())));
+        assert!(p.contains(&("options".into(), "-c default_transaction_read_only=off".into())));
+    }
+
+    #[test]
+    fn long_application_names_are_cut_to_63_bytes() {
+        let mut c = client();
+        c[2].1 = "é".repeat(60);
+        let p = upstream_parameters(&c, "alice", &target(false));
+        let app = &p.iter().find(|(k, _)| k == "application_name").expect("set").1;
+        assert!(app.len() <= 63 && app.starts_with("airlock:alice:"));
+    }
+}

@@ -1,0 +1,57 @@
+//! Loading the config file with real environment variables and files.
+
+use airlock_core::{Config, ConfigProblem, SecretReader};
+use std::path::Path;
+
+/// Reads secrets from the process environment and the file system.
+struct ProcessSecrets;
+
+impl SecretReader for ProcessSecrets {
+    fn env(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+    fn file(&self, path: &Path) -> std::io::Result<String> {
+        std::fs::read_to_string(path)
+    }
+}
+
+/// Loads and validates a config file; every problem is returned.
+pub fn load(path: &Path) -> Result<Config, Vec<ConfigProblem>> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        vec![ConfigProblem {
+            path: "(file)".into(),
+            message: format!("cannot read {}: {e}", path.display()),
+        }]
+    })?;
+    let base = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut problems = Vec::new();
+    let config = Config::load(&text, base, &ProcessSecrets).map_err(|e| e.problems())?;
+    if let Some(tls) = &config.tls {
+        for (key, file) in [("tls.cert_file", &tls.cert_file), ("tls.key_file", &tls.key_file)] {
+            if let Err(e) = std::fs::metadata(file) {
+                problems.push(ConfigProblem {
+                    path: key.into(),
+                    message: format!("{}: {e}", file.display()),
+                });
+            }
+        }
+    }
+    for (i, t) in config.targets.iter().enumerate() {
+        if let Some(ca) = &t.upstream.ca_file {
+            if let Err(e) = std::fs::metadata(ca) {
+                problems.push(ConfigProblem {
+                    path: format!("targets[{i}].upstream.ca_file"),
+                    message: format!("{}: {e}", ca.display()),
+                });
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(config)
+    } else {
+        Err(problems)
+    }
+}

@@ -1,0 +1,21 @@
+//! `airlock`: the binary. Parses the command line and wires the crates together.
+
+mod cli;
+mod config_file;
+mod http;
+mod logging;
+mod serve;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    match cli::run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("airlock: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
