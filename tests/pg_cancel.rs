@@ -45,14 +45,16 @@ fn interactive_psql_ctrl_c_cancels_and_session_goes_on() {
         .env_remove("PGOPTIONS");
     let mut term = Background::spawn(cmd);
     assert!(
-        term.wait_for_output("=#", Duration::from_secs(20)) || term.wait_for_output("=>", Duration::from_secs(1)),
+        term.wait_for_output("=#", Duration::from_secs(20))
+            || term.wait_for_output("=>", Duration::from_secs(1)),
         "psql gave no prompt through the proxy: {:?}",
         term.output_so_far()
     );
     let sleep_sql = "SELECT pg_sleep(30);";
     term.write_stdin(format!("{sleep_sql}\n").as_bytes());
     assert!(
-        wait_until(Duration::from_secs(15), || running_queries(db, sleep_sql) == 1),
+        wait_until(Duration::from_secs(15), || running_queries(db, sleep_sql)
+            == 1),
         "the sleep never ran upstream: {:?}",
         term.output_so_far()
     );
@@ -60,7 +62,10 @@ fn interactive_psql_ctrl_c_cancels_and_session_goes_on() {
     let t0 = Instant::now();
     term.write_stdin(b"\x03");
     assert!(
-        term.wait_for_output("canceling statement due to user request", Duration::from_secs(10)),
+        term.wait_for_output(
+            "canceling statement due to user request",
+            Duration::from_secs(10)
+        ),
         "no cancel error within 10 s: {:?}",
         term.output_so_far()
     );
@@ -68,7 +73,11 @@ fn interactive_psql_ctrl_c_cancels_and_session_goes_on() {
     assert!(took < Duration::from_secs(5), "cancel took {took:?}");
     let (out, _) = term.output_so_far();
     assert!(out.contains("57014"), "SQLSTATE 57014 expected: {out}");
-    assert_eq!(running_queries(db, sleep_sql), 0, "the upstream query is still running");
+    assert_eq!(
+        running_queries(db, sleep_sql),
+        0,
+        "the upstream query is still running"
+    );
 
     // Same session, still usable.
     term.write_stdin(b"SELECT 'still ' || 'alive' AS status, pg_backend_pid() > 0 AS has_pid;\n");
@@ -98,7 +107,11 @@ fn raw_cancel_right_key_cancels_wrong_key_does_not() {
     // The pid handed to the client is the real upstream backend's.
     let r = c.simple_query("SELECT pg_backend_pid()").unwrap();
     assert!(r.errors.is_empty(), "{r:?}");
-    assert_eq!(r.rows, vec![vec![Some(pid.to_string())]], "BackendKeyData pid must be the upstream pid");
+    assert_eq!(
+        r.rows,
+        vec![vec![Some(pid.to_string())]],
+        "BackendKeyData pid must be the upstream pid"
+    );
 
     // Wrong key, and right key with the wrong pid: nothing is cancelled.
     let wrong_key: Vec<u8> = key.iter().map(|b| b ^ 0x5a).collect();
@@ -111,12 +124,24 @@ fn raw_cancel_right_key_cancels_wrong_key_does_not() {
         raw::send_cancel(&addr2, pid, &[0, 0, 0, 0]);
     });
     let t0 = Instant::now();
-    let r = c.simple_query("SELECT pg_sleep(3), 'completed' AS outcome").unwrap();
+    let r = c
+        .simple_query("SELECT pg_sleep(3), 'completed' AS outcome")
+        .unwrap();
     let took = t0.elapsed();
     sender.join().unwrap();
-    assert!(r.errors.is_empty(), "a CancelRequest with a wrong key cancelled the query: {:?}", r.errors);
-    assert_eq!(r.rows, vec![vec![Some(String::new()), Some("completed".into())]]);
-    assert!(took >= Duration::from_secs(3), "query ended early: {took:?}");
+    assert!(
+        r.errors.is_empty(),
+        "a CancelRequest with a wrong key cancelled the query: {:?}",
+        r.errors
+    );
+    assert_eq!(
+        r.rows,
+        vec![vec![Some(String::new()), Some("completed".into())]]
+    );
+    assert!(
+        took >= Duration::from_secs(3),
+        "query ended early: {took:?}"
+    );
 
     // The right key cancels, quickly.
     let addr2 = addr.clone();

@@ -39,12 +39,19 @@ fn pgbench_init_and_select_only_in_every_query_mode() {
         None,
         Duration::from_secs(180),
     );
-    assert!(init.success(), "pgbench -i through the proxy failed: {}", init.describe());
+    assert!(
+        init.success(),
+        "pgbench -i through the proxy failed: {}",
+        init.describe()
+    );
     assert_no_error("pgbench -i", &init);
     assert!(init.stderr().contains("done in"), "{}", init.describe());
     // The data really is upstream.
     let direct = Conn::direct(db);
-    assert_eq!(direct.query("SELECT count(*) FROM pgbench_accounts"), "100000");
+    assert_eq!(
+        direct.query("SELECT count(*) FROM pgbench_accounts"),
+        "100000"
+    );
     assert_eq!(direct.query("SELECT count(*) FROM pgbench_branches"), "1");
     assert_eq!(
         direct.query("SELECT count(*) FROM pg_indexes WHERE tablename LIKE 'pgbench_%'"),
@@ -66,20 +73,26 @@ fn pgbench_init_and_select_only_in_every_query_mode() {
             && failed == Some(0)
             && text.contains(&format!("query mode: {mode}"))
             && text.contains("number of clients: 8")
-            && !out
-                .stdout()
-                .lines()
-                .chain(out.stderr().lines())
-                .any(|l| {
-                    let l = l.to_ascii_lowercase();
-                    l.contains("error") || l.contains("fatal") || l.contains("aborted")
-                });
-        eprintln!("pgbench -S -M {mode}: processed={processed:?} failed={failed:?} exit={:?}", out.status);
+            && !out.stdout().lines().chain(out.stderr().lines()).any(|l| {
+                let l = l.to_ascii_lowercase();
+                l.contains("error") || l.contains("fatal") || l.contains("aborted")
+            });
+        eprintln!(
+            "pgbench -S -M {mode}: processed={processed:?} failed={failed:?} exit={:?}",
+            out.status
+        );
         if !ok {
-            failures.push(format!("-M {mode}: processed={processed:?} failed={failed:?}\n{}", out.describe()));
+            failures.push(format!(
+                "-M {mode}: processed={processed:?} failed={failed:?}\n{}",
+                out.describe()
+            ));
         }
     }
-    assert!(failures.is_empty(), "pgbench through the proxy failed:\n{}", failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "pgbench through the proxy failed:\n{}",
+        failures.join("\n\n")
+    );
     proxy_still_serves(&proxy, db);
 }
 

@@ -15,7 +15,10 @@ use std::time::Duration;
 /// identical output. Returns the direct run for further checks.
 fn same(what: &str, direct: &Conn, proxied: &Conn, args: &[&str], stdin: Option<&[u8]>) -> Out {
     let (d, p) = match stdin {
-        Some(input) => (direct.psql_stdin(args, input), proxied.psql_stdin(args, input)),
+        Some(input) => (
+            direct.psql_stdin(args, input),
+            proxied.psql_stdin(args, input),
+        ),
         None => (direct.psql(args), proxied.psql(args)),
     };
     assert_same_output(what, &d, &p);
@@ -57,7 +60,11 @@ fn dash_c_commands_match_direct() {
         "simple select",
         &direct,
         &proxied,
-        &["-A", "-c", "SELECT 1 AS a, 'x' AS b, NULL AS c, 'ünïcødé ✓ 日本語 🎉' AS u"],
+        &[
+            "-A",
+            "-c",
+            "SELECT 1 AS a, 'x' AS b, NULL AS c, 'ünïcødé ✓ 日本語 🎉' AS u",
+        ],
         None,
     );
     assert!(d.success(), "{}", d.describe());
@@ -84,20 +91,40 @@ fn dash_c_commands_match_direct() {
         "repeated -c",
         &direct,
         &proxied,
-        &["-A", "-c", "SET search_path = pg_catalog", "-c", "SHOW search_path", "-c", "SELECT current_setting('search_path')"],
+        &[
+            "-A",
+            "-c",
+            "SET search_path = pg_catalog",
+            "-c",
+            "SHOW search_path",
+            "-c",
+            "SELECT current_setting('search_path')",
+        ],
         None,
     );
     assert!(d.stdout().contains("pg_catalog"), "{}", d.describe());
 
     // Errors: exit status, message, SQLSTATE, position, detail, hint.
-    let d = same("division by zero", &direct, &proxied, &["-A", "-c", "SELECT 1/0"], None);
+    let d = same(
+        "division by zero",
+        &direct,
+        &proxied,
+        &["-A", "-c", "SELECT 1/0"],
+        None,
+    );
     assert_eq!(d.code(), 1);
     assert!(d.stderr().contains("division by zero"), "{}", d.describe());
     let d = same(
         "verbose error with position and hint",
         &direct,
         &proxied,
-        &["-A", "-v", "VERBOSITY=verbose", "-c", "SELECT relnme FROM pg_class"],
+        &[
+            "-A",
+            "-v",
+            "VERBOSITY=verbose",
+            "-c",
+            "SELECT relnme FROM pg_class",
+        ],
         None,
     );
     assert!(d.stderr().contains("42703"), "{}", d.describe());
@@ -129,6 +156,27 @@ fn large_literal() -> String {
     s
 }
 
+/// Replaces the PID in psql's `Asynchronous notification "…" with payload
+/// "…" received from server process with PID N.` lines; returns the count.
+fn mask_notification_pid(out: &[u8]) -> (Vec<u8>, usize) {
+    let text = String::from_utf8_lossy(out);
+    let marker = "received from server process with PID ";
+    let mut n = 0;
+    let lines: Vec<String> = text
+        .split('\n')
+        .map(|l| match l.find(marker) {
+            Some(i)
+                if l.starts_with("Asynchronous notification \"chan\" with payload \"hello\"") =>
+            {
+                n += 1;
+                format!("{}<pid>.", &l[..i + marker.len()])
+            }
+            _ => l.to_string(),
+        })
+        .collect();
+    (lines.join("\n").into_bytes(), n)
+}
+
 #[test]
 fn dash_f_script_matches_direct() {
     let db = "airlock_t_psql_f";
@@ -141,13 +189,35 @@ fn dash_f_script_matches_direct() {
     let script = script.to_str().unwrap();
 
     // Each run starts from an empty database, so both see the same state.
-    let d = Conn::direct(db).psql(&["-A", "-f", script]);
+    let mut d = Conn::direct(db).psql(&["-A", "-f", script]);
     fresh_db(db);
-    let p = proxy.conn("alice", &format!("{db}-dev")).psql(&["-A", "-f", script]);
+    let mut p = proxy
+        .conn("alice", &format!("{db}-dev"))
+        .psql(&["-A", "-f", script]);
+    // The one thing that truly differs: the script LISTENs and NOTIFYs
+    // itself, and psql prints the notifying backend's PID, which is a
+    // different backend in each run. The line itself must be there in both.
+    for (who, out) in [("direct", &mut d), ("proxied", &mut p)] {
+        let (masked, n) = mask_notification_pid(&out.stdout_bytes);
+        assert_eq!(
+            n,
+            1,
+            "{who}: expected one async notification line: {}",
+            out.describe()
+        );
+        out.stdout_bytes = masked;
+    }
     assert_same_output("psql -f script", &d, &p);
 
     let out = d.stdout();
     let err = d.stderr();
+    assert!(
+        out.contains(&format!(
+            "current_database|current_user\n{db}|{UPSTREAM_USER}\n"
+        )),
+        "{}",
+        d.describe()
+    );
     assert!(d.success(), "{}", d.describe());
     // The script really did what it says (so equality is not vacuous).
     for needle in [
@@ -157,13 +227,17 @@ fn dash_f_script_matches_direct() {
         "DELETE 1",
         "(2000 rows)",
         "add_one\n42\n",
-        "1|2000000|",
+        "id|big_enough|md5\n1|t|",
         "-ü✓日",
         "server_side_large",
         "ROLLBACK",
         "gexec 3",
     ] {
-        assert!(out.contains(needle), "stdout lacks {needle:?}: {}", d.describe());
+        assert!(
+            out.contains(needle),
+            "stdout lacks {needle:?}: {}",
+            d.describe()
+        );
     }
     for needle in [
         "ERROR:  23505: duplicate key value violates unique constraint \"items_pkey\"",
@@ -175,9 +249,17 @@ fn dash_f_script_matches_direct() {
         "WARNING:  01000: warning with detail",
         "ERROR:  25P02: current transaction is aborted",
     ] {
-        assert!(err.contains(needle), "stderr lacks {needle:?}: {}", d.describe());
+        assert!(
+            err.contains(needle),
+            "stderr lacks {needle:?}: {}",
+            d.describe()
+        );
     }
-    assert!(out.len() > 5_000_000, "large values missing: {} bytes", out.len());
+    assert!(
+        out.len() > 5_000_000,
+        "large values missing: {} bytes",
+        out.len()
+    );
 }
 
 #[test]
@@ -189,12 +271,21 @@ fn stdin_script_matches_direct() {
 
     let d = Conn::direct(db).psql_stdin(&["-A"], input);
     fresh_db(db);
-    let p = proxy.conn("alice", &format!("{db}-dev")).psql_stdin(&["-A"], input);
+    let p = proxy
+        .conn("alice", &format!("{db}-dev"))
+        .psql_stdin(&["-A"], input);
     assert_same_output("psql < script", &d, &p);
 
     assert!(d.success(), "{}", d.describe());
     let out = d.stdout();
     let err = d.stderr();
+    assert!(
+        out.contains(&format!(
+            "current_database|current_user\n{db}|{UPSTREAM_USER}\n"
+        )),
+        "{}",
+        d.describe()
+    );
     for needle in [
         "answer is 42",
         "next|quoted\n43|42\n",
@@ -207,10 +298,13 @@ fn stdin_script_matches_direct() {
         "multi",
         "line",
     ] {
-        assert!(out.contains(needle), "stdout lacks {needle:?}: {}", d.describe());
+        assert!(
+            out.contains(needle),
+            "stdout lacks {needle:?}: {}",
+            d.describe()
+        );
     }
     for needle in [
-        "psql:<stdin>:",
         "ERROR:  22012: division by zero",
         "ERROR:  25P02: current transaction is aborted, commands ignored until end of transaction block",
         "ERROR:  23505: duplicate key value",
@@ -264,14 +358,24 @@ fn describe_commands_match_direct() {
             } else {
                 vec!["-P", "pager=off", "-c", cmd]
             };
-            let d = same(&format!("psql {mode} -c {cmd:?}"), &direct, &proxied, &args, None);
+            let d = same(
+                &format!("psql {mode} -c {cmd:?}"),
+                &direct,
+                &proxied,
+                &args,
+                None,
+            );
             assert!(d.success(), "{cmd}: {}", d.describe());
             assert!(!d.stdout().is_empty(), "{cmd}: empty output");
         }
     }
     // Spot checks that the objects are really there.
     let d = direct.psql(&["-A", "-c", "\\dt"]);
-    assert!(d.stdout().contains("public|items|table|airlock_scram"), "{}", d.describe());
+    assert!(
+        d.stdout().contains("public|items|table|airlock_scram"),
+        "{}",
+        d.describe()
+    );
     let d = direct.psql(&["-A", "-c", "\\df"]);
     assert!(d.stdout().contains("add_tax"), "{}", d.describe());
     let d = direct.psql(&["-A", "-c", "\\d items"]);
@@ -279,10 +383,20 @@ fn describe_commands_match_direct() {
 
     // \l and \du list cluster-wide objects.
     for cmd in ["\\l", "\\du"] {
-        let d = same_cluster_wide(&format!("psql -A -c {cmd:?}"), &direct, &proxied, &["-A", "-c", cmd]);
+        let d = same_cluster_wide(
+            &format!("psql -A -c {cmd:?}"),
+            &direct,
+            &proxied,
+            &["-A", "-c", cmd],
+        );
         assert!(d.success(), "{}", d.describe());
     }
-    let d = same_cluster_wide("psql -c \\l", &direct, &proxied, &["-P", "pager=off", "-c", "\\l"]);
+    let d = same_cluster_wide(
+        "psql -c \\l",
+        &direct,
+        &proxied,
+        &["-P", "pager=off", "-c", "\\l"],
+    );
     assert!(d.stdout().contains(db), "{}", d.describe());
     assert!(d.stdout().contains("template0"), "{}", d.describe());
 }
@@ -290,7 +404,9 @@ fn describe_commands_match_direct() {
 fn write_copy_inputs(dir: &Path) {
     let mut input = String::new();
     for i in 1..=3000 {
-        input.push_str(&format!("{i}\tvalue {i} ✓ with \\t tab and \\\\ backslash\n"));
+        input.push_str(&format!(
+            "{i}\tvalue {i} ✓ with \\t tab and \\\\ backslash\n"
+        ));
     }
     // One 200 kB row: larger than any single network read.
     input.push_str(&format!("3001\t{}\n", "0123456789abcdef".repeat(12_800)));
@@ -346,14 +462,27 @@ fn copy_both_ways_matches_direct() {
     // header + 5000 rows + 429 notes with an embedded newline (g % 10 = 0, g % 7 <> 0)
     assert_eq!(c_csv.lines().count(), 1 + 5000 + 429);
     let bin = std::fs::read(pdir.path().join("c.bin")).unwrap();
-    assert!(bin.starts_with(b"PGCOPY\n\xff\r\n\0"), "binary COPY signature");
+    assert!(
+        bin.starts_with(b"PGCOPY\n\xff\r\n\0"),
+        "binary COPY signature"
+    );
     assert_eq!(
-        std::fs::read_to_string(pdir.path().join("ext.txt")).unwrap().lines().count(),
+        std::fs::read_to_string(pdir.path().join("ext.txt"))
+            .unwrap()
+            .lines()
+            .count(),
         3004
     );
 
     let out = d.stdout();
     let err = d.stderr();
+    assert!(
+        out.contains(&format!(
+            "current_database|current_user\n{db}|{UPSTREAM_USER}\n"
+        )),
+        "{}",
+        d.describe()
+    );
     for needle in [
         "COPY 5000",
         "COPY 10",
@@ -364,7 +493,11 @@ fn copy_both_ways_matches_direct() {
         "9001\tinline one",
         "after_bad\n3004\n",
     ] {
-        assert!(out.contains(needle), "stdout lacks {needle:?}: {}", d.describe());
+        assert!(
+            out.contains(needle),
+            "stdout lacks {needle:?}: {}",
+            d.describe()
+        );
     }
     assert!(
         err.contains("invalid input syntax for type integer: \"not-a-number\"")

@@ -27,9 +27,8 @@ fn client_tls_verify_full_with_test_ca() {
     let dir = tempfile::tempdir().unwrap();
     let pki = make_pki(dir.path(), "good-");
     let other = make_pki(dir.path(), "other-");
-    let proxy = Proxy::start(
-        ProxyConfig::for_db(db).with_tls(&pki.server_cert, &pki.server_key, false),
-    );
+    let proxy =
+        Proxy::start(ProxyConfig::for_db(db).with_tls(&pki.server_cert, &pki.server_key, false));
     let target = format!("{db}-dev");
 
     // SSLRequest is answered 'S'.
@@ -37,22 +36,41 @@ fn client_tls_verify_full_with_test_ca() {
     s.write_all(&raw::request_code(raw::SSL_REQUEST)).unwrap();
     let mut b = [0u8; 1];
     s.read_exact(&mut b).unwrap();
-    assert_eq!(b[0], b'S', "SSLRequest must be accepted when [tls] is configured");
+    assert_eq!(
+        b[0], b'S',
+        "SSLRequest must be accepted when [tls] is configured"
+    );
     drop(s);
 
     for host in ["localhost", "127.0.0.1"] {
         let c = tls_conn(&proxy, &target, &pki.ca_cert, host);
         let out = c.psql(&["-A", "-c", "SELECT 'over tls' AS t", "-c", "\\conninfo"]);
-        assert!(out.success(), "verify-full to {host} failed: {}", out.describe());
+        assert!(
+            out.success(),
+            "verify-full to {host} failed: {}",
+            out.describe()
+        );
         assert!(out.stdout().contains("over tls"), "{}", out.describe());
-        assert!(out.stdout().contains("SSL connection (protocol: TLSv1."), "{}", out.describe());
+        assert!(
+            out.stdout().contains("SSL connection (protocol: TLSv1."),
+            "{}",
+            out.describe()
+        );
     }
 
     // Another CA: the client refuses the proxy's certificate.
     let c = tls_conn(&proxy, &target, &other.ca_cert, "localhost");
     let out = c.psql(&["-A", "-c", "SELECT 1"]);
-    assert!(!out.success(), "verify-full against the wrong CA must fail: {}", out.describe());
-    assert!(out.stderr().contains("certificate verify failed"), "{}", out.describe());
+    assert!(
+        !out.success(),
+        "verify-full against the wrong CA must fail: {}",
+        out.describe()
+    );
+    assert!(
+        out.stderr().contains("certificate verify failed"),
+        "{}",
+        out.describe()
+    );
 
     // Plaintext is still allowed when require = false.
     let out = proxy
@@ -67,7 +85,11 @@ fn client_tls_verify_full_with_test_ca() {
         .with_password("nope")
         .psql(&["-c", "SELECT 1"]);
     assert!(!out.success());
-    assert!(out.stderr().contains("password authentication failed"), "{}", out.describe());
+    assert!(
+        out.stderr().contains("password authentication failed"),
+        "{}",
+        out.describe()
+    );
 }
 
 #[test]
@@ -76,16 +98,19 @@ fn plaintext_refused_when_tls_required() {
     fresh_db(db);
     let dir = tempfile::tempdir().unwrap();
     let pki = make_pki(dir.path(), "req-");
-    let proxy = Proxy::start(
-        ProxyConfig::for_db(db).with_tls(&pki.server_cert, &pki.server_key, true),
-    );
+    let proxy =
+        Proxy::start(ProxyConfig::for_db(db).with_tls(&pki.server_cert, &pki.server_key, true));
     let target = format!("{db}-dev");
 
     let out = proxy
         .conn("alice", &target)
         .with("sslmode", "disable")
         .psql(&["-c", "SELECT 1"]);
-    assert!(!out.success(), "plaintext must be refused: {}", out.describe());
+    assert!(
+        !out.success(),
+        "plaintext must be refused: {}",
+        out.describe()
+    );
     let err = out.stderr().to_ascii_lowercase();
     assert!(
         err.contains("ssl") || err.contains("encrypt") || err.contains("tls"),
@@ -95,12 +120,18 @@ fn plaintext_refused_when_tls_required() {
 
     // On the wire: a FATAL 28000 before any authentication exchange.
     let mut c = raw::login(&proxy.addr(), "alice", password_of("alice"), &target);
-    let err = c.handshake.error.take().unwrap_or_else(|| {
-        panic!("plaintext startup was not refused: {:?}", c.handshake)
-    });
+    let err = c
+        .handshake
+        .error
+        .take()
+        .unwrap_or_else(|| panic!("plaintext startup was not refused: {:?}", c.handshake));
     assert_eq!(err.code(), "28000", "{err:?}");
     assert_eq!(err.severity(), "FATAL", "{err:?}");
-    assert!(c.handshake.auth_codes.is_empty(), "no auth before TLS: {:?}", c.handshake);
+    assert!(
+        c.handshake.auth_codes.is_empty(),
+        "no auth before TLS: {:?}",
+        c.handshake
+    );
 
     for mode in ["require", "verify-ca"] {
         let out = proxy
@@ -111,7 +142,8 @@ fn plaintext_refused_when_tls_required() {
         assert!(out.success(), "sslmode={mode}: {}", out.describe());
         assert_eq!(out.stdout(), "tls ok\n");
     }
-    let out = tls_conn(&proxy, &target, &pki.ca_cert, "localhost").psql(&["-A", "-t", "-c", "SELECT 2"]);
+    let out =
+        tls_conn(&proxy, &target, &pki.ca_cert, "localhost").psql(&["-A", "-t", "-c", "SELECT 2"]);
     assert!(out.success(), "{}", out.describe());
 }
 
@@ -133,9 +165,24 @@ fn upstream_tls_modes() {
     add("up-prefer", "127.0.0.1", "prefer", None);
     add("up-require", "127.0.0.1", "require", None);
     // PostgreSQL's certificate is Debian's self-signed snakeoil for CN=localhost.
-    add("up-verify", "localhost", "verify-full", Some(std::path::Path::new(SNAKEOIL)));
-    add("up-verify-wrong-ca", "localhost", "verify-full", Some(&pki.ca_cert));
-    add("up-verify-wrong-host", "127.0.0.1", "verify-full", Some(std::path::Path::new(SNAKEOIL)));
+    add(
+        "up-verify",
+        "localhost",
+        "verify-full",
+        Some(std::path::Path::new(SNAKEOIL)),
+    );
+    add(
+        "up-verify-wrong-ca",
+        "localhost",
+        "verify-full",
+        Some(&pki.ca_cert),
+    );
+    add(
+        "up-verify-wrong-host",
+        "127.0.0.1",
+        "verify-full",
+        Some(std::path::Path::new(SNAKEOIL)),
+    );
     let proxy = Proxy::start(cfg);
 
     let ssl_of = |target: &str| -> Out {

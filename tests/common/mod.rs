@@ -390,8 +390,19 @@ pub fn admin_sql(sql: &str) -> Out {
 pub fn admin_query(db: &str, sql: &str) -> String {
     let mut cmd = base_client_cmd("psql");
     cmd.args([
-        "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-h", PG_HOST, "-U", "postgres", "-d", db,
-        "-c", sql,
+        "-X",
+        "-q",
+        "-At",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-h",
+        PG_HOST,
+        "-U",
+        "postgres",
+        "-d",
+        db,
+        "-c",
+        sql,
     ]);
     let out = run_with_timeout(cmd, None, Duration::from_secs(60));
     out.assert_success(&format!("admin query {sql:?} on {db}"));
@@ -443,7 +454,12 @@ pub fn verifier(password: &str) -> String {
         .lines()
         .map(str::trim)
         .find(|l| l.starts_with("SCRAM-SHA-256$"))
-        .unwrap_or_else(|| panic!("airlock passwd printed no SCRAM verifier: {}", out.describe()))
+        .unwrap_or_else(|| {
+            panic!(
+                "airlock passwd printed no SCRAM verifier: {}",
+                out.describe()
+            )
+        })
         .to_string();
     assert!(
         !out.stdout().contains(password) && !out.stderr().contains(password),
@@ -578,8 +594,16 @@ pub fn psql(args: &[&str], env: &[(&str, &str)]) -> Out {
 /// same stdout, stderr and exit status, byte for byte. Shows the first
 /// differing line on failure.
 pub fn assert_same_output(what: &str, direct: &Out, proxied: &Out) {
-    assert!(!direct.timed_out, "{what}: direct run timed out: {}", direct.describe());
-    assert!(!proxied.timed_out, "{what}: proxied run timed out: {}", proxied.describe());
+    assert!(
+        !direct.timed_out,
+        "{what}: direct run timed out: {}",
+        direct.describe()
+    );
+    assert!(
+        !proxied.timed_out,
+        "{what}: proxied run timed out: {}",
+        proxied.describe()
+    );
     for (stream, d, p) in [
         ("stdout", &direct.stdout_bytes, &proxied.stdout_bytes),
         ("stderr", &direct.stderr_bytes, &proxied.stderr_bytes),
@@ -655,18 +679,42 @@ pub fn make_pki(dir: &Path, prefix: &str) -> Pki {
     openssl(
         dir,
         &[
-            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-            "-nodes", "-days", "3", "-subj", &format!("/CN=airlock test CA {prefix}"),
-            "-addext", "basicConstraints=critical,CA:TRUE",
-            "-addext", "keyUsage=critical,keyCertSign,cRLSign",
-            "-keyout", &s("ca.key"), "-out", &s("ca.crt"),
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "3",
+            "-subj",
+            &format!("/CN=airlock test CA {prefix}"),
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+            "-keyout",
+            &s("ca.key"),
+            "-out",
+            &s("ca.crt"),
         ],
     );
     openssl(
         dir,
         &[
-            "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-            "-subj", "/CN=localhost", "-keyout", &s("server.key"), "-out", &s("server.csr"),
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            &s("server.key"),
+            "-out",
+            &s("server.csr"),
         ],
     );
     std::fs::write(
@@ -678,8 +726,20 @@ pub fn make_pki(dir: &Path, prefix: &str) -> Pki {
     openssl(
         dir,
         &[
-            "x509", "-req", "-in", &s("server.csr"), "-CA", &s("ca.crt"), "-CAkey", &s("ca.key"),
-            "-CAcreateserial", "-days", "3", "-extfile", &s("server.ext"), "-out",
+            "x509",
+            "-req",
+            "-in",
+            &s("server.csr"),
+            "-CA",
+            &s("ca.crt"),
+            "-CAkey",
+            &s("ca.key"),
+            "-CAcreateserial",
+            "-days",
+            "3",
+            "-extfile",
+            &s("server.ext"),
+            "-out",
             &s("server.crt"),
         ],
     );
@@ -805,7 +865,11 @@ pub fn toml_str(s: &str) -> String {
 fn toml_list(items: &[String]) -> String {
     format!(
         "[{}]",
-        items.iter().map(|s| toml_str(s)).collect::<Vec<_>>().join(", ")
+        items
+            .iter()
+            .map(|s| toml_str(s))
+            .collect::<Vec<_>>()
+            .join(", ")
     )
 }
 
@@ -886,13 +950,28 @@ impl ProxyConfig {
         }
         if let Some(tls) = &self.tls {
             writeln!(s, "\n[tls]").unwrap();
-            writeln!(s, "cert_file = {}", toml_str(&tls.cert_file.to_string_lossy())).unwrap();
-            writeln!(s, "key_file = {}", toml_str(&tls.key_file.to_string_lossy())).unwrap();
+            writeln!(
+                s,
+                "cert_file = {}",
+                toml_str(&tls.cert_file.to_string_lossy())
+            )
+            .unwrap();
+            writeln!(
+                s,
+                "key_file = {}",
+                toml_str(&tls.key_file.to_string_lossy())
+            )
+            .unwrap();
             writeln!(s, "require = {}", tls.require).unwrap();
         }
         for (name, envs) in &self.families {
-            writeln!(s, "\n[[families]]\nname = {}\nenvironments = {}", toml_str(name), toml_list(envs))
-                .unwrap();
+            writeln!(
+                s,
+                "\n[[families]]\nname = {}\nenvironments = {}",
+                toml_str(name),
+                toml_list(envs)
+            )
+            .unwrap();
         }
         for u in &self.users {
             writeln!(s, "\n[[users]]").unwrap();

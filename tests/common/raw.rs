@@ -304,7 +304,8 @@ fn do_login(
                         let client_key = hmac(&salted, b"Client Key");
                         let stored_key = Sha256::digest(&client_key);
                         let without_proof = format!("c=biws,r={nonce}");
-                        auth_message = format!("{client_first_bare},{server_first},{without_proof}");
+                        auth_message =
+                            format!("{client_first_bare},{server_first},{without_proof}");
                         let signature = hmac(&stored_key, auth_message.as_bytes());
                         let proof: Vec<u8> = client_key
                             .iter()
@@ -392,7 +393,8 @@ impl RawConn {
                 }
                 b'C' => {
                     let end = body.iter().position(|&b| b == 0).unwrap_or(body.len());
-                    r.tags.push(String::from_utf8_lossy(&body[..end]).into_owned());
+                    r.tags
+                        .push(String::from_utf8_lossy(&body[..end]).into_owned());
                 }
                 b'E' => r.errors.push(PgError::parse(&body)),
                 b'N' => r.notices.push(PgError::parse(&body)),
@@ -414,7 +416,8 @@ impl RawConn {
 /// Waits until the peer closes the connection (EOF or reset). Returns what
 /// was received before, or `Err` if it was still open after `timeout`.
 pub fn wait_closed(s: &mut TcpStream, timeout: Duration) -> Result<Vec<u8>, Vec<u8>> {
-    s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
     let deadline = std::time::Instant::now() + timeout;
     let mut got = Vec::new();
     let mut buf = [0u8; 8192];
@@ -422,7 +425,9 @@ pub fn wait_closed(s: &mut TcpStream, timeout: Duration) -> Result<Vec<u8>, Vec<
         match s.read(&mut buf) {
             Ok(0) => return Ok(got),
             Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut => {}
+            Err(e)
+                if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut => {
+            }
             Err(_) => return Ok(got),
         }
         if std::time::Instant::now() >= deadline {

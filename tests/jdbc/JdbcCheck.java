@@ -702,6 +702,15 @@ public class JdbcCheck {
         }
     }
 
+    static String usable(Connection c) {
+        try (Statement st = c.createStatement(); ResultSet rs = st.executeQuery("SELECT 1")) {
+            rs.next();
+            return rs.getInt(1) == 1 ? "usable" : "weird";
+        } catch (SQLException e) {
+            return "unusable:" + e.getSQLState();
+        }
+    }
+
     static void held(String file) throws Exception {
         String all = new String(Files.readAllBytes(Paths.get(file)), StandardCharsets.UTF_8);
         String[] stmts = all.split("\u0000");
@@ -718,12 +727,17 @@ public class JdbcCheck {
                     outcome = String.valueOf(e.getSQLState());
                     if (!outcome.startsWith("AL")) outcome += " (" + esc(String.valueOf(e.getMessage())) + ")";
                 }
-                String after;
-                try (Statement st = c.createStatement(); ResultSet rs = st.executeQuery("SELECT 1")) {
-                    rs.next();
-                    after = rs.getInt(1) == 1 ? "usable" : "weird";
-                } catch (SQLException e) {
-                    after = "unusable:" + e.getSQLState();
+                String after = usable(c);
+                if (after.equals("unusable:25P02")) {
+                    // pgJDBC sends "BEGIN; DELETE ...; COMMIT" as three statements in one batch:
+                    // BEGIN runs, the held DELETE fails, COMMIT is skipped until Sync, exactly as
+                    // if the DELETE had failed in Postgres. The block is aborted; ROLLBACK ends it.
+                    try (Statement st = c.createStatement()) {
+                        st.execute("ROLLBACK");
+                    } catch (SQLException e) {
+                        // reported by the second check
+                    }
+                    after = "aborted-block,after-rollback:" + usable(c);
                 }
                 p("held " + (i + 1) + " " + outcome + " " + after);
             }

@@ -1,5 +1,6 @@
 -- Run by tests/pg_psql.rs with `psql -X -A -f -` in a scratch directory that
 -- holds input.txt and bad.txt; relative \copy paths land there.
+SELECT current_database(), current_user;
 CREATE TABLE c (id int PRIMARY KEY, name text, price numeric, ts timestamptz, b bytea, note text);
 INSERT INTO c
 SELECT g, 'name ' || g || ' ünï ✓', g * 1.5,

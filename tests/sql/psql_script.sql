@@ -3,6 +3,7 @@
 -- errors are part of the expected output.
 \set VERBOSITY verbose
 \pset null '(null)'
+SELECT current_database(), current_user;
 CREATE TABLE items (
     id int PRIMARY KEY,
     name text NOT NULL,
@@ -58,7 +59,7 @@ INSERT INTO items (id, name) VALUES (11, 'eleven');
 COMMIT;
 SELECT count(*) AS after_failed_tx FROM items;
 -- psql-side features
-SELECT 'gexec ' || g FROM generate_series(1, 3) AS g \gexec
+SELECT 'SELECT ''gexec '' || ' || g FROM generate_series(1, 3) AS g \gexec
 SELECT 7 AS seven, 'eight' AS eight \gset
 \echo seven=:seven eight=:eight
 SELECT pg_notify('chan', 'payload'), 'notified' AS what;

@@ -1,4 +1,5 @@
 \set VERBOSITY verbose
+SELECT current_database(), current_user;
 \set answer 42
 \echo answer is :answer
 SELECT :answer + 1 AS next, :'answer' AS quoted;

@@ -182,6 +182,69 @@ pub fn close_target(frame: &[u8]) -> Result<(u8, &[u8]), FrameError> {
     Ok((kind, name))
 }
 
+/// A decoded FunctionCall ('F') message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionCall<'a> {
+    /// OID of the function.
+    pub oid: u32,
+    /// Arguments: (is_binary, value or NULL).
+    pub args: Vec<(bool, Option<&'a [u8]>)>,
+}
+
+impl FunctionCall<'_> {
+    /// Argument `i` as an integer, in either format.
+    pub fn int_arg(&self, i: usize) -> Option<i64> {
+        match self.args.get(i)? {
+            (true, Some(v)) if v.len() == 4 => Some(i32::from_be_bytes([v[0], v[1], v[2], v[3]]).into()),
+            (true, Some(v)) if v.len() == 8 => Some(i64::from_be_bytes([v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]])),
+            (false, Some(v)) => std::str::from_utf8(v).ok()?.trim().parse().ok(),
+            _ => None,
+        }
+    }
+}
+
+/// Decodes a FunctionCall ('F') frame.
+pub fn function_call(frame: &[u8]) -> Result<FunctionCall<'_>, FrameError> {
+    const E: FrameError = FrameError::Malformed("FunctionCall");
+    let b = body(frame);
+    let take = |b: &mut &[u8], n: usize| -> Result<usize, FrameError> {
+        let v = match n {
+            2 => i16::from_be_bytes([*b.first().ok_or(E)?, *b.get(1).ok_or(E)?]) as i64,
+            _ => {
+                let s = b.get(..4).ok_or(E)?;
+                i32::from_be_bytes([s[0], s[1], s[2], s[3]]) as i64
+            }
+        };
+        *b = &b[n..];
+        Ok(v as u64 as usize)
+    };
+    let mut rest = b;
+    let oid = take(&mut rest, 4)? as u32;
+    let nformats = take(&mut rest, 2)? & 0xffff;
+    let mut formats = Vec::with_capacity(nformats.min(64));
+    for _ in 0..nformats {
+        formats.push(take(&mut rest, 2)? & 0xffff == 1);
+    }
+    let nargs = take(&mut rest, 2)? & 0xffff;
+    let mut args = Vec::with_capacity(nargs.min(64));
+    for i in 0..nargs {
+        let binary = match formats.len() {
+            0 => false,
+            1 => formats[0],
+            _ => *formats.get(i).ok_or(E)?,
+        };
+        let len = take(&mut rest, 4)? as u32 as i32;
+        if len < 0 {
+            args.push((binary, None));
+        } else {
+            let v = rest.get(..len as usize).ok_or(E)?;
+            rest = &rest[len as usize..];
+            args.push((binary, Some(v)));
+        }
+    }
+    Ok(FunctionCall { oid, args })
+}
+
 /// Transaction status byte of a ReadyForQuery ('Z') frame.
 pub fn ready_status(frame: &[u8]) -> Option<u8> {
     body(frame).first().copied()
@@ -443,6 +506,26 @@ mod tests {
         assert_eq!(error_field(&frame, b'D'), Some(&b"why"[..]));
         assert_eq!(error_field(&frame, b'H'), None);
         assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn decodes_function_calls() {
+        // lo_open(16385, INV_READ) with binary arguments, as libpq sends it.
+        let mut body = BytesMut::new();
+        body.put_u32(952);
+        body.put_i16(1);
+        body.put_i16(1);
+        body.put_i16(2);
+        body.put_i32(4);
+        body.put_u32(16385);
+        body.put_i32(4);
+        body.put_i32(0x40000);
+        body.put_i16(1);
+        let f = typed(b'F', &body);
+        let call = function_call(&f).expect("decodes");
+        assert_eq!(call.oid, 952);
+        assert_eq!(call.int_arg(1), Some(0x40000));
+        assert!(function_call(&f[..f.len() - 9]).is_err());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! prepared statements (protocol-level and SQL `PREPARE`, one namespace in
 //! Postgres) are reads, so `Bind`/`EXECUTE` of a known read passes. No I/O.
 
+use crate::frame::FunctionCall;
 use airlock_sql::{Classifier, StatementClass};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -139,11 +140,31 @@ impl Gate {
         }
     }
 
-    /// The verdict on a FunctionCall message.
-    pub fn function_call(&self) -> Judgement {
+    /// The verdict on a FunctionCall message. Only the built-in large-object
+    /// read functions pass (pg_dump reads large objects this way); `lo_open`
+    /// only without the write bit. Built-in OIDs are fixed below 10000 and
+    /// cannot be taken by user functions.
+    pub fn function_call(&self, call: Option<&FunctionCall<'_>>) -> Judgement {
+        const INV_WRITE: i64 = 0x0002_0000;
+        let passes = call.is_some_and(|c| match c.oid {
+            // lo_close, loread, lo_lseek, lo_tell, lo_lseek64, lo_tell64
+            953 | 954 | 956 | 958 | 3170 | 3171 => true,
+            // lo_open(oid, mode)
+            952 => c.int_arg(1).is_some_and(|mode| mode & INV_WRITE == 0),
+            _ => false,
+        });
+        if passes {
+            return Judgement::Pass;
+        }
         Judgement::hold_without_sql(
             StatementClass::Unknown,
-            "the FunctionCall protocol message can call any function (large objects, writes); it is never passed on a protected target",
+            match call {
+                Some(c) => format!(
+                    "FunctionCall of function OID {}: only the large-object read functions pass on a protected target",
+                    c.oid
+                ),
+                None => "malformed FunctionCall message".to_string(),
+            },
         )
     }
 
@@ -200,6 +221,22 @@ mod tests {
         assert_eq!(g.bind(b""), Judgement::Pass);
         assert!(matches!(g.parse(b"", b"DELETE FROM t"), Judgement::Hold { .. }));
         assert!(matches!(g.bind(b""), Judgement::Hold { .. }));
+    }
+
+    #[test]
+    fn only_large_object_reads_pass_as_function_calls() {
+        let g = gate();
+        let call = |oid, mode: i32| FunctionCall {
+            oid,
+            args: vec![(true, Some(&[0, 0, 64, 1][..])), (true, Some(Box::leak(Box::new(mode.to_be_bytes()))))],
+        };
+        assert_eq!(g.function_call(Some(&call(952, 0x40000))), Judgement::Pass);
+        assert!(matches!(g.function_call(Some(&call(952, 0x60000))), Judgement::Hold { .. }));
+        assert_eq!(g.function_call(Some(&call(954, 0))), Judgement::Pass);
+        for write in [955, 957, 715, 964, 1004, 1] {
+            assert!(matches!(g.function_call(Some(&call(write, 0))), Judgement::Hold { .. }));
+        }
+        assert!(matches!(g.function_call(None), Judgement::Hold { .. }));
     }
 
     #[test]

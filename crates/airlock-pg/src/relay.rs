@@ -198,7 +198,7 @@ where
                     let j = if h.tag == b'Q' {
                         guard.gate.query(frame::query_sql(&f)?)
                     } else {
-                        guard.gate.function_call()
+                        guard.gate.function_call(frame::function_call(&f).ok().as_ref())
                     };
                     match j {
                         Judgement::Pass => out.extend_from_slice(&f),
@@ -397,4 +397,113 @@ fn has_interesting_frame_complete(buf: &[u8]) -> bool {
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::{put_error, put_query, split_frame, Report};
+    use airlock_sql::Classifier;
+    use bytes::BufMut;
+    use tokio::io::duplex;
+
+    struct FixedReply;
+    impl HoldReplies for FixedReply {
+        fn reply(&mut self, _j: &Judgement) -> Bytes {
+            let mut b = BytesMut::new();
+            put_error(
+                &mut b,
+                &Report {
+                    severity: "ERROR",
+                    code: "AL001",
+                    message: "held",
+                    detail: None,
+                    hint: None,
+                },
+            );
+            b.freeze()
+        }
+    }
+
+    fn ready(status: u8) -> BytesMut {
+        let mut b = BytesMut::new();
+        b.put_u8(b'Z');
+        b.put_i32(5);
+        b.put_u8(status);
+        b
+    }
+
+    async fn next_frame<R: AsyncRead + Unpin>(r: &mut R, buf: &mut BytesMut) -> (u8, Bytes) {
+        loop {
+            if let Some(f) = split_frame(buf).expect("valid frame") {
+                return f;
+            }
+            assert!(r.read_buf(buf).await.expect("read") > 0, "peer closed");
+        }
+    }
+
+    #[tokio::test]
+    async fn held_query_becomes_failing_execute_and_its_error_is_replaced() {
+        let (client_side, proxy_client) = duplex(1 << 16);
+        let (proxy_upstream, upstream_side) = duplex(1 << 16);
+        let guard = Guard {
+            gate: Gate::new(Arc::new(Classifier::new(16))),
+            replies: FixedReply,
+            max_batch_bytes: 1 << 20,
+            nonce: "airlock_held_test".into(),
+        };
+        let relay = tokio::spawn(relay_guarded(
+            proxy_client,
+            BytesMut::new(),
+            proxy_upstream,
+            BytesMut::new(),
+            guard,
+        ));
+        let (mut cr, mut cw) = tokio::io::split(client_side);
+        let (mut ur, mut uw) = tokio::io::split(upstream_side);
+
+        let mut q = BytesMut::new();
+        put_query(&mut q, "DELETE FROM t");
+        put_query(&mut q, "SELECT 1");
+        cw.write_all(&q).await.expect("write");
+
+        let mut ubuf = BytesMut::new();
+        let (tag, f) = next_frame(&mut ur, &mut ubuf).await;
+        assert_eq!(tag, b'Q');
+        assert_eq!(frame::query_sql(&f).expect("sql"), b"EXECUTE airlock_held_test");
+        let (_, f) = next_frame(&mut ur, &mut ubuf).await;
+        assert_eq!(frame::query_sql(&f).expect("sql"), b"SELECT 1");
+
+        // The upstream answers both: the nonce error, then a real error of the read.
+        let mut answer = BytesMut::new();
+        for msg in [
+            "prepared statement \"airlock_held_test\" does not exist",
+            "some real error",
+        ] {
+            put_error(
+                &mut answer,
+                &Report {
+                    severity: "ERROR",
+                    code: "26000",
+                    message: msg,
+                    detail: None,
+                    hint: None,
+                },
+            );
+            answer.extend_from_slice(&ready(b'I'));
+        }
+        uw.write_all(&answer).await.expect("write");
+
+        let mut cbuf = BytesMut::new();
+        let (tag, f) = next_frame(&mut cr, &mut cbuf).await;
+        assert_eq!(tag, b'E');
+        assert_eq!(frame::error_field(&f, b'C'), Some(&b"AL001"[..]));
+        assert_eq!(next_frame(&mut cr, &mut cbuf).await.0, b'Z');
+        let (tag, f) = next_frame(&mut cr, &mut cbuf).await;
+        assert_eq!(tag, b'E');
+        assert_eq!(frame::error_field(&f, b'M'), Some(&b"some real error"[..]));
+        assert_eq!(next_frame(&mut cr, &mut cbuf).await.0, b'Z');
+        drop((cr, cw, ur, uw));
+        relay.await.expect("join").expect("relay ends cleanly");
+    }
 }

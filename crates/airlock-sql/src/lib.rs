@@ -1,20 +1,30 @@
-//! TEMPORARY STUB written by the lead only so the other crates compile;
-//! helper-1 replaces this whole file with the real classifier.
-#![allow(missing_docs)]
-use std::sync::Arc;
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum StatementClass { Read, Write, Ddl, Privilege, Session, Transaction, Admin, Unknown }
-impl StatementClass { pub fn as_str(&self) -> &'static str { match self { Self::Read => "read", Self::Write => "write", Self::Ddl => "ddl", Self::Privilege => "privilege", Self::Session => "session", Self::Transaction => "transaction", Self::Admin => "admin", Self::Unknown => "unknown" } } }
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Classification { pub class: StatementClass, pub read_only: bool, pub reasons: Vec<String>, pub statement_count: usize, pub prepares: Vec<String>, pub executes: Vec<String>, pub deallocates: Vec<String>, pub tables: Vec<String> }
-pub fn classify(sql: &str) -> Classification {
-    let l = sql.trim_start().to_ascii_lowercase();
-    let read = l.starts_with("select") && !l.contains(';') || l.starts_with("prepare p as select") || l.starts_with("deallocate");
-    let mut c = Classification { class: if read { StatementClass::Read } else { StatementClass::Write }, read_only: read, reasons: if read { vec![] } else { vec!["stub".into()] }, statement_count: 1, prepares: vec![], executes: vec![], deallocates: vec![], tables: vec![] };
-    if l.starts_with("execute ") { c.read_only = true; c.reasons.clear(); c.executes.push(l[8..].trim().to_string()); }
-    if l.starts_with("prepare p as select") { c.prepares.push("p".into()); }
-    if l.starts_with("deallocate all") { c.deallocates.push("*".into()); }
-    c
-}
-pub struct Classifier;
-impl Classifier { pub fn new(_c: usize) -> Self { Classifier } pub fn classify(&self, sql: &str) -> Arc<Classification> { Arc::new(classify(sql)) } }
+//! SQL analysis for airlock: decides whether a SQL string is provably
+//! read-only on a protected PostgreSQL target (SPEC §3). Pure: no I/O.
+//!
+//! Fail closed: a string passes only when every statement in it is of a kind
+//! known to be read-only, every function it calls is on the read-only
+//! allow-list, and nothing in it (CTEs, sub-queries, EXPLAIN ANALYZE,
+//! PREPARE) writes. Anything that does not parse is held.
+//!
+//! Assumptions the proxy must keep true: the text is what Postgres receives
+//! (valid UTF-8), `standard_conforming_strings` is on and the client encoding
+//! is ASCII-safe (changes to either are held here), and the upstream session
+//! is read-only as a backstop.
+
+mod cache;
+mod class;
+mod classify;
+mod fallback;
+mod functions;
+mod functions_pg15;
+mod ident;
+mod keywords;
+mod parse;
+mod settings;
+mod walk;
+
+pub use cache::Classifier;
+pub use class::{Classification, StatementClass};
+pub use classify::classify;
+pub use functions::is_allowed_builtin;
+pub use settings::is_read_only_setting_change;

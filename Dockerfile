@@ -1,0 +1,15 @@
+# Small runtime image for airlock. Build: docker build -t airlock .
+FROM rust:1.95-slim-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN cargo build --release -p airlock && strip target/release/airlock
+
+FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/* && useradd --system --uid 10001 airlock
+COPY --from=build /src/target/release/airlock /usr/local/bin/airlock
+COPY proxy.toml.example /etc/airlock/proxy.toml
+USER airlock
+EXPOSE 6432 6480
+ENTRYPOINT ["/usr/local/bin/airlock"]
+CMD ["serve", "--config", "/etc/airlock/proxy.toml"]

@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# pgbench -S throughput directly against PostgreSQL and through airlock, in
+# the simple, extended and prepared query modes, interleaved
+# (direct, proxy, direct, proxy, ...) so that drift affects both alike.
+# Prints the tps of every run and, per mode, the median of the per-round
+# proxy/direct ratios.
+#
+#   bash benches/pgbench.sh                      # DURATION=10 ROUNDS=3
+#   DURATION=30 ROUNDS=5 bash benches/pgbench.sh
+#
+# Environment: DURATION (s per run), ROUNDS, CLIENTS (8), THREADS (2),
+# SCALE (10), REINIT=1 to rebuild the data, PROXY_PORT / HTTP_PORT,
+# CARGO_TARGET_DIR (default /root/.cache/airlock-target).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-10}
+ROUNDS=${ROUNDS:-3}
+CLIENTS=${CLIENTS:-8}
+THREADS=${THREADS:-2}
+SCALE=${SCALE:-10}
+PROXY_PORT=${PROXY_PORT:-16432}
+HTTP_PORT=${HTTP_PORT:-16480}
+DB=airlock_bench
+UPSTREAM_USER=airlock_scram
+export AIRLOCK_BENCH_UPSTREAM_PW=airlock-scram-pw
+BENCH_USER=bench
+BENCH_PW=bench-pw
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/root/.cache/airlock-target}"
+# Same transport on both paths: no TLS (PostgreSQL has ssl on, libpq would prefer it).
+export PGSSLMODE=disable PGGSSENCMODE=disable PGCONNECT_TIMEOUT=10
+unset PGOPTIONS PGHOST PGPORT PGUSER PGDATABASE PGPASSWORD
+
+log() { echo "pgbench.sh: $*" >&2; }
+
+log "building airlock (release)"
+cargo build --release -q -p airlock
+AIRLOCK="$CARGO_TARGET_DIR/release/airlock"
+
+bash tests/setup-postgres.sh
+
+admin() { psql -X -q -At -h 127.0.0.1 -U postgres -d postgres "$@"; }
+if [ "$(admin -c "SELECT count(*) FROM pg_database WHERE datname = '$DB'")" = 0 ]; then
+    admin -c "CREATE DATABASE $DB OWNER $UPSTREAM_USER"
+    REINIT=1
+fi
+rows=$(psql -X -q -At -h 127.0.0.1 -U postgres -d "$DB" \
+    -c "SELECT CASE WHEN to_regclass('pgbench_accounts') IS NULL THEN 0 ELSE (SELECT count(*) FROM pgbench_accounts) END")
+if [ "${REINIT:-0}" = 1 ] || [ "$rows" != "$((SCALE * 100000))" ]; then
+    log "initialising $DB with pgbench -i -s $SCALE"
+    PGPASSWORD=$AIRLOCK_BENCH_UPSTREAM_PW pgbench -q -i -s "$SCALE" -h 127.0.0.1 -U "$UPSTREAM_USER" "$DB" >/dev/null 2>&1
+fi
+
+WORK=$(mktemp -d /tmp/airlock-bench.XXXXXX)
+AIRLOCK_PID=
+cleanup() {
+    if [ -n "$AIRLOCK_PID" ]; then kill "$AIRLOCK_PID" 2>/dev/null || true; wait "$AIRLOCK_PID" 2>/dev/null || true; fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+VERIFIER=$(printf '%s\n' "$BENCH_PW" | "$AIRLOCK" passwd | grep -m1 '^SCRAM-SHA-256\$')
+cat >"$WORK/proxy.toml" <<TOML
+[server]
+postgres_listen = "127.0.0.1:$PROXY_PORT"
+http_listen = "127.0.0.1:$HTTP_PORT"
+log_format = "human"
+
+[[families]]
+name = "bench"
+environments = ["dev"]
+
+[[users]]
+name = "$BENCH_USER"
+team = "bench"
+groups = ["bench"]
+scram_verifier = "$VERIFIER"
+
+[[targets]]
+name = "bench-dev"
+family = "bench"
+environment = "dev"
+protected = false
+allowed_groups = ["bench"]
+
+[targets.upstream]
+host = "127.0.0.1"
+port = 5432
+database = "$DB"
+tls = "disable"
+
+[targets.write_credentials]
+user = "$UPSTREAM_USER"
+password_env = "AIRLOCK_BENCH_UPSTREAM_PW"
+TOML
+
+RUST_LOG=${RUST_LOG:-warn} "$AIRLOCK" serve --config "$WORK/proxy.toml" 2>"$WORK/airlock.log" &
+AIRLOCK_PID=$!
+for _ in $(seq 1 100); do
+    pg_isready -q -h 127.0.0.1 -p "$PROXY_PORT" && break
+    kill -0 "$AIRLOCK_PID" 2>/dev/null || { cat "$WORK/airlock.log" >&2; log "airlock exited"; exit 1; }
+    sleep 0.1
+done
+pg_isready -q -h 127.0.0.1 -p "$PROXY_PORT" || { cat "$WORK/airlock.log" >&2; log "airlock is not listening"; exit 1; }
+
+# run_one MODE WHERE -> prints tps
+run_one() {
+    local mode=$1 where=$2 out tps
+    if [ "$where" = direct ]; then
+        out=$(PGPASSWORD=$AIRLOCK_BENCH_UPSTREAM_PW pgbench -n -S -M "$mode" -c "$CLIENTS" -j "$THREADS" -T "$DURATION" \
+            -h 127.0.0.1 -p 5432 -U "$UPSTREAM_USER" "$DB" 2>&1) || { echo "$out" >&2; return 1; }
+    else
+        out=$(PGPASSWORD=$BENCH_PW pgbench -n -S -M "$mode" -c "$CLIENTS" -j "$THREADS" -T "$DURATION" \
+            -h 127.0.0.1 -p "$PROXY_PORT" -U "$BENCH_USER" bench-dev 2>&1) || { echo "$out" >&2; return 1; }
+    fi
+    if ! grep -q '^number of failed transactions: 0 ' <<<"$out"; then
+        echo "$out" >&2; log "failed transactions in $mode/$where"; return 1
+    fi
+    tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' <<<"$out" | head -n1)
+    [ -n "$tps" ] || { echo "$out" >&2; return 1; }
+    echo "$tps"
+}
+
+median() { sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+
+echo "pgbench -S, $CLIENTS clients, $THREADS threads, ${DURATION}s per run, $ROUNDS rounds, scale $SCALE"
+printf '%-9s %-5s %12s %12s %8s\n' mode round direct_tps proxy_tps ratio
+summary=()
+for mode in simple extended prepared; do
+    ratios=()
+    directs=()
+    proxies=()
+    for round in $(seq 1 "$ROUNDS"); do
+        d=$(run_one "$mode" direct)
+        p=$(run_one "$mode" proxy)
+        r=$(awk -v p="$p" -v d="$d" 'BEGIN { printf "%.3f", p / d }')
+        printf '%-9s %-5s %12.1f %12.1f %8s\n' "$mode" "$round" "$d" "$p" "$r"
+        ratios+=("$r"); directs+=("$d"); proxies+=("$p")
+    done
+    md=$(printf '%s\n' "${directs[@]}" | median)
+    mp=$(printf '%s\n' "${proxies[@]}" | median)
+    mr=$(printf '%s\n' "${ratios[@]}" | median)
+    summary+=("$(printf '%-9s median direct %10.1f tps   median proxy %10.1f tps   median ratio proxy/direct %s' "$mode" "$md" "$mp" "$mr")")
+done
+echo
+printf '%s\n' "${summary[@]}"

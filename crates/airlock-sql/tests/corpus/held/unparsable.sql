@@ -1,0 +1,35 @@
+-- class: unknown
+this is not sql
+-- next
+-- class: unknown
+SELECT FROM WHERE
+-- next
+-- class: unknown
+SELECT 1 END; DELETE FROM app.orders
+-- next
+-- class: unknown
+SELECT 1 end
+-- next
+-- class: unknown
+SELECT 'unterminated
+-- next
+-- class: unknown
+SELECT $$ unterminated
+-- next
+-- class: unknown
+SELECT "unterminated
+-- next
+-- class: unknown
+MOVE NEXT FROM c; DO $$ BEGIN END $$
+-- next
+-- class: unknown
+SELECT ((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((1))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))
+-- next
+-- class: unknown
+\x
+-- next
+-- class: write
+INSERT INTO app.accounts VALUES (
+-- next
+-- class: ddl
+CREATE TABLE t (
