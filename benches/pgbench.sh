@@ -44,8 +44,10 @@ if [ "$(admin -c "SELECT count(*) FROM pg_database WHERE datname = '$DB'")" = 0 
     admin -c "CREATE DATABASE $DB OWNER $UPSTREAM_USER"
     REINIT=1
 fi
-rows=$(psql -X -q -At -h 127.0.0.1 -U postgres -d "$DB" \
-    -c "SELECT CASE WHEN to_regclass('pgbench_accounts') IS NULL THEN 0 ELSE (SELECT count(*) FROM pgbench_accounts) END")
+rows=0
+if [ "$(psql -X -q -At -h 127.0.0.1 -U postgres -d "$DB" -c "SELECT to_regclass('pgbench_accounts') IS NOT NULL")" = t ]; then
+    rows=$(psql -X -q -At -h 127.0.0.1 -U postgres -d "$DB" -c "SELECT count(*) FROM pgbench_accounts")
+fi
 if [ "${REINIT:-0}" = 1 ] || [ "$rows" != "$((SCALE * 100000))" ]; then
     log "initialising $DB with pgbench -i -s $SCALE"
     PGPASSWORD=$AIRLOCK_BENCH_UPSTREAM_PW pgbench -q -i -s "$SCALE" -h 127.0.0.1 -U "$UPSTREAM_USER" "$DB" >/dev/null 2>&1
@@ -54,6 +56,10 @@ fi
 WORK=$(mktemp -d /tmp/airlock-bench.XXXXXX)
 AIRLOCK_PID=
 cleanup() {
+    local rc=$?
+    if [ "$rc" != 0 ] && [ -s "$WORK/airlock.log" ]; then
+        log "airlock log:"; tail -n 50 "$WORK/airlock.log" >&2
+    fi
     if [ -n "$AIRLOCK_PID" ]; then kill "$AIRLOCK_PID" 2>/dev/null || true; wait "$AIRLOCK_PID" 2>/dev/null || true; fi
     rm -rf "$WORK"
 }
@@ -94,7 +100,7 @@ user = "$UPSTREAM_USER"
 password_env = "AIRLOCK_BENCH_UPSTREAM_PW"
 TOML
 
-RUST_LOG=${RUST_LOG:-warn} "$AIRLOCK" serve --config "$WORK/proxy.toml" 2>"$WORK/airlock.log" &
+AIRLOCK_LOG=${AIRLOCK_LOG:-warn} "$AIRLOCK" serve --config "$WORK/proxy.toml" 2>"$WORK/airlock.log" &
 AIRLOCK_PID=$!
 for _ in $(seq 1 100); do
     pg_isready -q -h 127.0.0.1 -p "$PROXY_PORT" && break

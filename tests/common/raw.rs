@@ -223,6 +223,12 @@ pub fn tcp(addr: &str) -> TcpStream {
     s
 }
 
+/// Like [`login`], but `None` when the TCP connection itself is refused.
+pub fn try_login(addr: &str, user: &str, password: &str, database: &str) -> Option<RawConn> {
+    TcpStream::connect(addr).ok()?;
+    Some(login(addr, user, password, database))
+}
+
 /// Startup + SCRAM-SHA-256 login. Never panics on protocol outcomes: look
 /// at `handshake.error`, `handshake.ready`, `handshake.io_error`.
 pub fn login(addr: &str, user: &str, password: &str, database: &str) -> RawConn {

@@ -117,7 +117,9 @@ pub(crate) fn combine(verdicts: Vec<Verdict>) -> Classification {
 fn options_analyze(options: &Option<Vec<UtilityOption>>) -> bool {
     let Some(options) = options else { return false };
     options.iter().any(|o| {
-        if !o.name.value.eq_ignore_ascii_case("analyze") && !o.name.value.eq_ignore_ascii_case("analyse") {
+        if !o.name.value.eq_ignore_ascii_case("analyze")
+            && !o.name.value.eq_ignore_ascii_case("analyse")
+        {
             return false;
         }
         match &o.arg {
@@ -131,9 +133,12 @@ fn options_analyze(options: &Option<Vec<UtilityOption>>) -> bool {
 }
 
 fn has_read_write(modes: &[TransactionMode]) -> bool {
-    modes
-        .iter()
-        .any(|m| matches!(m, TransactionMode::AccessMode(TransactionAccessMode::ReadWrite)))
+    modes.iter().any(|m| {
+        matches!(
+            m,
+            TransactionMode::AccessMode(TransactionAccessMode::ReadWrite)
+        )
+    })
 }
 
 fn check_set(v: &mut Verdict, name: &str, value: &SettingValue) {
@@ -267,7 +272,10 @@ pub(crate) fn analyze(st: &Statement) -> Verdict {
                     }
                     CopyTarget::Program { .. } => {
                         v.class = Admin;
-                        v.hold(Admin, "COPY … TO PROGRAM runs a program on the server".to_string());
+                        v.hold(
+                            Admin,
+                            "COPY … TO PROGRAM runs a program on the server".to_string(),
+                        );
                     }
                     CopyTarget::Stdin => {
                         v.hold(Unknown, "COPY … TO STDIN is not valid".to_string());
@@ -317,9 +325,7 @@ pub(crate) fn analyze(st: &Statement) -> Verdict {
             v
         }
         Statement::ShowVariable { variable } => {
-            let airlock = variable
-                .first()
-                .is_some_and(|i| ident_name(i) == "airlock");
+            let airlock = variable.first().is_some_and(|i| ident_name(i) == "airlock");
             Verdict::new(if airlock { Session } else { Read })
         }
         Statement::ShowFunctions { .. }
@@ -388,7 +394,11 @@ fn analyze_set(set: &Set) -> Verdict {
             variable, values, ..
         } => {
             let mut v = Verdict::new(Session);
-            check_set(&mut v, &object_name_string(variable), &SettingValue::from_exprs(values));
+            check_set(
+                &mut v,
+                &object_name_string(variable),
+                &SettingValue::from_exprs(values),
+            );
             v
         }
         Set::MultipleAssignments { assignments } => {
@@ -406,9 +416,10 @@ fn analyze_set(set: &Set) -> Verdict {
             Privilege,
             "SET SESSION AUTHORIZATION changes the session's identity".to_string(),
         ),
-        Set::SetRole { .. } => {
-            Verdict::held(Privilege, "SET ROLE changes the session's identity".to_string())
-        }
+        Set::SetRole { .. } => Verdict::held(
+            Privilege,
+            "SET ROLE changes the session's identity".to_string(),
+        ),
         Set::SetTimeZone { .. } | Set::SetNamesDefault {} => Verdict::new(Session),
         Set::SetNames { charset_name, .. } => {
             let mut v = Verdict::new(Session);
@@ -462,13 +473,22 @@ mod tests {
     fn class_aggregation() {
         passes("SELECT 1", StatementClass::Read);
         passes("BEGIN; SELECT 1; COMMIT", StatementClass::Transaction);
-        passes("SET search_path = public; SELECT 1", StatementClass::Session);
+        passes(
+            "SET search_path = public; SELECT 1",
+            StatementClass::Session,
+        );
         held("SELECT 1; DELETE FROM t", StatementClass::Write);
-        held("DELETE FROM t; GRANT SELECT ON t TO u", StatementClass::Privilege);
+        held(
+            "DELETE FROM t; GRANT SELECT ON t TO u",
+            StatementClass::Privilege,
+        );
         held("BEGIN; CREATE TABLE t (a int); COMMIT", StatementClass::Ddl);
         let c = classify("SELECT 1; DELETE FROM t; SELECT 2");
         assert_eq!(c.statement_count, 3);
-        assert_eq!(c.reasons, vec!["statement 2: DELETE modifies data".to_string()]);
+        assert_eq!(
+            c.reasons,
+            vec!["statement 2: DELETE modifies data".to_string()]
+        );
     }
 
     #[test]
@@ -481,7 +501,10 @@ mod tests {
         assert!(c.prepares.is_empty());
         assert_eq!(c.class, StatementClass::Write);
         let c = classify("PREPARE p3 AS SELECT 1; DELETE FROM t");
-        assert!(c.prepares.is_empty(), "prepares only recorded when read-only");
+        assert!(
+            c.prepares.is_empty(),
+            "prepares only recorded when read-only"
+        );
         let c = classify("EXECUTE \"Mixed\"(1); execute Plain");
         assert!(c.read_only);
         assert_eq!(c.executes, vec!["Mixed", "plain"]);
@@ -528,7 +551,10 @@ mod tests {
             "BEGIN ISOLATION LEVEL SERIALIZABLE, READ ONLY, DEFERRABLE",
             StatementClass::Transaction,
         );
-        passes("SET TRANSACTION NOT DEFERRABLE", StatementClass::Transaction);
+        passes(
+            "SET TRANSACTION NOT DEFERRABLE",
+            StatementClass::Transaction,
+        );
         passes(
             "SELECT 1 FROM pg_class c WHERE c.relkind OPERATOR(pg_catalog.=) ANY (array['r'])",
             StatementClass::Read,
@@ -580,7 +606,10 @@ mod tests {
             "SELECT set_config(name, 'off', false) FROM pg_settings WHERE name = 'transaction_read_only'",
             StatementClass::Privilege,
         );
-        held("SELECT set_config('search_path', 'x', false, 1)", StatementClass::Session);
+        held(
+            "SELECT set_config('search_path', 'x', false, 1)",
+            StatementClass::Session,
+        );
         held(
             "SELECT set_config(setting_name => 'x', new_value => 'y', is_local => false)",
             StatementClass::Session,

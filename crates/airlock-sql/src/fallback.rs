@@ -20,7 +20,10 @@ pub(crate) fn classify_unparsed(sql: &str, err: &ParserError) -> Classification 
     let whole = || {
         let (first, second) = leading_words_of(sql);
         let class = keyword_class(&first, &second);
-        combine(vec![Verdict::held(class, format!("parse error: {}", error_message(err)))])
+        combine(vec![Verdict::held(
+            class,
+            format!("parse error: {}", error_message(err)),
+        )])
     };
     let Ok(tokens) = tokenize(sql) else {
         return whole();
@@ -225,7 +228,8 @@ fn unqualify_operator_any(tokens: &[TokenWithSpan]) -> Option<Vec<TokenWithSpan>
     let mut k = 0;
     while k + 6 < significant.len() {
         let at = |n: usize| &tokens[significant[k + n]].token;
-        let is_catalog = matches!(at(2), Token::Word(w) if w.value.eq_ignore_ascii_case("pg_catalog"));
+        let is_catalog =
+            matches!(at(2), Token::Word(w) if w.value.eq_ignore_ascii_case("pg_catalog"));
         let quantifier = ["any", "all", "some"].iter().any(|q| word_is(at(6), q));
         if word_is(at(0), "operator")
             && *at(1) == Token::LParen

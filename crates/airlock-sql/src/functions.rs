@@ -154,29 +154,59 @@ fn known_side_effect(name: &str) -> Option<(StatementClass, &'static str)> {
         "pg_notify" => (Admin, "sends a notification to other sessions"),
         "set_config" => (Session, "changes a setting"),
         "pg_terminate_backend" | "pg_cancel_backend" => (Admin, "signals another backend"),
-        "pg_reload_conf" | "pg_rotate_logfile" | "pg_rotate_logfile_old" | "pg_switch_wal"
-        | "pg_promote" | "pg_create_restore_point" | "pg_backup_start" | "pg_backup_stop"
-        | "pg_wal_replay_pause" | "pg_wal_replay_resume" | "pg_log_backend_memory_contexts"
-        | "pg_import_system_collations" | "pg_stat_clear_snapshot" | "pg_stat_force_next_flush"
-        | "pg_nextoid" | "pg_stop_making_pinned_objects" => (Admin, "is a server administration function"),
-        "pg_read_file" | "pg_read_file_old" | "pg_read_binary_file" | "pg_stat_file" | "pg_ls_dir"
-        | "pg_ls_logdir" | "pg_ls_waldir" | "pg_ls_tmpdir" | "pg_ls_archive_statusdir"
-        | "pg_ls_logicalmapdir" | "pg_ls_logicalsnapdir" | "pg_ls_replslotdir"
+        "pg_reload_conf"
+        | "pg_rotate_logfile"
+        | "pg_rotate_logfile_old"
+        | "pg_switch_wal"
+        | "pg_promote"
+        | "pg_create_restore_point"
+        | "pg_backup_start"
+        | "pg_backup_stop"
+        | "pg_wal_replay_pause"
+        | "pg_wal_replay_resume"
+        | "pg_log_backend_memory_contexts"
+        | "pg_import_system_collations"
+        | "pg_stat_clear_snapshot"
+        | "pg_stat_force_next_flush"
+        | "pg_nextoid"
+        | "pg_stop_making_pinned_objects" => (Admin, "is a server administration function"),
+        "pg_read_file"
+        | "pg_read_file_old"
+        | "pg_read_binary_file"
+        | "pg_stat_file"
+        | "pg_ls_dir"
+        | "pg_ls_logdir"
+        | "pg_ls_waldir"
+        | "pg_ls_tmpdir"
+        | "pg_ls_archive_statusdir"
+        | "pg_ls_logicalmapdir"
+        | "pg_ls_logicalsnapdir"
+        | "pg_ls_replslotdir"
         | "pg_current_logfile" => (Admin, "accesses the server file system"),
-        "query_to_xml" | "query_to_xml_and_xmlschema" | "query_to_xmlschema" | "cursor_to_xml"
-        | "cursor_to_xmlschema" | "table_to_xml" | "table_to_xml_and_xmlschema"
-        | "table_to_xmlschema" | "schema_to_xml" | "schema_to_xml_and_xmlschema"
-        | "schema_to_xmlschema" | "database_to_xml" | "database_to_xml_and_xmlschema"
-        | "database_to_xmlschema" | "ts_stat" | "ts_rewrite" => {
-            (Unknown, "runs SQL given as text, which cannot be analysed")
-        }
+        "query_to_xml"
+        | "query_to_xml_and_xmlschema"
+        | "query_to_xmlschema"
+        | "cursor_to_xml"
+        | "cursor_to_xmlschema"
+        | "table_to_xml"
+        | "table_to_xml_and_xmlschema"
+        | "table_to_xmlschema"
+        | "schema_to_xml"
+        | "schema_to_xml_and_xmlschema"
+        | "schema_to_xmlschema"
+        | "database_to_xml"
+        | "database_to_xml_and_xmlschema"
+        | "database_to_xmlschema"
+        | "ts_stat"
+        | "ts_rewrite" => (Unknown, "runs SQL given as text, which cannot be analysed"),
         "pg_extension_config_dump" | "binary_upgrade_create_empty_extension" => {
             (Ddl, "changes catalog entries")
         }
         n if n.starts_with("binary_upgrade_") => (Admin, "is a pg_upgrade internal"),
-        n if n.starts_with("lo_") || n == "loread" || n == "lowrite" => {
-            (Write, "accesses large objects (lo_* functions create, change or export data)")
-        }
+        n if n.starts_with("lo_") || n == "loread" || n == "lowrite" => (
+            Write,
+            "accesses large objects (lo_* functions create, change or export data)",
+        ),
         n if n.starts_with("pg_advisory") || n.starts_with("pg_try_advisory") => {
             (Admin, "takes or releases an advisory lock")
         }
@@ -270,7 +300,9 @@ mod tests {
     fn name(s: &str) -> ObjectName {
         use sqlparser::dialect::PostgreSqlDialect;
         use sqlparser::parser::Parser;
-        let mut p = Parser::new(&PostgreSqlDialect {}).try_with_sql(s).expect("tokens");
+        let mut p = Parser::new(&PostgreSqlDialect {})
+            .try_with_sql(s)
+            .expect("tokens");
         p.parse_object_name(false).expect("name")
     }
 
@@ -299,12 +331,30 @@ mod tests {
         assert_eq!(check_function(&name("lower")), FnCheck::Allowed);
         assert_eq!(check_function(&name("LOWER")), FnCheck::Allowed);
         assert_eq!(check_function(&name("pg_catalog.lower")), FnCheck::Allowed);
-        assert_eq!(check_function(&name("\"pg_catalog\".\"lower\"")), FnCheck::Allowed);
-        assert!(matches!(check_function(&name("\"LOWER\"")), FnCheck::Held(..)));
-        assert!(matches!(check_function(&name("public.lower")), FnCheck::Held(..)));
-        assert!(matches!(check_function(&name("db.pg_catalog.lower")), FnCheck::Held(..)));
-        assert_eq!(check_function(&name("information_schema._pg_expandarray")), FnCheck::Allowed);
-        assert!(matches!(check_function(&name("_pg_expandarray")), FnCheck::Held(..)));
+        assert_eq!(
+            check_function(&name("\"pg_catalog\".\"lower\"")),
+            FnCheck::Allowed
+        );
+        assert!(matches!(
+            check_function(&name("\"LOWER\"")),
+            FnCheck::Held(..)
+        ));
+        assert!(matches!(
+            check_function(&name("public.lower")),
+            FnCheck::Held(..)
+        ));
+        assert!(matches!(
+            check_function(&name("db.pg_catalog.lower")),
+            FnCheck::Held(..)
+        ));
+        assert_eq!(
+            check_function(&name("information_schema._pg_expandarray")),
+            FnCheck::Allowed
+        );
+        assert!(matches!(
+            check_function(&name("_pg_expandarray")),
+            FnCheck::Held(..)
+        ));
         assert!(matches!(
             check_function(&name("pg_catalog.nextval")),
             FnCheck::Held(StatementClass::Write, _)
@@ -313,9 +363,18 @@ mod tests {
             check_function(&name("pg_terminate_backend")),
             FnCheck::Held(StatementClass::Admin, _)
         ));
-        assert_eq!(check_function(&name("pg_catalog.set_config")), FnCheck::SetConfig);
-        assert!(matches!(check_function(&name("txid_current")), FnCheck::Held(StatementClass::Write, _)));
-        assert_eq!(check_function(&name("txid_current_if_assigned")), FnCheck::Allowed);
+        assert_eq!(
+            check_function(&name("pg_catalog.set_config")),
+            FnCheck::SetConfig
+        );
+        assert!(matches!(
+            check_function(&name("txid_current")),
+            FnCheck::Held(StatementClass::Write, _)
+        ));
+        assert_eq!(
+            check_function(&name("txid_current_if_assigned")),
+            FnCheck::Allowed
+        );
         assert_eq!(check_function(&name("now")), FnCheck::Allowed);
         assert_eq!(check_function(&name("pg_sleep")), FnCheck::Allowed);
     }

@@ -80,7 +80,11 @@ pub(crate) fn statement_class(st: &Statement) -> (StatementClass, String) {
             let what = if second.is_empty() {
                 first.to_ascii_uppercase()
             } else {
-                format!("{} {}", first.to_ascii_uppercase(), second.to_ascii_uppercase())
+                format!(
+                    "{} {}",
+                    first.to_ascii_uppercase(),
+                    second.to_ascii_uppercase()
+                )
             };
             (class, what)
         }

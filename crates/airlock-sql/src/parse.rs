@@ -66,8 +66,14 @@ mod tests {
     #[test]
     fn end_does_not_truncate() {
         assert!(parse_sql("SELECT 1 END; DELETE FROM t").is_err());
-        assert_eq!(parse_sql("SELECT 1; DELETE FROM t").map(|v| v.len()).ok(), Some(2));
+        assert_eq!(
+            parse_sql("SELECT 1; DELETE FROM t").map(|v| v.len()).ok(),
+            Some(2)
+        );
         assert_eq!(parse_sql(";;SELECT 1;;").map(|v| v.len()).ok(), Some(1));
-        assert_eq!(parse_sql("/* only */ -- comments").map(|v| v.len()).ok(), Some(0));
+        assert_eq!(
+            parse_sql("/* only */ -- comments").map(|v| v.len()).ok(),
+            Some(0)
+        );
     }
 }

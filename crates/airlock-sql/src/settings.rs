@@ -93,9 +93,28 @@ fn is_safe_encoding(name: &str) -> bool {
         .map(|c| c.to_ascii_lowercase())
         .collect();
     const SAFE: &[&str] = &[
-        "abc", "alt", "euccn", "eucjis2004", "eucjp", "euckr", "euctw", "koi8", "koi8r", "koi8u",
-        "muleinternal", "sqlascii", "tcvn", "tcvn5712", "unicode", "utf8", "vscii", "win",
-        "win866", "win874", "windows866", "windows874",
+        "abc",
+        "alt",
+        "euccn",
+        "eucjis2004",
+        "eucjp",
+        "euckr",
+        "euctw",
+        "koi8",
+        "koi8r",
+        "koi8u",
+        "muleinternal",
+        "sqlascii",
+        "tcvn",
+        "tcvn5712",
+        "unicode",
+        "utf8",
+        "vscii",
+        "win",
+        "win866",
+        "win874",
+        "windows866",
+        "windows874",
     ];
     if SAFE.contains(&clean.as_str()) {
         return true;
@@ -203,12 +222,30 @@ mod tests {
 
     #[test]
     fn read_only_flags() {
-        assert!(is_read_only_setting_change("default_transaction_read_only", "on"));
-        assert!(is_read_only_setting_change("Default_Transaction_Read_Only", "TRUE"));
-        assert!(!is_read_only_setting_change("default_transaction_read_only", "off"));
-        assert!(!is_read_only_setting_change("default_transaction_read_only", "0"));
-        assert!(!is_read_only_setting_change("transaction_read_only", "false"));
-        assert!(!is_read_only_setting_change("transaction_read_only", "DEFAULT"));
+        assert!(is_read_only_setting_change(
+            "default_transaction_read_only",
+            "on"
+        ));
+        assert!(is_read_only_setting_change(
+            "Default_Transaction_Read_Only",
+            "TRUE"
+        ));
+        assert!(!is_read_only_setting_change(
+            "default_transaction_read_only",
+            "off"
+        ));
+        assert!(!is_read_only_setting_change(
+            "default_transaction_read_only",
+            "0"
+        ));
+        assert!(!is_read_only_setting_change(
+            "transaction_read_only",
+            "false"
+        ));
+        assert!(!is_read_only_setting_change(
+            "transaction_read_only",
+            "DEFAULT"
+        ));
         assert!(!is_read_only_setting_change("role", "postgres"));
         assert!(!is_read_only_setting_change("session_authorization", "x"));
     }
@@ -236,12 +273,24 @@ mod tests {
 
     #[test]
     fn tokenizer_affecting_settings() {
-        assert!(!is_read_only_setting_change("standard_conforming_strings", "off"));
-        assert!(is_read_only_setting_change("standard_conforming_strings", "on"));
+        assert!(!is_read_only_setting_change(
+            "standard_conforming_strings",
+            "off"
+        ));
+        assert!(is_read_only_setting_change(
+            "standard_conforming_strings",
+            "on"
+        ));
         assert!(!is_read_only_setting_change("client_encoding", "SJIS"));
         assert!(!is_read_only_setting_change("client_encoding", "big5"));
         assert!(!is_read_only_setting_change("client_encoding", "GBK"));
-        assert!(!is_read_only_setting_change("search_path", "public, pg_catalog"));
-        assert!(!is_read_only_setting_change("search_path", "public,\"pg_catalog\""));
+        assert!(!is_read_only_setting_change(
+            "search_path",
+            "public, pg_catalog"
+        ));
+        assert!(!is_read_only_setting_change(
+            "search_path",
+            "public,\"pg_catalog\""
+        ));
     }
 }

@@ -341,7 +341,11 @@ impl Visitor for Walker<'_> {
                 self.operator(compare_op)
             }
             Expr::In {
-                target: InTarget::Table { name, args: Some(_) },
+                target:
+                    InTarget::Table {
+                        name,
+                        args: Some(_),
+                    },
                 ..
             } => {
                 self.function_name(name, None);

@@ -1,0 +1,151 @@
+//! Operations: `check-config`, `passwd`, `/healthz`, JSON logs without
+//! secrets, and the SIGTERM drain.
+
+mod common;
+
+use common::*;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn airlock(args: &[&str], stdin: Option<&[u8]>) -> Out {
+    let mut cmd = Command::new(airlock_bin());
+    cmd.args(args);
+    run_with_timeout(cmd, stdin, Duration::from_secs(30))
+}
+
+#[test]
+fn check_config_lists_every_problem_with_its_key_path() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("broken.toml");
+    std::fs::write(
+        &path,
+        r#"
+[server]
+postgres_listen = "not an address"
+
+[[families]]
+name = "orders"
+environments = ["dev", "prod"]
+
+[[users]]
+name = "alice"
+groups = ["developers"]
+scram_verifier = "md5deadbeef"
+
+[[targets]]
+name = "orders-prod"
+family = "orders"
+environment = "staging"
+protected = true
+allowed_groups = ["developers", "nobody"]
+upstream = { host = "127.0.0.1", database = "orders" }
+read_credentials = { user = "reader", password_env = "AIRLOCK_TEST_SURELY_UNSET_VAR" }
+"#,
+    )
+    .expect("write");
+    let out = airlock(&["check-config", path.to_str().expect("utf8")], None);
+    assert_eq!(out.code(), 1, "{}", out.describe());
+    let text = out.stdout();
+    for key in [
+        "server.postgres_listen",
+        "users[0].scram_verifier",
+        "targets[0].environment",
+        "targets[0].allowed_groups[1]",
+        "targets[0].read_credentials.password_env",
+    ] {
+        assert!(text.contains(key), "missing {key} in:\n{text}");
+    }
+
+    // A TOML syntax error or an unknown key is reported too, with its place.
+    std::fs::write(&path, "[server]\npostgres_listn = \"127.0.0.1:1\"\n").expect("write");
+    let out = airlock(&["check-config", path.to_str().expect("utf8")], None);
+    assert_eq!(out.code(), 1, "{}", out.describe());
+    assert!(out.stdout().contains("postgres_listn"), "{}", out.describe());
+
+    let example = workspace_root().join("proxy.toml.example");
+    let out = airlock(&["check-config", example.to_str().expect("utf8")], None);
+    assert_eq!(out.code(), 0, "proxy.toml.example must be valid: {}", out.describe());
+}
+
+#[test]
+fn passwd_prints_a_verifier_never_the_password() {
+    let out = airlock(&["passwd"], Some(b"correct horse battery\n"));
+    assert!(out.success(), "{}", out.describe());
+    let line = out.stdout();
+    assert!(line.starts_with("SCRAM-SHA-256$4096:"), "{line}");
+    assert!(!line.contains("correct horse"), "{line}");
+    let again = airlock(&["passwd"], Some(b"correct horse battery\n"));
+    assert_ne!(line, again.stdout(), "salt must be random");
+    let empty = airlock(&["passwd"], Some(b""));
+    assert!(!empty.success(), "an empty password must be refused");
+}
+
+fn http_get(port: u16, path: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect http");
+    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").expect("send");
+    let mut body = String::new();
+    s.read_to_string(&mut body).expect("read");
+    body
+}
+
+#[test]
+fn healthz_answers_and_json_logs_never_carry_a_password() {
+    let db = "airlock_t_ops_health";
+    fresh_db(db);
+    let mut cfg = ProxyConfig::for_db(db);
+    cfg.server_extra.push(("log_format".into(), "\"json\"".into()));
+    let mut proxy = Proxy::start(cfg);
+    let health = http_get(proxy.http_port, "/healthz");
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    let conn = proxy.conn("alice", &format!("{db}-dev"));
+    conn.psql(&["-c", "SELECT 1"]).assert_success("query through the proxy");
+    let wrong = conn.clone().with_password("wrong-password-xyz").psql(&["-c", "SELECT 1"]);
+    assert!(!wrong.success());
+    proxy.assert_alive("a failed login");
+
+    let logs = proxy.stderr();
+    let json_lines: Vec<&str> = logs.lines().filter(|l| l.starts_with('{')).collect();
+    assert!(
+        json_lines.iter().any(|l| l.contains("session started")),
+        "expected JSON log lines:\n{logs}"
+    );
+    for secret in [UPSTREAM_PASSWORD, conn.password.as_str(), "wrong-password-xyz"] {
+        assert!(!logs.contains(secret), "a password reached the log:\n{logs}");
+    }
+}
+
+#[test]
+fn sigterm_stops_accepting_and_lets_running_sessions_finish() {
+    let db = "airlock_t_ops_drain";
+    fresh_db(db);
+    let mut proxy = Proxy::start(ProxyConfig::for_db(db));
+    let conn = proxy.conn("alice", &format!("{db}-dev"));
+    let mut cmd = conn.psql_cmd(&["-At", "-c", "SELECT pg_sleep(3)", "-c", "SELECT 'finished'"]);
+    cmd.env("PGPASSWORD", &conn.password);
+    let running = Background::spawn(cmd);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while admin_query(
+        "postgres",
+        &format!("SELECT count(*) FROM pg_stat_activity WHERE datname = '{db}' AND query = 'SELECT pg_sleep(3)'"),
+    ) != "1"
+    {
+        assert!(Instant::now() < deadline, "the sleep never started upstream");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    proxy.signal("TERM");
+    // New connections are refused at once...
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while TcpStream::connect(("127.0.0.1", proxy.pg_port)).is_ok() {
+        assert!(Instant::now() < deadline, "listener still accepting after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // ...while the running session completes its work.
+    let out = running.wait(Duration::from_secs(20));
+    assert!(out.success(), "session cut by the drain: {}", out.describe());
+    assert!(out.stdout().contains("finished"), "{}", out.describe());
+    let status = proxy.wait_exit(Duration::from_secs(20)).expect("airlock exits after draining");
+    assert!(status.success(), "exit status {status:?}\n{}", proxy.stderr());
+}
