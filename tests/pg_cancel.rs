@@ -42,6 +42,7 @@ fn interactive_psql_ctrl_c_cancels_and_session_goes_on() {
         .env("PGAPPNAME", APP_NAME)
         .env("PGCONNECT_TIMEOUT", "10")
         .env("TERM", "dumb")
+        .env("PSQL_HISTORY", "/dev/null")
         .env_remove("PGOPTIONS");
     let mut term = Background::spawn(cmd);
     assert!(

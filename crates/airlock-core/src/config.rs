@@ -1,8 +1,11 @@
 //! The `proxy.toml` configuration: parsing, validation with key paths, and
 //! secret resolution through a caller-supplied reader.
 
+use crate::request::approval::ApprovalPolicy;
+use crate::workflow::PolicySource;
+use airlock_sql::StatementClass;
 use serde::Deserialize;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -74,6 +77,9 @@ pub struct Config {
     /// Upstream databases.
     #[serde(default)]
     pub targets: Vec<Target>,
+    /// Default approval policy of every target (`[policy]`); targets override it.
+    #[serde(default)]
+    pub policy: PolicyConfig,
 }
 
 /// `[server]`.
@@ -187,10 +193,219 @@ pub struct Target {
     pub read_credentials: Option<Credentials>,
     /// Credentials for sessions on unprotected targets and for approved changes.
     pub write_credentials: Option<Credentials>,
+    /// Approval policy of this target (`[targets.policy]`), over the global `[policy]`.
+    #[serde(default)]
+    pub policy: PolicyConfig,
 }
 
 fn yes() -> bool {
     true
+}
+
+/// Statement classes whose policy can be overridden (`[…policy.classes.<class>]`):
+/// the classes that are held on protected targets.
+pub const POLICY_CLASSES: [&str; 5] = ["write", "ddl", "privilege", "admin", "unknown"];
+
+/// Approval rules for one layer (`[policy]`, `[policy.classes.ddl]`,
+/// `[targets.policy]`, `[targets.policy.classes.ddl]`); every key is optional
+/// and unset keys fall through to the layer below.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyRules {
+    /// Distinct approvers needed.
+    pub approvals_required: Option<u32>,
+    /// Groups whose members may approve or reject (default: the target's `allowed_groups`).
+    pub approver_groups: Option<Vec<String>>,
+    /// Groups whose members may run, roll back or cancel anyone's request.
+    pub admin_groups: Option<Vec<String>>,
+    /// How long a request may stay pending.
+    #[serde(default, with = "opt_duration")]
+    pub pending_expiry: Option<Duration>,
+    /// How long an approved request may wait to be run.
+    #[serde(default, with = "opt_duration")]
+    pub run_window: Option<Duration>,
+    /// Whether a reason is required.
+    pub require_reason: Option<bool>,
+    /// Slack review channel.
+    pub review_channel: Option<String>,
+    /// Default row guard.
+    pub max_rows: Option<i64>,
+    /// Row guard as a multiple of the planner estimate.
+    pub max_rows_ratio: Option<f64>,
+    /// `statement_timeout` for approved changes.
+    #[serde(default, with = "opt_duration")]
+    pub statement_timeout: Option<Duration>,
+    /// `lock_timeout` for approved changes.
+    #[serde(default, with = "opt_duration")]
+    pub lock_timeout: Option<Duration>,
+}
+
+/// A policy layer with its per-class overrides.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Distinct approvers needed.
+    pub approvals_required: Option<u32>,
+    /// Groups whose members may approve or reject.
+    pub approver_groups: Option<Vec<String>>,
+    /// Groups whose members may run, roll back or cancel anyone's request.
+    pub admin_groups: Option<Vec<String>>,
+    /// How long a request may stay pending.
+    #[serde(default, with = "opt_duration")]
+    pub pending_expiry: Option<Duration>,
+    /// How long an approved request may wait to be run.
+    #[serde(default, with = "opt_duration")]
+    pub run_window: Option<Duration>,
+    /// Whether a reason is required.
+    pub require_reason: Option<bool>,
+    /// Slack review channel.
+    pub review_channel: Option<String>,
+    /// Default row guard.
+    pub max_rows: Option<i64>,
+    /// Row guard as a multiple of the planner estimate.
+    pub max_rows_ratio: Option<f64>,
+    /// `statement_timeout` for approved changes.
+    #[serde(default, with = "opt_duration")]
+    pub statement_timeout: Option<Duration>,
+    /// `lock_timeout` for approved changes.
+    #[serde(default, with = "opt_duration")]
+    pub lock_timeout: Option<Duration>,
+    /// Overrides per statement class (`write`, `ddl`, `privilege`, `admin`, `unknown`).
+    #[serde(default)]
+    pub classes: BTreeMap<String, PolicyRules>,
+}
+
+impl PolicyConfig {
+    /// This layer's own rules (without the class overrides).
+    pub fn rules(&self) -> PolicyRules {
+        PolicyRules {
+            approvals_required: self.approvals_required,
+            approver_groups: self.approver_groups.clone(),
+            admin_groups: self.admin_groups.clone(),
+            pending_expiry: self.pending_expiry,
+            run_window: self.run_window,
+            require_reason: self.require_reason,
+            review_channel: self.review_channel.clone(),
+            max_rows: self.max_rows,
+            max_rows_ratio: self.max_rows_ratio,
+            statement_timeout: self.statement_timeout,
+            lock_timeout: self.lock_timeout,
+        }
+    }
+}
+
+impl PolicyRules {
+    /// Applies the keys set in this layer over `policy`.
+    pub fn apply_to(&self, policy: &mut ApprovalPolicy) {
+        if let Some(v) = self.approvals_required {
+            policy.approvals_required = v;
+        }
+        if let Some(v) = &self.approver_groups {
+            policy.approver_groups = v.clone();
+        }
+        if let Some(v) = &self.admin_groups {
+            policy.admin_groups = v.clone();
+        }
+        if let Some(v) = self.pending_expiry {
+            policy.pending_expiry = v;
+        }
+        if let Some(v) = self.run_window {
+            policy.run_window = v;
+        }
+        if let Some(v) = self.require_reason {
+            policy.require_reason = v;
+        }
+        if let Some(v) = &self.review_channel {
+            policy.review_channel = Some(v.clone());
+        }
+        if let Some(v) = self.max_rows {
+            policy.max_rows = Some(v);
+        }
+        if let Some(v) = self.max_rows_ratio {
+            policy.max_rows_ratio = Some(v);
+        }
+        if let Some(v) = self.statement_timeout {
+            policy.statement_timeout = Some(v);
+        }
+        if let Some(v) = self.lock_timeout {
+            policy.lock_timeout = Some(v);
+        }
+    }
+
+    fn validate(&self, path: &str, all_groups: &BTreeSet<&str>, out: &mut Vec<ConfigProblem>) {
+        let mut problem = |key: &str, message: String| {
+            out.push(ConfigProblem {
+                path: format!("{path}.{key}"),
+                message,
+            })
+        };
+        if self.approvals_required == Some(0) {
+            problem("approvals_required", "must be at least 1".into());
+        }
+        for (key, groups) in [
+            ("approver_groups", &self.approver_groups),
+            ("admin_groups", &self.admin_groups),
+        ] {
+            if let Some(groups) = groups {
+                for (i, g) in groups.iter().enumerate() {
+                    if !all_groups.contains(g.as_str()) {
+                        problem(&format!("{key}[{i}]"), format!("no user is in group {g:?}"));
+                    }
+                }
+            }
+        }
+        if self.approver_groups.as_ref().is_some_and(Vec::is_empty) {
+            problem("approver_groups", "empty: nobody could approve".into());
+        }
+        for (key, d) in [
+            ("pending_expiry", self.pending_expiry),
+            ("run_window", self.run_window),
+            ("statement_timeout", self.statement_timeout),
+            ("lock_timeout", self.lock_timeout),
+        ] {
+            if d == Some(Duration::ZERO) {
+                problem(key, "must be longer than 0".into());
+            }
+        }
+        if self.max_rows.is_some_and(|m| m < 0) {
+            problem("max_rows", "must not be negative".into());
+        }
+        if self.max_rows_ratio.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
+            problem("max_rows_ratio", "must be a number above 0".into());
+        }
+    }
+}
+
+impl PolicyConfig {
+    fn validate(&self, path: &str, all_groups: &BTreeSet<&str>, out: &mut Vec<ConfigProblem>) {
+        self.rules().validate(path, all_groups, out);
+        for (class, rules) in &self.classes {
+            let at = format!("{path}.classes.{class}");
+            if !POLICY_CLASSES.contains(&class.as_str()) {
+                out.push(ConfigProblem {
+                    path: at.clone(),
+                    message: format!(
+                        "unknown or never-held statement class {class:?} (one of {})",
+                        POLICY_CLASSES.join(", ")
+                    ),
+                });
+            }
+            rules.validate(&at, all_groups, out);
+        }
+    }
+}
+
+/// Optional human durations.
+mod opt_duration {
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text)
+            .map(Some)
+            .map_err(|e| serde::de::Error::custom(format!("invalid duration {text:?}: {e}")))
+    }
 }
 
 impl Target {
@@ -492,6 +707,34 @@ impl Config {
                 }
             }
         }
+        self.policy.validate("policy", &all_groups, &mut out);
+        for (i, t) in self.targets.iter().enumerate() {
+            t.policy.validate(&format!("targets[{i}].policy"), &all_groups, &mut out);
+            if !t.protected {
+                continue;
+            }
+            for class in POLICY_CLASSES {
+                let Some(c) = crate::request::parse_class(class) else {
+                    continue;
+                };
+                let p = self.approval_policy(t, c);
+                let approvers = self
+                    .users
+                    .iter()
+                    .filter(|u| u.groups.iter().any(|g| p.approver_groups.contains(g)))
+                    .count();
+                if (approvers as u64) < u64::from(p.approvals_required) {
+                    out.push(ConfigProblem {
+                        path: format!("targets[{i}].policy"),
+                        message: format!(
+                            "{class} requests need {} distinct approver(s) from {:?}, but only {approvers} user(s) are in those groups",
+                            p.approvals_required, p.approver_groups
+                        ),
+                    });
+                    break;
+                }
+            }
+        }
         out
     }
 
@@ -534,6 +777,56 @@ impl Config {
     /// Looks a target up by the name clients connect with.
     pub fn target(&self, name: &str) -> Option<&Target> {
         self.targets.iter().find(|t| t.name == name)
+    }
+
+    /// The approval policy for a class of statement on a target. Layers, each
+    /// over the one before: built-in defaults, `[policy]`,
+    /// `[policy.classes.<class>]`, `[targets.policy]`,
+    /// `[targets.policy.classes.<class>]`. Without approver groups, the
+    /// target's `allowed_groups` approve.
+    pub fn approval_policy(&self, target: &Target, class: StatementClass) -> ApprovalPolicy {
+        let mut p = ApprovalPolicy::default();
+        self.policy.rules().apply_to(&mut p);
+        if let Some(r) = self.policy.classes.get(class.as_str()) {
+            r.apply_to(&mut p);
+        }
+        target.policy.rules().apply_to(&mut p);
+        if let Some(r) = target.policy.classes.get(class.as_str()) {
+            r.apply_to(&mut p);
+        }
+        if p.approver_groups.is_empty() {
+            p.approver_groups = target.allowed_groups.clone();
+        }
+        p.approvals_required = p.approvals_required.max(1);
+        p
+    }
+
+    /// Looks a family up by name.
+    pub fn family(&self, name: &str) -> Option<&Family> {
+        self.families.iter().find(|f| f.name == name)
+    }
+}
+
+impl Family {
+    /// The environments below `environment`, lowest first (empty when it is
+    /// the lowest or not in the family).
+    pub fn lower_environments(&self, environment: &str) -> &[String] {
+        match self.environments.iter().position(|e| e == environment) {
+            Some(i) => &self.environments[..i],
+            None => &[],
+        }
+    }
+}
+
+impl PolicySource for Config {
+    fn policy(&self, target: &str, class: StatementClass) -> Option<ApprovalPolicy> {
+        self.target(target).map(|t| self.approval_policy(t, class))
+    }
+
+    fn lower_environments(&self, family: &str, environment: &str) -> Vec<String> {
+        self.family(family)
+            .map(|f| f.lower_environments(environment).to_vec())
+            .unwrap_or_default()
     }
 }
 
@@ -687,6 +980,136 @@ read_credentials = {{ user = "reader", password_env = "SET_VAR" }}
             .problems()
             .iter()
             .any(|p| p.path == "targets[0].read_credentials"));
+    }
+
+    fn with_policy() -> String {
+        format!(
+            r#"
+[policy]
+pending_expiry = "2h"
+admin_groups = ["dba"]
+
+[policy.classes.ddl]
+approvals_required = 2
+
+[[families]]
+name = "orders"
+environments = ["dev", "qa", "prod"]
+
+[[users]]
+name = "alice"
+groups = ["developers"]
+scram_verifier = "{VERIFIER}"
+
+[[users]]
+name = "bob"
+groups = ["dba"]
+scram_verifier = "{VERIFIER}"
+
+[[users]]
+name = "carol"
+groups = ["dba"]
+scram_verifier = "{VERIFIER}"
+
+[[targets]]
+name = "orders-prod"
+family = "orders"
+environment = "prod"
+protected = true
+allowed_groups = ["developers", "dba"]
+upstream = {{ host = "127.0.0.1", database = "orders" }}
+read_credentials = {{ user = "reader" }}
+
+[targets.policy]
+approver_groups = ["dba"]
+require_reason = true
+run_window = "30m"
+review_channel = "C-orders"
+
+[targets.policy.classes.privilege]
+approvals_required = 2
+max_rows = 0
+
+[[targets]]
+name = "orders-qa"
+family = "orders"
+environment = "qa"
+protected = true
+allowed_groups = ["developers", "dba"]
+upstream = {{ host = "127.0.0.1", database = "orders_qa" }}
+read_credentials = {{ user = "reader" }}
+"#
+        )
+    }
+
+    #[test]
+    fn policies_resolve_in_layers() {
+        let c = Config::load(&with_policy(), Path::new("/"), &NoSecrets).expect("valid");
+        let prod = c.target("orders-prod").expect("prod");
+        let w = c.approval_policy(prod, StatementClass::Write);
+        assert_eq!(w.approvals_required, 1);
+        assert_eq!(w.approver_groups, vec!["dba"]);
+        assert_eq!(w.admin_groups, vec!["dba"]);
+        assert_eq!(w.pending_expiry, Duration::from_secs(7200));
+        assert_eq!(w.run_window, Duration::from_secs(1800));
+        assert!(w.require_reason);
+        assert_eq!(w.review_channel.as_deref(), Some("C-orders"));
+        // Global class override applies to every target.
+        assert_eq!(c.approval_policy(prod, StatementClass::Ddl).approvals_required, 2);
+        let p = c.approval_policy(prod, StatementClass::Privilege);
+        assert_eq!((p.approvals_required, p.max_rows), (2, Some(0)));
+        // Without approver groups, the target's allowed groups approve; defaults apply.
+        let qa = c.target("orders-qa").expect("qa");
+        let q = c.approval_policy(qa, StatementClass::Write);
+        assert_eq!(q.approver_groups, vec!["developers", "dba"]);
+        assert!(!q.require_reason);
+        assert_eq!(q.run_window, ApprovalPolicy::default().run_window);
+        assert_eq!(c.lower_environments("orders", "prod"), vec!["dev", "qa"]);
+        assert!(c.lower_environments("orders", "dev").is_empty());
+        assert!(c.lower_environments("nope", "prod").is_empty());
+        assert!(c.policy("orders-prod", StatementClass::Write).is_some());
+        assert!(c.policy("nope", StatementClass::Write).is_none());
+    }
+
+    #[test]
+    fn configs_without_policies_still_load() {
+        let c = Config::load(&good(), Path::new("/"), &NoSecrets).expect("valid");
+        let t = c.target("orders-prod").expect("target");
+        let p = c.approval_policy(t, StatementClass::Write);
+        assert_eq!(p.approvals_required, 1);
+        assert_eq!(p.approver_groups, vec!["developers"]);
+    }
+
+    #[test]
+    fn policy_problems_have_key_paths() {
+        let text = with_policy()
+            .replace("[policy.classes.ddl]\napprovals_required = 2", "[policy.classes.dml]\napprovals_required = 0")
+            .replace("approver_groups = [\"dba\"]", "approver_groups = [\"dbas\"]")
+            .replace("run_window = \"30m\"", "run_window = \"0s\"\nmax_rows_ratio = -1.0");
+        let err = Config::load(&text, Path::new("/"), &NoSecrets).expect_err("invalid");
+        let paths: Vec<String> = err.problems().into_iter().map(|p| p.path).collect();
+        assert_eq!(
+            paths,
+            vec![
+                "policy.classes.dml",
+                "policy.classes.dml.approvals_required",
+                "targets[0].policy.approver_groups[0]",
+                "targets[0].policy.run_window",
+                "targets[0].policy.max_rows_ratio",
+                "targets[0].policy",
+            ],
+            "{err}"
+        );
+        let err = Config::load(
+            &with_policy().replace("approvals_required = 2\nmax_rows = 0", "approvals_required = 3"),
+            Path::new("/"),
+            &NoSecrets,
+        )
+        .expect_err("unsatisfiable");
+        assert!(err.to_string().contains("privilege requests need 3 distinct approver(s)"), "{err}");
+        let err = Config::load(&with_policy().replace("require_reason = true", "require_reason = \"yes\""), Path::new("/"), &NoSecrets)
+            .expect_err("type");
+        assert!(err.to_string().contains("require_reason"), "{err}");
     }
 
     #[test]

@@ -1,14 +1,32 @@
-//! airlock domain: configuration, users, targets and the statement policy.
+//! airlock domain: configuration, users, targets, the statement policy, and
+//! the change-request workflow (state machine, approval rules, audit chain,
+//! ports and the workflow service).
 //!
 //! This crate does no I/O beyond what its caller hands it: the binary reads
-//! the config file and secret files, and passes their text in.
+//! the config file and secret files, and passes their text in; the store and
+//! the clock are ports implemented elsewhere.
 
+pub mod audit;
 pub mod config;
 pub mod duration;
 pub mod policy;
+pub mod ports;
+pub mod request;
+pub mod time;
+pub mod workflow;
 
+pub use audit::{verify_chain, AuditEvent, AuditFault, AuditHead, AuditViolation, ChainVerifier, NewAuditEvent};
 pub use config::{ScramVerifier, SecretReader, LogFormat, 
-    Config, ConfigError, ConfigProblem, Credentials, Family, SecretSource, ServerConfig, Target,
+    Config, ConfigError, ConfigProblem, Credentials, Family, PolicyConfig, PolicyRules, SecretSource, ServerConfig, Target,
     TlsConfig, UpstreamConfig, UpstreamTlsMode, User,
 };
 pub use policy::{Decision, HeldStatement, RefuseUnreviewed, StatementPolicy, SQLSTATE_HELD};
+pub use ports::{BoxFuture, Store, StoreError, StatusChange};
+pub use request::approval::{Actor, ApprovalOutcome, ApprovalPolicy, Refusal};
+pub use request::state::{Event, RequestStatus, Settlement, TransitionError};
+pub use request::{
+    Approval, ChangeRequest, EarlierRun, Engine, Execution, Param, RequestDetails, RequestFilter, RequestId,
+    RequestPatch, RiskLevel, RunRecord,
+};
+pub use time::{Clock, SystemClock, Timestamp};
+pub use workflow::{Held, PolicySource, RunResult, Workflow, WorkflowError};

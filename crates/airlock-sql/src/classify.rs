@@ -1,7 +1,7 @@
 //! Classification of parsed statements, and of whole SQL strings.
 
 use sqlparser::ast::{
-    CopySource, CopyTarget, DeclareType, LockTableMode, Reset, Set, Statement,
+    CopySource, CopyTarget, DeclareType, DescribeAlias, LockTableMode, Reset, Set, Statement,
     TransactionAccessMode, TransactionMode, UtilityOption,
 };
 
@@ -18,10 +18,13 @@ use crate::walk::{walk_exprs, walk_query, walk_statement, Finding, WalkOut};
 pub(crate) struct Verdict {
     /// Class of the statement kind.
     pub class: StatementClass,
-    /// Reasons to hold it; empty when it may pass.
+    /// Reasons to hold it (empty when it may pass) and the tables it touches.
     pub out: WalkOut,
+    /// Names it defines with `PREPARE … AS <read>`.
     pub prepares: Vec<String>,
+    /// Names it runs with `EXECUTE`.
     pub executes: Vec<String>,
+    /// Names it releases with `DEALLOCATE` (`*` for all).
     pub deallocates: Vec<String>,
 }
 
@@ -59,11 +62,12 @@ impl Verdict {
         if self.read_only() {
             return self.class;
         }
-        let mut c = self.out.findings[0].class;
-        for f in &self.out.findings[1..] {
-            c = c.max(f.class);
-        }
-        c
+        self.out
+            .findings
+            .iter()
+            .map(|f| f.class)
+            .reduce(StatementClass::max)
+            .unwrap_or(self.class)
     }
 }
 
@@ -163,6 +167,7 @@ pub(crate) fn analyze(st: &Statement) -> Verdict {
             v
         }
         Statement::Explain {
+            describe_alias: DescribeAlias::Explain,
             analyze: analyze_flag,
             options,
             statement,
@@ -184,7 +189,6 @@ pub(crate) fn analyze(st: &Statement) -> Verdict {
                 v
             }
         }
-        Statement::ExplainTable { .. } => Verdict::new(Read),
         Statement::Prepare {
             name, statement, ..
         } => {

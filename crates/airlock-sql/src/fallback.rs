@@ -1,19 +1,21 @@
 //! Strings that do not parse as a whole: always held (fail closed), but split
 //! into statements so that each gets a useful class and message, and so that
-//! two harmless forms sqlparser does not know can still pass:
+//! a few harmless forms sqlparser does not know can still pass:
 //! `MOVE …` (same syntax as `FETCH`, returns nothing), `TABLE name` (same as
 //! `SELECT * FROM name`), `x OPERATOR(pg_catalog.=) ANY (…)` (pg_dump), and
 //! `[NOT] DEFERRABLE` in `BEGIN` / `START TRANSACTION` /
-//! `SET [SESSION CHARACTERISTICS AS] TRANSACTION`.
+//! `SET [SESSION CHARACTERISTICS AS] TRANSACTION`, `EXPLAIN ANALYSE`, and
+//! `SET SCHEMA` / `SET CONSTRAINTS` / `SET XML OPTION`.
 
 use sqlparser::ast::{Set, Statement};
 use sqlparser::parser::ParserError;
 use sqlparser::tokenizer::{Token, TokenWithSpan};
 
-use crate::class::Classification;
+use crate::class::{Classification, StatementClass};
 use crate::classify::{analyze, combine, Verdict};
 use crate::keywords::keyword_class;
 use crate::parse::{error_message, parse_tokens, tokenize};
+use crate::settings::{check_setting, SettingValue};
 
 /// Classify a string whose whole-string parse failed with `err`.
 pub(crate) fn classify_unparsed(sql: &str, err: &ParserError) -> Classification {
@@ -119,14 +121,57 @@ fn leading_words(tokens: &[TokenWithSpan]) -> (String, String) {
     (first, second)
 }
 
-/// The first two words of a text that could not be tokenized (comments are not skipped).
+/// The first two words of a text that could not be tokenized, after any
+/// leading comments.
 fn leading_words_of(sql: &str) -> (String, String) {
-    crate::keywords::first_two_words(sql)
+    crate::keywords::first_two_words(skip_leading_comments(sql))
+}
+
+/// The text after leading whitespace and comments (`--…` lines, nested `/* */`).
+fn skip_leading_comments(mut s: &str) -> &str {
+    loop {
+        s = s.trim_start();
+        if let Some(rest) = s.strip_prefix("--") {
+            match rest.find(['\n', '\r']) {
+                Some(i) => s = &rest[i..],
+                None => return "",
+            }
+        } else if s.starts_with("/*") {
+            let mut depth = 0usize;
+            let mut i = 0;
+            let bytes = s.as_bytes();
+            while i + 1 < bytes.len() {
+                match (bytes[i], bytes[i + 1]) {
+                    (b'/', b'*') => {
+                        depth += 1;
+                        i += 2;
+                    }
+                    (b'*', b'/') => {
+                        depth -= 1;
+                        i += 2;
+                        if depth == 0 {
+                            break;
+                        }
+                    }
+                    _ => i += 1,
+                }
+            }
+            if depth != 0 {
+                return "";
+            }
+            s = &s[i..];
+        } else {
+            return s;
+        }
+    }
 }
 
 /// Try the known harmless rewrites of an unparsable statement; `None` when
 /// none applies or the rewritten text still does not parse.
 fn rewrite(chunk: &[TokenWithSpan]) -> Option<Vec<Verdict>> {
+    if let Some(v) = harmless_set(chunk) {
+        return Some(vec![v]);
+    }
     let (first_idx, first) = words(chunk).next()?;
     let mut tokens = chunk.to_vec();
     let mut changed = false;
@@ -142,6 +187,17 @@ fn rewrite(chunk: &[TokenWithSpan]) -> Option<Vec<Verdict>> {
     if expect_transaction {
         tokens = strip_deferrable(&tokens);
         changed = true;
+    }
+    if word_is(&first.token, "explain") {
+        // `EXPLAIN ANALYSE` is the British spelling of `EXPLAIN ANALYZE`.
+        let second = words(&tokens)
+            .nth(1)
+            .filter(|(_, t)| word_is(&t.token, "analyse"))
+            .map(|(i, _)| i);
+        if let Some(i) = second {
+            tokens[i].token = Token::make_keyword("ANALYZE");
+            changed = true;
+        }
     }
     if word_is(&first.token, "table") {
         // `TABLE name …` is exactly `SELECT * FROM name …` in Postgres.
@@ -252,6 +308,52 @@ fn unqualify_operator_any(tokens: &[TokenWithSpan]) -> Option<Vec<TokenWithSpan>
     }
     out.extend_from_slice(&tokens[next_copy..]);
     Some(out)
+}
+
+/// SET forms sqlparser does not know, recognized token by token:
+/// `SET [LOCAL|SESSION] SCHEMA 'name'` (an alias of search_path),
+/// `SET CONSTRAINTS {ALL | name, …} {DEFERRED | IMMEDIATE}` and
+/// `SET XML OPTION {DOCUMENT | CONTENT}` (neither changes data or identity).
+fn harmless_set(chunk: &[TokenWithSpan]) -> Option<Verdict> {
+    let toks: Vec<&Token> = words(chunk).map(|(_, t)| &t.token).collect();
+    let (first, mut rest) = toks.split_first()?;
+    if !word_is(first, "set") {
+        return None;
+    }
+    if let Some((scope, after)) = rest.split_first() {
+        if word_is(scope, "local") || word_is(scope, "session") {
+            rest = after;
+        }
+    }
+    match rest {
+        [kw, Token::SingleQuotedString(schema)] if word_is(kw, "schema") => {
+            let mut v = Verdict::new(StatementClass::Session);
+            if let Some((class, reason)) =
+                check_setting("search_path", &SettingValue::Values(vec![schema.clone()]))
+            {
+                v.hold(class, reason);
+            }
+            Some(v)
+        }
+        [kw, names @ .., mode]
+            if word_is(kw, "constraints")
+                && (word_is(mode, "deferred") || word_is(mode, "immediate"))
+                && !names.is_empty()
+                && names
+                    .iter()
+                    .all(|t| matches!(t, Token::Word(_) | Token::Period | Token::Comma)) =>
+        {
+            Some(Verdict::new(StatementClass::Session))
+        }
+        [xml, option, value]
+            if word_is(xml, "xml")
+                && word_is(option, "option")
+                && (word_is(value, "document") || word_is(value, "content")) =>
+        {
+            Some(Verdict::new(StatementClass::Session))
+        }
+        _ => None,
+    }
 }
 
 /// Remove `[NOT] DEFERRABLE` transaction modes and the comma that separates them.

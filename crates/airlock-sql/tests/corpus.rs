@@ -153,3 +153,28 @@ fn reads_stay_reads_behind_comments() {
         assert!(c.read_only, "{file}#{i}: {}", show(&c));
     }
 }
+
+#[test]
+fn truncations_never_panic() {
+    // Every prefix of every held entry (cut inside keywords, literals,
+    // comments, dollar quotes…): classification must not panic, and a result
+    // is either read-only or carries at least one reason.
+    let mut checked = 0;
+    for (_, _, sql) in entries("held") {
+        let bounds: Vec<usize> = sql
+            .char_indices()
+            .map(|(i, _)| i)
+            .chain([sql.len()])
+            .collect();
+        for &b in &bounds {
+            let prefix = &sql[..b];
+            let c = classify(prefix);
+            checked += 1;
+            assert!(
+                c.read_only || !c.reasons.is_empty(),
+                "held without reasons: {prefix:?}"
+            );
+        }
+    }
+    assert!(checked > 1000);
+}

@@ -174,3 +174,15 @@ SELECT format('%s', nextval('app.seq1'))
 -- next
 -- class: write
 SELECT 1 WHERE 1 = ANY(ARRAY[my_func()])
+-- next
+-- class: write
+SELECT * FROM app.accounts ORDER BY id USING OPERATOR(public.<)
+-- next
+-- class: write
+SELECT * FROM app.accounts WHERE id = ANY (SELECT nextval('app.seq1'))
+-- next
+-- class: write
+SELECT * FROM app.accounts t1, LATERAL (SELECT nextval('app.seq1')) x
+-- next
+-- class: write
+SELECT my_type('x')

@@ -114,3 +114,9 @@ SET search_path = public, pg_catalog
 -- next
 -- class: admin
 SET zero_damaged_pages = on
+-- next
+-- class: session
+SET SCHEMA 'public, pg_catalog'
+-- next
+-- class: session
+SET CONSTRAINTS ALL DEFERRED, nextval('s')

@@ -33,3 +33,9 @@ INSERT INTO app.accounts VALUES (
 -- next
 -- class: ddl
 CREATE TABLE t (
+-- next
+-- class: write
+DELETE FROM app.orders WHERE note = 'unterminated
+-- next
+-- class: ddl
+DROP TABLE "unterminated

@@ -54,3 +54,9 @@ COPY (SELECT nextval('app.seq1')) TO STDOUT
 -- next
 -- class: write
 COPY (DELETE FROM app.orders RETURNING *) TO STDOUT
+-- next
+-- class: write
+EXPLAIN ANALYSE DELETE FROM app.orders
+-- next
+-- class: unknown
+DESCRIBE app.accounts

@@ -300,3 +300,21 @@ DELETE FROM app.accounts
 -- only a line comment
 -- next
 ;
+-- next
+EXPLAIN ANALYSE SELECT 1
+-- next
+SELECT * FROM app.accounts ORDER BY id USING <
+-- next
+SELECT * FROM app.accounts ORDER BY id USING OPERATOR(pg_catalog.<)
+-- next
+SELECT int4('1'), text(1), numeric('1.5'), regclass('app.accounts')
+-- next
+SET SCHEMA 'app'
+-- next
+SET LOCAL SCHEMA 'app'
+-- next
+SET CONSTRAINTS ALL DEFERRED
+-- next
+SET CONSTRAINTS app.orders_account_id_fkey, other IMMEDIATE
+-- next
+SET XML OPTION DOCUMENT

@@ -1,0 +1,218 @@
+//! Ports: what the core needs from the outside world, implemented by outer
+//! crates (`airlock-store` implements [`Store`]). Futures are boxed so the
+//! ports can be used as `Arc<dyn Store>`.
+
+use crate::audit::{AuditEvent, AuditHead, NewAuditEvent};
+use crate::request::approval::{ApprovalOutcome, Refusal};
+use crate::request::matching::ExactMatch;
+use crate::request::{
+    Approval, ChangeRequest, EarlierRun, Execution, RequestDetails, RequestFilter, RequestId,
+    RequestPatch, RequestStatus,
+};
+use crate::time::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+/// A boxed, `Send` future, as every port method returns.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The request does not exist.
+    #[error("request {0} not found")]
+    NotFound(RequestId),
+    /// The state machine does not allow this compare-and-set.
+    #[error("a request cannot go from {from} to {to}")]
+    InvalidTransition {
+        /// Expected current status.
+        from: RequestStatus,
+        /// Requested new status.
+        to: RequestStatus,
+    },
+    /// A stored value cannot be read back (bad status name, bad JSON…).
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    /// The database refused or failed the operation.
+    #[error("store error: {0}")]
+    Backend(String),
+}
+
+/// A status change, written as one compare-and-set with its audit event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusChange {
+    /// The status the request must still be in.
+    pub from: RequestStatus,
+    /// The new status.
+    pub to: RequestStatus,
+    /// Fields to set with it.
+    pub patch: RequestPatch,
+    /// The audit event, appended in the same transaction.
+    pub event: NewAuditEvent,
+}
+
+/// Which earlier runs to look up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EarlierRunsQuery {
+    /// The family.
+    pub family: String,
+    /// The fingerprint.
+    pub fingerprint: String,
+    /// The family's environments below the request's (empty: nothing is found).
+    pub environments: Vec<String>,
+    /// At most this many, newest first.
+    pub limit: u32,
+}
+
+/// A notification to deliver (Slack message, DM…).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewOutboxMessage {
+    /// What kind of message (`request` for request changes; consumers pick theirs).
+    pub topic: String,
+    /// The request concerned.
+    pub request_id: Option<RequestId>,
+    /// JSON body.
+    pub payload: String,
+    /// When it was enqueued.
+    pub at: Timestamp,
+}
+
+/// A message taken from the outbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxMessage {
+    /// Its id.
+    pub id: i64,
+    /// Topic.
+    pub topic: String,
+    /// The request concerned.
+    pub request_id: Option<RequestId>,
+    /// JSON body.
+    pub payload: String,
+    /// When it was enqueued.
+    pub created_at: Timestamp,
+    /// Delivery attempts so far, this one included.
+    pub attempts: u32,
+    /// Error of the previous attempt.
+    pub last_error: Option<String>,
+}
+
+/// A claim on outbox messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxClaim {
+    /// Who claims (a replica id); only it may ack or retry the messages.
+    pub owner: String,
+    /// Only messages of this topic (all when `None`).
+    pub topic: Option<String>,
+    /// Now.
+    pub now: Timestamp,
+    /// How long the claim holds; after that another owner may take the message.
+    pub lease: Duration,
+    /// At most this many messages.
+    pub limit: u32,
+}
+
+/// The durable state: change requests, approvals, executions, the audit
+/// chain and the notification outbox.
+///
+/// Every method that changes a request's status is a compare-and-set on the
+/// status and appends its audit event in the same transaction, so two
+/// replicas (or two clicks) cannot both win. Request changes made by
+/// [`Store::create_request`], [`Store::record_approval`], [`Store::transition`]
+/// and [`Store::expire_due`] also enqueue, in that transaction, an outbox
+/// message with topic `request` and payload `{"kind": <audit kind>, "seq": <audit seq>}`
+/// (unless the store was configured without it).
+pub trait Store: Send + Sync {
+    /// Creates a pending request and its `request.created` audit event.
+    fn create_request<'a>(&'a self, details: &'a RequestDetails) -> BoxFuture<'a, Result<ChangeRequest, StoreError>>;
+
+    /// One request.
+    fn get_request(&self, id: RequestId) -> BoxFuture<'_, Result<Option<ChangeRequest>, StoreError>>;
+
+    /// Requests matching a filter, newest first.
+    fn list_requests<'a>(&'a self, filter: &'a RequestFilter) -> BoxFuture<'a, Result<Vec<ChangeRequest>, StoreError>>;
+
+    /// The newest pending or approved request for exactly this statement,
+    /// parameters, target and requester (SPEC §4.3).
+    fn find_open_exact<'a>(&'a self, key: &'a ExactMatch) -> BoxFuture<'a, Result<Option<ChangeRequest>, StoreError>>;
+
+    /// The approvals recorded for a request, oldest first.
+    fn approvals(&self, id: RequestId) -> BoxFuture<'_, Result<Vec<Approval>, StoreError>>;
+
+    /// Records an approval in one transaction: the request must still be
+    /// pending and not expired, the approver must not have approved already;
+    /// when the distinct approvers reach the request's `approvals_required`,
+    /// the request moves pending → approved (compare-and-set) with
+    /// `approved_at` and `run_deadline`. Writes `approval.recorded` (and
+    /// `request.approved`) audit events. A refusal found inside the
+    /// transaction (a race lost) is returned as `Ok(Err(refusal))`.
+    fn record_approval<'a>(
+        &'a self,
+        approval: &'a Approval,
+    ) -> BoxFuture<'a, Result<Result<ApprovalOutcome, Refusal>, StoreError>>;
+
+    /// Compare-and-set of the status with the patch and the audit event in one
+    /// transaction. `Ok(false)` when the request was not in `change.from`
+    /// (the race was lost; nothing was written).
+    fn transition<'a>(&'a self, id: RequestId, change: &'a StatusChange) -> BoxFuture<'a, Result<bool, StoreError>>;
+
+    /// Records the upstream transaction id of a request that is `running`
+    /// (into `run`) or `rolling_back` (into `rollback_run`), before COMMIT.
+    /// `Ok(false)` when the request is not in `during`.
+    fn set_upstream_xid<'a>(
+        &'a self,
+        id: RequestId,
+        during: RequestStatus,
+        xid: &'a str,
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
+
+    /// Moves every pending request past its expiry and every approved request
+    /// past its run deadline to `expired`, each with its audit event. Returns
+    /// the requests expired and the status each left.
+    fn expire_due(&self, now: Timestamp) -> BoxFuture<'_, Result<Vec<(RequestId, RequestStatus)>, StoreError>>;
+
+    /// Records a non-read statement that ran on some target.
+    fn record_execution<'a>(&'a self, execution: &'a Execution) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// Successful and failed runs of a fingerprint in the given environments of a family.
+    fn earlier_runs<'a>(&'a self, query: &'a EarlierRunsQuery) -> BoxFuture<'a, Result<Vec<EarlierRun>, StoreError>>;
+
+    /// Appends an event to the audit chain.
+    fn append_audit<'a>(&'a self, event: &'a NewAuditEvent) -> BoxFuture<'a, Result<AuditEvent, StoreError>>;
+
+    /// Events with `seq > after_seq`, in sequence order, at most `limit`.
+    fn audit_events(&self, after_seq: i64, limit: u32) -> BoxFuture<'_, Result<Vec<AuditEvent>, StoreError>>;
+
+    /// The chain's current head ([`AuditHead::genesis`] when empty).
+    fn audit_head(&self) -> BoxFuture<'_, Result<AuditHead, StoreError>>;
+
+    /// Adds a message to the outbox; returns its id.
+    fn enqueue_outbox<'a>(&'a self, message: &'a NewOutboxMessage) -> BoxFuture<'a, Result<i64, StoreError>>;
+
+    /// Claims up to `limit` undelivered messages whose lease is free, oldest
+    /// first; no two owners hold the same message at once.
+    fn claim_outbox<'a>(&'a self, claim: &'a OutboxClaim) -> BoxFuture<'a, Result<Vec<OutboxMessage>, StoreError>>;
+
+    /// Marks a claimed message delivered; `Ok(false)` if `owner` no longer holds it.
+    fn ack_outbox<'a>(&'a self, id: i64, owner: &'a str, now: Timestamp) -> BoxFuture<'a, Result<bool, StoreError>>;
+
+    /// Releases a claimed message for another attempt at `retry_at`.
+    fn retry_outbox<'a>(
+        &'a self,
+        id: i64,
+        owner: &'a str,
+        error: &'a str,
+        retry_at: Timestamp,
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
+
+    /// Takes or renews a named lease (e.g. `outbox-drainer`) until `now + ttl`;
+    /// `Ok(true)` when `owner` holds it afterwards. One replica at a time.
+    fn try_lease<'a>(
+        &'a self,
+        name: &'a str,
+        owner: &'a str,
+        now: Timestamp,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
+}
