@@ -62,11 +62,20 @@ read_credentials = { user = "reader", password_env = "AIRLOCK_TEST_SURELY_UNSET_
     std::fs::write(&path, "[server]\npostgres_listn = \"127.0.0.1:1\"\n").expect("write");
     let out = airlock(&["check-config", path.to_str().expect("utf8")], None);
     assert_eq!(out.code(), 1, "{}", out.describe());
-    assert!(out.stdout().contains("postgres_listn"), "{}", out.describe());
+    assert!(
+        out.stdout().contains("postgres_listn"),
+        "{}",
+        out.describe()
+    );
 
     let example = workspace_root().join("proxy.toml.example");
     let out = airlock(&["check-config", example.to_str().expect("utf8")], None);
-    assert_eq!(out.code(), 0, "proxy.toml.example must be valid: {}", out.describe());
+    assert_eq!(
+        out.code(),
+        0,
+        "proxy.toml.example must be valid: {}",
+        out.describe()
+    );
 }
 
 #[test]
@@ -84,8 +93,13 @@ fn passwd_prints_a_verifier_never_the_password() {
 
 fn http_get(port: u16, path: &str) -> String {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect http");
-    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
-    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").expect("send");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
     let mut body = String::new();
     s.read_to_string(&mut body).expect("read");
     body
@@ -96,24 +110,45 @@ fn healthz_answers_and_json_logs_never_carry_a_password() {
     let db = "airlock_t_ops_health";
     fresh_db(db);
     let mut cfg = ProxyConfig::for_db(db);
-    cfg.server_extra.push(("log_format".into(), "\"json\"".into()));
+    cfg.server_extra
+        .push(("log_format".into(), "\"json\"".into()));
     let mut proxy = Proxy::start(cfg);
     let health = http_get(proxy.http_port, "/healthz");
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    let ready = http_get(proxy.http_port, "/readyz");
+    assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
+    let missing = http_get(proxy.http_port, "/nope");
+    assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
     let conn = proxy.conn("alice", &format!("{db}-dev"));
-    conn.psql(&["-c", "SELECT 1"]).assert_success("query through the proxy");
-    let wrong = conn.clone().with_password("wrong-password-xyz").psql(&["-c", "SELECT 1"]);
+    conn.psql(&["-c", "SELECT 1"])
+        .assert_success("query through the proxy");
+    let wrong = conn
+        .clone()
+        .with_password("wrong-password-xyz")
+        .psql(&["-c", "SELECT 1"]);
     assert!(!wrong.success());
     proxy.assert_alive("a failed login");
 
     let logs = proxy.stderr();
-    let json_lines: Vec<&str> = logs.lines().filter(|l| l.starts_with('{')).collect();
     assert!(
-        json_lines.iter().any(|l| l.contains("session started")),
-        "expected JSON log lines:\n{logs}"
+        logs.lines().any(|l| l.contains("session started")),
+        "expected a session log line:\n{logs}"
     );
-    for secret in [UPSTREAM_PASSWORD, conn.password.as_str(), "wrong-password-xyz"] {
-        assert!(!logs.contains(secret), "a password reached the log:\n{logs}");
+    for line in logs.lines().filter(|l| !l.trim().is_empty()) {
+        assert!(
+            line.starts_with('{') && line.ends_with('}'),
+            "not a JSON log line: {line}"
+        );
+    }
+    for secret in [
+        UPSTREAM_PASSWORD,
+        conn.password.as_str(),
+        "wrong-password-xyz",
+    ] {
+        assert!(
+            !logs.contains(secret),
+            "a password reached the log:\n{logs}"
+        );
     }
 }
 
@@ -139,13 +174,54 @@ fn sigterm_stops_accepting_and_lets_running_sessions_finish() {
     // New connections are refused at once...
     let deadline = Instant::now() + Duration::from_secs(5);
     while TcpStream::connect(("127.0.0.1", proxy.pg_port)).is_ok() {
-        assert!(Instant::now() < deadline, "listener still accepting after SIGTERM");
+        assert!(
+            Instant::now() < deadline,
+            "listener still accepting after SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     // ...while the running session completes its work.
     let out = running.wait(Duration::from_secs(20));
-    assert!(out.success(), "session cut by the drain: {}", out.describe());
+    assert!(
+        out.success(),
+        "session cut by the drain: {}",
+        out.describe()
+    );
     assert!(out.stdout().contains("finished"), "{}", out.describe());
-    let status = proxy.wait_exit(Duration::from_secs(20)).expect("airlock exits after draining");
-    assert!(status.success(), "exit status {status:?}\n{}", proxy.stderr());
+    let status = proxy
+        .wait_exit(Duration::from_secs(20))
+        .expect("airlock exits after draining");
+    assert!(
+        status.success(),
+        "exit status {status:?}\n{}",
+        proxy.stderr()
+    );
+}
+
+#[test]
+fn an_idle_session_does_not_keep_the_process_past_the_grace_period() {
+    let db = "airlock_t_ops_idle";
+    fresh_db(db);
+    // The harness configures shutdown_grace = "5s".
+    let mut proxy = Proxy::start(ProxyConfig::for_db(db));
+    let conn = proxy.conn("alice", &format!("{db}-dev"));
+    let mut cmd = conn.psql_cmd(&["-At"]);
+    cmd.env("PGPASSWORD", &conn.password);
+    let mut idle = Background::spawn(cmd);
+    idle.write_stdin(b"SELECT 'connected';\n");
+    assert!(
+        idle.wait_for_output("connected", Duration::from_secs(15)),
+        "{:?}",
+        idle.output_so_far()
+    );
+    let started = Instant::now();
+    proxy.signal("TERM");
+    let status = proxy
+        .wait_exit(Duration::from_secs(20))
+        .expect("airlock exits after the grace period");
+    assert!(status.success(), "{status:?}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(4500),
+        "exited before the grace period"
+    );
 }

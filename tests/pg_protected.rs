@@ -950,3 +950,44 @@ fn pg_dump_schema_only_and_no_blobs_of_protected_target_match_direct() {
     dump_matches("airlock_t_prot_dump_s", &["--schema-only"]);
     dump_matches("airlock_t_prot_dump_b", &["--no-blobs"]);
 }
+
+#[test]
+fn startup_parameters_cannot_lift_read_only_or_change_tokenizing() {
+    let db = "airlock_t_prot_startup";
+    let (proxy, _direct, proxied) = setup(db);
+    let addr = format!("127.0.0.1:{}", proxy.pg_port);
+    let prod = format!("{db}-prod");
+    for (k, v) in [
+        ("default_transaction_read_only", "off"),
+        ("client_encoding", "SJIS"),
+        ("standard_conforming_strings", "off"),
+        ("role", "postgres"),
+        ("session_authorization", "postgres"),
+    ] {
+        let c = common::raw::login_with(
+            &addr,
+            &[("user", "alice"), ("database", prod.as_str()), (k, v)],
+            &proxied.password,
+        );
+        let err =
+            c.handshake.error.as_ref().unwrap_or_else(|| {
+                panic!("startup parameter {k}={v} was accepted: {:?}", c.handshake)
+            });
+        assert_eq!(err.code(), "42501", "{k}={v}: {err:?}");
+        assert!(err.message().contains(k), "{k}={v}: {err:?}");
+    }
+    // Harmless ones pass and reach the upstream.
+    let mut c = common::raw::login_with(
+        &addr,
+        &[
+            ("user", "alice"),
+            ("database", prod.as_str()),
+            ("DateStyle", "German"),
+            ("client_encoding", "LATIN1"),
+        ],
+        &proxied.password,
+    );
+    c.assert_ready("a protected session with harmless startup parameters");
+    let r = c.simple_query("SHOW DateStyle").expect("query");
+    assert_eq!(r.rows, vec![vec![Some("German, DMY".to_string())]]);
+}

@@ -178,7 +178,11 @@ pub fn canonical(seq: i64, event: &NewAuditEvent) -> Vec<u8> {
     field(&event.at.0.to_string());
     field(&event.actor);
     field(&event.kind);
-    field(&event.request_id.map_or_else(|| "-".to_string(), |r| r.0.to_string()));
+    field(
+        &event
+            .request_id
+            .map_or_else(|| "-".to_string(), |r| r.0.to_string()),
+    );
     field(&event.payload);
     out
 }
@@ -365,7 +369,9 @@ impl ChainVerifier {
             if kept.seq > 0 && !self.head_checked {
                 return Err(AuditViolation {
                     seq: self.last.seq + 1,
-                    what: AuditFault::Truncated { last: self.last.seq },
+                    what: AuditFault::Truncated {
+                        last: self.last.seq,
+                    },
                 });
             }
         }
@@ -376,7 +382,10 @@ impl ChainVerifier {
 /// Verifies a whole chain, from its first event, in sequence order; with
 /// `expected_head`, also that the chain still contains that head. Returns the
 /// chain's head, or the first bad event.
-pub fn verify_chain(events: &[AuditEvent], expected_head: Option<&AuditHead>) -> Result<AuditHead, AuditViolation> {
+pub fn verify_chain(
+    events: &[AuditEvent],
+    expected_head: Option<&AuditHead>,
+) -> Result<AuditHead, AuditViolation> {
     let mut v = ChainVerifier::new(expected_head.cloned());
     for e in events {
         v.push(e)?;
@@ -416,7 +425,10 @@ mod tests {
         assert_eq!(verify_chain(&c, Some(&c[2].head())), Ok(head.clone()));
         assert_eq!(verify_chain(&c, Some(&head)), Ok(head));
         assert_eq!(verify_chain(&[], None), Ok(AuditHead::genesis()));
-        assert_eq!(verify_chain(&[], Some(&AuditHead::genesis())), Ok(AuditHead::genesis()));
+        assert_eq!(
+            verify_chain(&[], Some(&AuditHead::genesis())),
+            Ok(AuditHead::genesis())
+        );
     }
 
     #[test]
@@ -473,7 +485,16 @@ mod tests {
         let mut head = c[2].head();
         let mut forged = c[..3].to_vec();
         for i in 0..3 {
-            let e = seal(&head, NewAuditEvent::new(Timestamp(5), "x", "forged", None, serde_json::json!({ "i": i })));
+            let e = seal(
+                &head,
+                NewAuditEvent::new(
+                    Timestamp(5),
+                    "x",
+                    "forged",
+                    None,
+                    serde_json::json!({ "i": i }),
+                ),
+            );
             head = e.head();
             forged.push(e);
         }
@@ -509,9 +530,19 @@ mod tests {
             ..a.clone()
         };
         assert_ne!(canonical(1, &a), canonical(1, &b));
-        let t = NewAuditEvent::transition(Timestamp(1), "bob", RequestId(3), RequestStatus::Pending, RequestStatus::Approved, serde_json::json!({"approvers": ["bob"]}));
+        let t = NewAuditEvent::transition(
+            Timestamp(1),
+            "bob",
+            RequestId(3),
+            RequestStatus::Pending,
+            RequestStatus::Approved,
+            serde_json::json!({"approvers": ["bob"]}),
+        );
         assert_eq!(t.kind, "request.approved");
         let payload: serde_json::Value = serde_json::from_str(&t.payload).expect("json");
-        assert_eq!(payload, serde_json::json!({"approvers": ["bob"], "from": "pending", "to": "approved"}));
+        assert_eq!(
+            payload,
+            serde_json::json!({"approvers": ["bob"], "from": "pending", "to": "approved"})
+        );
     }
 }

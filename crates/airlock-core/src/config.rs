@@ -80,6 +80,76 @@ pub struct Config {
     /// Default approval policy of every target (`[policy]`); targets override it.
     #[serde(default)]
     pub policy: PolicyConfig,
+    /// The state store (`[store]`).
+    #[serde(default)]
+    pub store: StoreConfig,
+}
+
+/// Name of the SQLite state file used when `[store]` sets no URL (next to the config).
+pub const DEFAULT_STATE_FILE: &str = "airlock-state.db";
+
+/// `[store]`: where change requests, approvals and the audit trail are kept.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `sqlite://PATH?mode=rwc` (relative paths are next to the config) or
+    /// `postgres://…`. After loading it always holds the URL to use.
+    pub url: Option<String>,
+    /// Environment variable holding the URL instead (when it carries a password).
+    pub url_env: Option<String>,
+    /// Connections in the store's pool.
+    #[serde(default = "default_store_connections")]
+    pub max_connections: u32,
+}
+
+fn default_store_connections() -> u32 {
+    8
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            url: None,
+            url_env: None,
+            max_connections: default_store_connections(),
+        }
+    }
+}
+
+impl StoreConfig {
+    /// The URL to open (filled in by [`Config::load`]).
+    pub fn url(&self) -> &str {
+        self.url.as_deref().unwrap_or("")
+    }
+}
+
+fn is_store_url(url: &str) -> bool {
+    url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// A URL with any password replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => match rest[..at].split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***{}", &rest[at..]),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
+impl fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreConfig")
+            .field("url", &self.url.as_deref().map(redact_url))
+            .field("url_env", &self.url_env)
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
 }
 
 /// `[server]`.
@@ -102,6 +172,8 @@ pub struct ServerConfig {
     /// How long a client may take to finish startup and authentication.
     #[serde(with = "crate::duration")]
     pub auth_timeout: Duration,
+    /// Async runtime worker threads; 0 means one per CPU core.
+    pub worker_threads: usize,
 }
 
 impl Default for ServerConfig {
@@ -114,6 +186,7 @@ impl Default for ServerConfig {
             max_batch_bytes: 64 * 1024 * 1024,
             classifier_cache_entries: 10_000,
             auth_timeout: Duration::from_secs(60),
+            worker_threads: 0,
         }
     }
 }
@@ -370,7 +443,10 @@ impl PolicyRules {
         if self.max_rows.is_some_and(|m| m < 0) {
             problem("max_rows", "must not be negative".into());
         }
-        if self.max_rows_ratio.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
+        if self
+            .max_rows_ratio
+            .is_some_and(|r| !(r.is_finite() && r > 0.0))
+        {
             problem("max_rows_ratio", "must be a number above 0".into());
         }
     }
@@ -514,7 +590,11 @@ impl Credentials {
 impl Config {
     /// Parses TOML text, validates it and resolves secrets; `base_dir` anchors
     /// relative paths. Returns every problem found, each with its key path.
-    pub fn load(text: &str, base_dir: &Path, secrets: &dyn SecretReader) -> Result<Self, ConfigError> {
+    pub fn load(
+        text: &str,
+        base_dir: &Path,
+        secrets: &dyn SecretReader,
+    ) -> Result<Self, ConfigError> {
         let mut config: Config =
             toml::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
         config.anchor_paths(base_dir);
@@ -533,6 +613,23 @@ impl Config {
                 *p = base.join(&*p);
             }
         };
+        if self.store.url.is_none() && self.store.url_env.is_none() {
+            self.store.url = Some(format!(
+                "sqlite://{}?mode=rwc",
+                base.join(DEFAULT_STATE_FILE).display()
+            ));
+        } else if let Some(url) = &self.store.url {
+            if let Some(rest) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+                let (path, query) = rest.split_once('?').map_or((rest, None), |(p, q)| (p, Some(q)));
+                if !path.is_empty() && !path.starts_with(':') && Path::new(path).is_relative() {
+                    let joined = base.join(path);
+                    self.store.url = Some(match query {
+                        Some(q) => format!("sqlite://{}?{q}", joined.display()),
+                        None => format!("sqlite://{}", joined.display()),
+                    });
+                }
+            }
+        }
         if let Some(tls) = &mut self.tls {
             anchor(&mut tls.cert_file);
             anchor(&mut tls.key_file);
@@ -584,7 +681,10 @@ impl Config {
         let mut families: HashMap<&str, &Family> = HashMap::new();
         for (i, f) in self.families.iter().enumerate() {
             if families.insert(f.name.as_str(), f).is_some() {
-                problem(format!("families[{i}].name"), format!("duplicate family {:?}", f.name));
+                problem(
+                    format!("families[{i}].name"),
+                    format!("duplicate family {:?}", f.name),
+                );
             }
             if f.environments.is_empty() {
                 problem(
@@ -608,7 +708,10 @@ impl Config {
                 problem(format!("users[{i}].name"), "must not be empty".into());
             }
             if !user_names.insert(u.name.as_str()) {
-                problem(format!("users[{i}].name"), format!("duplicate user {:?}", u.name));
+                problem(
+                    format!("users[{i}].name"),
+                    format!("duplicate user {:?}", u.name),
+                );
             }
             all_groups.extend(u.groups.iter().map(String::as_str));
             match &u.scram_verifier {
@@ -707,9 +810,33 @@ impl Config {
                 }
             }
         }
+        if self.store.url.is_some() && self.store.url_env.is_some() {
+            out.push(ConfigProblem {
+                path: "store".into(),
+                message: "set url or url_env, not both".into(),
+            });
+        }
+        if let Some(url) = &self.store.url {
+            if !is_store_url(url) {
+                out.push(ConfigProblem {
+                    path: "store.url".into(),
+                    message: format!(
+                        "{:?} is neither sqlite://PATH nor postgres://…",
+                        redact_url(url)
+                    ),
+                });
+            }
+        }
+        if self.store.max_connections == 0 {
+            out.push(ConfigProblem {
+                path: "store.max_connections".into(),
+                message: "must be at least 1".into(),
+            });
+        }
         self.policy.validate("policy", &all_groups, &mut out);
         for (i, t) in self.targets.iter().enumerate() {
-            t.policy.validate(&format!("targets[{i}].policy"), &all_groups, &mut out);
+            t.policy
+                .validate(&format!("targets[{i}].policy"), &all_groups, &mut out);
             if !t.protected {
                 continue;
             }
@@ -741,6 +868,21 @@ impl Config {
     /// Reads every configured secret, reporting the ones that cannot be read.
     pub fn resolve_secrets(&mut self, secrets: &dyn SecretReader) -> Vec<ConfigProblem> {
         let mut out = Vec::new();
+        if let Some(name) = &self.store.url_env {
+            match secrets.env(name) {
+                Some(v) if is_store_url(&v) => self.store.url = Some(v),
+                Some(_) => out.push(ConfigProblem {
+                    path: "store.url_env".into(),
+                    message: format!(
+                        "environment variable {name} holds neither a sqlite://PATH nor a postgres://… URL"
+                    ),
+                }),
+                None => out.push(ConfigProblem {
+                    path: "store.url_env".into(),
+                    message: format!("environment variable {name} is not set"),
+                }),
+            }
+        }
         for (i, t) in self.targets.iter_mut().enumerate() {
             for (key, c) in [
                 ("read_credentials", &mut t.read_credentials),
@@ -964,8 +1106,12 @@ read_credentials = {{ user = "reader", password_env = "SET_VAR" }}
         let err = Config::load("[server]\nlisten = 1\n", Path::new("/"), &NoSecrets)
             .expect_err("unknown key");
         assert!(err.to_string().contains("listen"), "{err}");
-        let err = Config::load("[server]\nshutdown_grace = \"soon\"\n", Path::new("/"), &NoSecrets)
-            .expect_err("bad duration");
+        let err = Config::load(
+            "[server]\nshutdown_grace = \"soon\"\n",
+            Path::new("/"),
+            &NoSecrets,
+        )
+        .expect_err("bad duration");
         assert!(err.to_string().contains("soon"), "{err}");
     }
 
@@ -1055,7 +1201,11 @@ read_credentials = {{ user = "reader" }}
         assert!(w.require_reason);
         assert_eq!(w.review_channel.as_deref(), Some("C-orders"));
         // Global class override applies to every target.
-        assert_eq!(c.approval_policy(prod, StatementClass::Ddl).approvals_required, 2);
+        assert_eq!(
+            c.approval_policy(prod, StatementClass::Ddl)
+                .approvals_required,
+            2
+        );
         let p = c.approval_policy(prod, StatementClass::Privilege);
         assert_eq!((p.approvals_required, p.max_rows), (2, Some(0)));
         // Without approver groups, the target's allowed groups approve; defaults apply.
@@ -1083,9 +1233,18 @@ read_credentials = {{ user = "reader" }}
     #[test]
     fn policy_problems_have_key_paths() {
         let text = with_policy()
-            .replace("[policy.classes.ddl]\napprovals_required = 2", "[policy.classes.dml]\napprovals_required = 0")
-            .replace("approver_groups = [\"dba\"]", "approver_groups = [\"dbas\"]")
-            .replace("run_window = \"30m\"", "run_window = \"0s\"\nmax_rows_ratio = -1.0");
+            .replace(
+                "[policy.classes.ddl]\napprovals_required = 2",
+                "[policy.classes.dml]\napprovals_required = 0",
+            )
+            .replace(
+                "approver_groups = [\"dba\"]",
+                "approver_groups = [\"dbas\"]",
+            )
+            .replace(
+                "run_window = \"30m\"",
+                "run_window = \"0s\"\nmax_rows_ratio = -1.0",
+            );
         let err = Config::load(&text, Path::new("/"), &NoSecrets).expect_err("invalid");
         let paths: Vec<String> = err.problems().into_iter().map(|p| p.path).collect();
         assert_eq!(
@@ -1101,15 +1260,72 @@ read_credentials = {{ user = "reader" }}
             "{err}"
         );
         let err = Config::load(
-            &with_policy().replace("approvals_required = 2\nmax_rows = 0", "approvals_required = 3"),
+            &with_policy().replace(
+                "approvals_required = 2\nmax_rows = 0",
+                "approvals_required = 3",
+            ),
             Path::new("/"),
             &NoSecrets,
         )
         .expect_err("unsatisfiable");
-        assert!(err.to_string().contains("privilege requests need 3 distinct approver(s)"), "{err}");
-        let err = Config::load(&with_policy().replace("require_reason = true", "require_reason = \"yes\""), Path::new("/"), &NoSecrets)
-            .expect_err("type");
+        assert!(
+            err.to_string()
+                .contains("privilege requests need 3 distinct approver(s)"),
+            "{err}"
+        );
+        let err = Config::load(
+            &with_policy().replace("require_reason = true", "require_reason = \"yes\""),
+            Path::new("/"),
+            &NoSecrets,
+        )
+        .expect_err("type");
         assert!(err.to_string().contains("require_reason"), "{err}");
+    }
+
+    #[test]
+    fn store_url_defaults_next_to_the_config_and_anchors_relative_files() {
+        let c = Config::load(&good(), Path::new("/etc/airlock"), &NoSecrets).expect("valid");
+        assert_eq!(c.store.url(), "sqlite:///etc/airlock/airlock-state.db?mode=rwc");
+        let c = Config::load(
+            &(good() + "\n[store]\nurl = \"sqlite://state/a.db?mode=rwc\"\n"),
+            Path::new("/srv"),
+            &NoSecrets,
+        )
+        .expect("valid");
+        assert_eq!(c.store.url(), "sqlite:///srv/state/a.db?mode=rwc");
+        let c = Config::load(
+            &(good() + "\n[store]\nurl_env = \"SET_VAR\"\nmax_connections = 3\n"),
+            Path::new("/srv"),
+            &NoSecrets,
+        )
+        .expect_err("not a URL");
+        assert_eq!(c.problems()[0].path, "store.url_env");
+        assert!(!c.to_string().contains("s3cret"), "{c}");
+        let err = Config::load(
+            &(good() + "\n[store]\nurl = \"mysql://x\"\nurl_env = \"NOPE\"\n"),
+            Path::new("/"),
+            &NoSecrets,
+        )
+        .expect_err("invalid");
+        let paths: Vec<String> = err.problems().into_iter().map(|p| p.path).collect();
+        assert_eq!(paths, vec!["store", "store.url", "store.url_env"]);
+        assert_eq!(
+            redact_url("postgres://airlock:s3cret@db:5432/state"),
+            "postgres://airlock:***@db:5432/state"
+        );
+        assert_eq!(redact_url("postgres://airlock@db/state"), "postgres://airlock@db/state");
+    }
+
+    #[test]
+    fn the_shipped_example_loads_with_its_policies() {
+        let text = include_str!("../../../proxy.toml.example");
+        let c = Config::load(text, Path::new("/etc/airlock"), &NoSecrets).expect("example is valid");
+        let prod = c.target("orders-prod").expect("prod");
+        let p = c.approval_policy(prod, StatementClass::Privilege);
+        assert_eq!(p.approver_groups, vec!["dba"]);
+        assert_eq!(p.run_window, Duration::from_secs(15 * 60));
+        assert!(p.require_reason);
+        assert_eq!(c.store.url(), "sqlite:///etc/airlock/airlock-state.db?mode=rwc");
     }
 
     #[test]

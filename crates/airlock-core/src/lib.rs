@@ -15,18 +15,21 @@ pub mod request;
 pub mod time;
 pub mod workflow;
 
-pub use audit::{verify_chain, AuditEvent, AuditFault, AuditHead, AuditViolation, ChainVerifier, NewAuditEvent};
-pub use config::{ScramVerifier, SecretReader, LogFormat, 
-    Config, ConfigError, ConfigProblem, Credentials, Family, PolicyConfig, PolicyRules, SecretSource, ServerConfig, Target,
-    TlsConfig, UpstreamConfig, UpstreamTlsMode, User,
+pub use audit::{
+    verify_chain, AuditEvent, AuditFault, AuditHead, AuditViolation, ChainVerifier, NewAuditEvent,
+};
+pub use config::{
+    Config, ConfigError, ConfigProblem, Credentials, Family, LogFormat, PolicyConfig, PolicyRules,
+    ScramVerifier, SecretReader, SecretSource, ServerConfig, StoreConfig, Target, TlsConfig, UpstreamConfig,
+    UpstreamTlsMode, User,
 };
 pub use policy::{Decision, HeldStatement, RefuseUnreviewed, StatementPolicy, SQLSTATE_HELD};
-pub use ports::{BoxFuture, Store, StoreError, StatusChange};
+pub use ports::{BoxFuture, StatusChange, Store, StoreError};
 pub use request::approval::{Actor, ApprovalOutcome, ApprovalPolicy, Refusal};
 pub use request::state::{Event, RequestStatus, Settlement, TransitionError};
 pub use request::{
-    Approval, ChangeRequest, EarlierRun, Engine, Execution, Param, RequestDetails, RequestFilter, RequestId,
-    RequestPatch, RiskLevel, RunRecord,
+    Approval, ChangeRequest, EarlierRun, Engine, Execution, Param, RequestDetails, RequestFilter,
+    RequestId, RequestPatch, RiskLevel, RunRecord,
 };
 pub use time::{Clock, SystemClock, Timestamp};
 pub use workflow::{Held, PolicySource, RunResult, Workflow, WorkflowError};

@@ -125,17 +125,29 @@ pub struct OutboxClaim {
 /// (unless the store was configured without it).
 pub trait Store: Send + Sync {
     /// Creates a pending request and its `request.created` audit event.
-    fn create_request<'a>(&'a self, details: &'a RequestDetails) -> BoxFuture<'a, Result<ChangeRequest, StoreError>>;
+    fn create_request<'a>(
+        &'a self,
+        details: &'a RequestDetails,
+    ) -> BoxFuture<'a, Result<ChangeRequest, StoreError>>;
 
     /// One request.
-    fn get_request(&self, id: RequestId) -> BoxFuture<'_, Result<Option<ChangeRequest>, StoreError>>;
+    fn get_request(
+        &self,
+        id: RequestId,
+    ) -> BoxFuture<'_, Result<Option<ChangeRequest>, StoreError>>;
 
     /// Requests matching a filter, newest first.
-    fn list_requests<'a>(&'a self, filter: &'a RequestFilter) -> BoxFuture<'a, Result<Vec<ChangeRequest>, StoreError>>;
+    fn list_requests<'a>(
+        &'a self,
+        filter: &'a RequestFilter,
+    ) -> BoxFuture<'a, Result<Vec<ChangeRequest>, StoreError>>;
 
     /// The newest pending or approved request for exactly this statement,
     /// parameters, target and requester (SPEC §4.3).
-    fn find_open_exact<'a>(&'a self, key: &'a ExactMatch) -> BoxFuture<'a, Result<Option<ChangeRequest>, StoreError>>;
+    fn find_open_exact<'a>(
+        &'a self,
+        key: &'a ExactMatch,
+    ) -> BoxFuture<'a, Result<Option<ChangeRequest>, StoreError>>;
 
     /// The approvals recorded for a request, oldest first.
     fn approvals(&self, id: RequestId) -> BoxFuture<'_, Result<Vec<Approval>, StoreError>>;
@@ -155,7 +167,11 @@ pub trait Store: Send + Sync {
     /// Compare-and-set of the status with the patch and the audit event in one
     /// transaction. `Ok(false)` when the request was not in `change.from`
     /// (the race was lost; nothing was written).
-    fn transition<'a>(&'a self, id: RequestId, change: &'a StatusChange) -> BoxFuture<'a, Result<bool, StoreError>>;
+    fn transition<'a>(
+        &'a self,
+        id: RequestId,
+        change: &'a StatusChange,
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
 
     /// Records the upstream transaction id of a request that is `running`
     /// (into `run`) or `rolling_back` (into `rollback_run`), before COMMIT.
@@ -170,32 +186,59 @@ pub trait Store: Send + Sync {
     /// Moves every pending request past its expiry and every approved request
     /// past its run deadline to `expired`, each with its audit event. Returns
     /// the requests expired and the status each left.
-    fn expire_due(&self, now: Timestamp) -> BoxFuture<'_, Result<Vec<(RequestId, RequestStatus)>, StoreError>>;
+    fn expire_due(
+        &self,
+        now: Timestamp,
+    ) -> BoxFuture<'_, Result<Vec<(RequestId, RequestStatus)>, StoreError>>;
 
     /// Records a non-read statement that ran on some target.
-    fn record_execution<'a>(&'a self, execution: &'a Execution) -> BoxFuture<'a, Result<(), StoreError>>;
+    fn record_execution<'a>(
+        &'a self,
+        execution: &'a Execution,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
 
     /// Successful and failed runs of a fingerprint in the given environments of a family.
-    fn earlier_runs<'a>(&'a self, query: &'a EarlierRunsQuery) -> BoxFuture<'a, Result<Vec<EarlierRun>, StoreError>>;
+    fn earlier_runs<'a>(
+        &'a self,
+        query: &'a EarlierRunsQuery,
+    ) -> BoxFuture<'a, Result<Vec<EarlierRun>, StoreError>>;
 
     /// Appends an event to the audit chain.
-    fn append_audit<'a>(&'a self, event: &'a NewAuditEvent) -> BoxFuture<'a, Result<AuditEvent, StoreError>>;
+    fn append_audit<'a>(
+        &'a self,
+        event: &'a NewAuditEvent,
+    ) -> BoxFuture<'a, Result<AuditEvent, StoreError>>;
 
     /// Events with `seq > after_seq`, in sequence order, at most `limit`.
-    fn audit_events(&self, after_seq: i64, limit: u32) -> BoxFuture<'_, Result<Vec<AuditEvent>, StoreError>>;
+    fn audit_events(
+        &self,
+        after_seq: i64,
+        limit: u32,
+    ) -> BoxFuture<'_, Result<Vec<AuditEvent>, StoreError>>;
 
     /// The chain's current head ([`AuditHead::genesis`] when empty).
     fn audit_head(&self) -> BoxFuture<'_, Result<AuditHead, StoreError>>;
 
     /// Adds a message to the outbox; returns its id.
-    fn enqueue_outbox<'a>(&'a self, message: &'a NewOutboxMessage) -> BoxFuture<'a, Result<i64, StoreError>>;
+    fn enqueue_outbox<'a>(
+        &'a self,
+        message: &'a NewOutboxMessage,
+    ) -> BoxFuture<'a, Result<i64, StoreError>>;
 
     /// Claims up to `limit` undelivered messages whose lease is free, oldest
     /// first; no two owners hold the same message at once.
-    fn claim_outbox<'a>(&'a self, claim: &'a OutboxClaim) -> BoxFuture<'a, Result<Vec<OutboxMessage>, StoreError>>;
+    fn claim_outbox<'a>(
+        &'a self,
+        claim: &'a OutboxClaim,
+    ) -> BoxFuture<'a, Result<Vec<OutboxMessage>, StoreError>>;
 
     /// Marks a claimed message delivered; `Ok(false)` if `owner` no longer holds it.
-    fn ack_outbox<'a>(&'a self, id: i64, owner: &'a str, now: Timestamp) -> BoxFuture<'a, Result<bool, StoreError>>;
+    fn ack_outbox<'a>(
+        &'a self,
+        id: i64,
+        owner: &'a str,
+        now: Timestamp,
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
 
     /// Releases a claimed message for another attempt at `retry_at`.
     fn retry_outbox<'a>(

@@ -80,10 +80,16 @@ mod tests {
     fn arithmetic_and_rendering() {
         let t = Timestamp(1_700_000_000_123);
         assert_eq!(t.plus(Duration::from_secs(2)).millis(), 1_700_000_002_123);
-        assert_eq!(t.plus(Duration::from_secs(2)).since(t), Duration::from_secs(2));
+        assert_eq!(
+            t.plus(Duration::from_secs(2)).since(t),
+            Duration::from_secs(2)
+        );
         assert_eq!(t.since(t.plus(Duration::from_secs(1))), Duration::ZERO);
         assert_eq!(t.to_rfc3339(), "2023-11-14T22:13:20.123Z");
         assert_eq!(Timestamp::from_system(t.to_system()), t);
-        assert_eq!(Timestamp::from_system(Timestamp(-5).to_system()), Timestamp(-5));
+        assert_eq!(
+            Timestamp::from_system(Timestamp(-5).to_system()),
+            Timestamp(-5)
+        );
     }
 }

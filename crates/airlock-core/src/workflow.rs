@@ -5,13 +5,15 @@
 //! audits every accepted and refused action.
 
 use crate::audit::{kinds, NewAuditEvent};
-use crate::request::approval::{check_approval, check_rejection, Actor, ApprovalOutcome, ApprovalPolicy, Refusal};
+use crate::ports::{EarlierRunsQuery, StatusChange, Store, StoreError};
+use crate::request::approval::{
+    check_approval, check_rejection, Actor, ApprovalOutcome, ApprovalPolicy, Refusal,
+};
 use crate::request::state::{transition, Event, Settlement, TransitionError};
 use crate::request::{
-    Approval, ChangeRequest, EarlierRun, Execution, RequestDetails, RequestFilter, RequestId, RequestPatch,
-    RequestStatus, RiskLevel, RunRecord,
+    Approval, ChangeRequest, EarlierRun, Execution, RequestDetails, RequestFilter, RequestId,
+    RequestPatch, RequestStatus, RiskLevel, RunRecord,
 };
-use crate::ports::{EarlierRunsQuery, StatusChange, Store, StoreError};
 use crate::time::{Clock, Timestamp};
 use airlock_sql::StatementClass;
 use serde_json::json;
@@ -96,8 +98,16 @@ fn refusal_payload(action: &str, refusal: &Refusal) -> serde_json::Value {
 
 impl Workflow {
     /// Builds the service.
-    pub fn new(store: Arc<dyn Store>, policies: Arc<dyn PolicySource>, clock: Arc<dyn Clock>) -> Self {
-        Workflow { store, policies, clock }
+    pub fn new(
+        store: Arc<dyn Store>,
+        policies: Arc<dyn PolicySource>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Workflow {
+            store,
+            policies,
+            clock,
+        }
     }
 
     /// The store behind it.
@@ -110,14 +120,21 @@ impl Workflow {
         self.clock.now()
     }
 
-    fn policy_for(&self, target: &str, class: StatementClass) -> Result<ApprovalPolicy, WorkflowError> {
+    fn policy_for(
+        &self,
+        target: &str,
+        class: StatementClass,
+    ) -> Result<ApprovalPolicy, WorkflowError> {
         self.policies
             .policy(target, class)
             .ok_or_else(|| WorkflowError::UnknownTarget(target.to_string()))
     }
 
     async fn load(&self, id: RequestId) -> Result<ChangeRequest, WorkflowError> {
-        self.store.get_request(id).await?.ok_or(WorkflowError::NotFound(id))
+        self.store
+            .get_request(id)
+            .await?
+            .ok_or(WorkflowError::NotFound(id))
     }
 
     async fn audit_refusal(
@@ -128,7 +145,13 @@ impl Workflow {
         action: &str,
         refusal: Refusal,
     ) -> WorkflowError {
-        let event = NewAuditEvent::new(self.now(), actor, kind, id, refusal_payload(action, &refusal));
+        let event = NewAuditEvent::new(
+            self.now(),
+            actor,
+            kind,
+            id,
+            refusal_payload(action, &refusal),
+        );
         match self.store.append_audit(&event).await {
             Ok(_) => WorkflowError::Refused(refusal),
             Err(e) => WorkflowError::Store(e),
@@ -149,7 +172,11 @@ impl Workflow {
     }
 
     /// Moves an overdue open request to `expired` (best effort; a lost race is fine).
-    async fn expire_if_overdue(&self, request: &ChangeRequest, now: Timestamp) -> Result<bool, WorkflowError> {
+    async fn expire_if_overdue(
+        &self,
+        request: &ChangeRequest,
+        now: Timestamp,
+    ) -> Result<bool, WorkflowError> {
         if !request.is_overdue(now) {
             return Ok(false);
         }
@@ -163,7 +190,14 @@ impl Workflow {
                 decision_reason: Some(expiry_reason(request.status).to_string()),
                 ..RequestPatch::default()
             },
-            event: NewAuditEvent::transition(now, SYSTEM_ACTOR, request.id, request.status, to, json!({})),
+            event: NewAuditEvent::transition(
+                now,
+                SYSTEM_ACTOR,
+                request.id,
+                request.status,
+                to,
+                json!({}),
+            ),
         };
         Ok(self.store.transition(request.id, &change).await?)
     }
@@ -196,7 +230,12 @@ impl Workflow {
                 }
             }
         }
-        if policy.require_reason && details.reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
+        if policy.require_reason
+            && details
+                .reason
+                .as_deref()
+                .is_none_or(|r| r.trim().is_empty())
+        {
             let requester = details.requester.clone();
             let refusal = Refusal::ReasonRequired {
                 target: details.target.clone(),
@@ -208,7 +247,9 @@ impl Workflow {
         details.created_at = now;
         details.apply_policy(&policy);
         if let Some(family) = details.family.clone() {
-            let lower = self.policies.lower_environments(&family, &details.environment);
+            let lower = self
+                .policies
+                .lower_environments(&family, &details.environment);
             if details.earlier_runs.is_empty() && !lower.is_empty() {
                 details.earlier_runs = self
                     .store
@@ -270,7 +311,13 @@ impl Workflow {
                 self.expire_if_overdue(&request, now).await?;
             }
             return Err(self
-                .audit_refusal(kinds::DECISION_REFUSED, &approver.name, Some(id), "approve", refusal)
+                .audit_refusal(
+                    kinds::DECISION_REFUSED,
+                    &approver.name,
+                    Some(id),
+                    "approve",
+                    refusal,
+                )
                 .await);
         }
         let approval = Approval {
@@ -283,13 +330,24 @@ impl Workflow {
         match self.store.record_approval(&approval).await? {
             Ok(outcome) => Ok(outcome),
             Err(refusal) => Err(self
-                .audit_refusal(kinds::DECISION_REFUSED, &approver.name, Some(id), "approve", refusal)
+                .audit_refusal(
+                    kinds::DECISION_REFUSED,
+                    &approver.name,
+                    Some(id),
+                    "approve",
+                    refusal,
+                )
                 .await),
         }
     }
 
     /// A reviewer rejects, with a reason shown to the requester.
-    pub async fn reject(&self, id: RequestId, reviewer: &Actor, reason: &str) -> Result<ChangeRequest, WorkflowError> {
+    pub async fn reject(
+        &self,
+        id: RequestId,
+        reviewer: &Actor,
+        reason: &str,
+    ) -> Result<ChangeRequest, WorkflowError> {
         let now = self.now();
         let mut request = self.load(id).await?;
         if let Err(refusal) = check_rejection(&request, reviewer, now) {
@@ -297,7 +355,13 @@ impl Workflow {
                 self.expire_if_overdue(&request, now).await?;
             }
             return Err(self
-                .audit_refusal(kinds::DECISION_REFUSED, &reviewer.name, Some(id), "reject", refusal)
+                .audit_refusal(
+                    kinds::DECISION_REFUSED,
+                    &reviewer.name,
+                    Some(id),
+                    "reject",
+                    refusal,
+                )
                 .await);
         }
         let to = transition(request.status, Event::Reject)?;
@@ -307,7 +371,14 @@ impl Workflow {
             decision_reason: Some(reason.to_string()),
             ..RequestPatch::default()
         };
-        let event = NewAuditEvent::transition(now, &reviewer.name, id, request.status, to, json!({ "reason": reason }));
+        let event = NewAuditEvent::transition(
+            now,
+            &reviewer.name,
+            id,
+            request.status,
+            to,
+            json!({ "reason": reason }),
+        );
         self.cas(&mut request, to, patch, event, "rejected").await?;
         Ok(request)
     }
@@ -336,13 +407,24 @@ impl Workflow {
     }
 
     /// The requester or an admin withdraws a pending or approved request.
-    pub async fn cancel(&self, id: RequestId, actor: &Actor, note: Option<&str>) -> Result<ChangeRequest, WorkflowError> {
+    pub async fn cancel(
+        &self,
+        id: RequestId,
+        actor: &Actor,
+        note: Option<&str>,
+    ) -> Result<ChangeRequest, WorkflowError> {
         let now = self.now();
         let mut request = self.load(id).await?;
         let policy = self.policy_for(&request.details.target, request.details.class)?;
         if let Err(refusal) = policy.may_cancel(actor, &request) {
             return Err(self
-                .audit_refusal(kinds::ACTION_REFUSED, &actor.name, Some(id), "cancel", refusal)
+                .audit_refusal(
+                    kinds::ACTION_REFUSED,
+                    &actor.name,
+                    Some(id),
+                    "cancel",
+                    refusal,
+                )
                 .await);
         }
         let to = transition(request.status, Event::Cancel)?;
@@ -352,8 +434,16 @@ impl Workflow {
             decision_reason: note.map(str::to_string),
             ..RequestPatch::default()
         };
-        let event = NewAuditEvent::transition(now, &actor.name, id, request.status, to, json!({ "note": note }));
-        self.cas(&mut request, to, patch, event, "cancelled").await?;
+        let event = NewAuditEvent::transition(
+            now,
+            &actor.name,
+            id,
+            request.status,
+            to,
+            json!({ "note": note }),
+        );
+        self.cas(&mut request, to, patch, event, "cancelled")
+            .await?;
         Ok(request)
     }
 
@@ -361,7 +451,11 @@ impl Workflow {
     /// one caller can win. The caller then runs the stored statement and
     /// parameters, records the upstream xid with [`Workflow::record_xid`]
     /// before COMMIT, and ends with [`Workflow::finish_run`].
-    pub async fn start_run(&self, id: RequestId, actor: &Actor) -> Result<ChangeRequest, WorkflowError> {
+    pub async fn start_run(
+        &self,
+        id: RequestId,
+        actor: &Actor,
+    ) -> Result<ChangeRequest, WorkflowError> {
         let now = self.now();
         let mut request = self.load(id).await?;
         let policy = self.policy_for(&request.details.target, request.details.class)?;
@@ -388,7 +482,12 @@ impl Workflow {
     }
 
     /// Records the upstream transaction id of the running change (or rollback).
-    pub async fn record_xid(&self, id: RequestId, during: RequestStatus, xid: &str) -> Result<(), WorkflowError> {
+    pub async fn record_xid(
+        &self,
+        id: RequestId,
+        during: RequestStatus,
+        xid: &str,
+    ) -> Result<(), WorkflowError> {
         if self.store.set_upstream_xid(id, during, xid).await? {
             Ok(())
         } else {
@@ -398,30 +497,51 @@ impl Workflow {
 
     /// Ends a run: running → executed (no error) or failed. Also records the
     /// execution for later "earlier runs" lookups.
-    pub async fn finish_run(&self, id: RequestId, result: &RunResult) -> Result<ChangeRequest, WorkflowError> {
+    pub async fn finish_run(
+        &self,
+        id: RequestId,
+        result: &RunResult,
+    ) -> Result<ChangeRequest, WorkflowError> {
         let now = self.now();
         let mut request = self.load(id).await?;
         let ok = result.error.is_none();
         let to = transition(request.status, Event::Finish { ok })?;
-        let actor = request.run.by.clone().unwrap_or_else(|| SYSTEM_ACTOR.to_string());
+        let actor = request
+            .run
+            .by
+            .clone()
+            .unwrap_or_else(|| SYSTEM_ACTOR.to_string());
         let patch = RequestPatch {
             run: run_fields(now, result),
             ..RequestPatch::default()
         };
-        let event = NewAuditEvent::transition(now, &actor, id, request.status, to, result_payload(result));
+        let event =
+            NewAuditEvent::transition(now, &actor, id, request.status, to, result_payload(result));
         self.cas(&mut request, to, patch, event, "finished").await?;
-        self.store.record_execution(&execution_of(&request, &actor, now, result)).await?;
+        self.store
+            .record_execution(&execution_of(&request, &actor, now, result))
+            .await?;
         Ok(request)
     }
 
     /// Starts the approved rollback of an executed request: executed → rolling_back.
-    pub async fn start_rollback(&self, id: RequestId, actor: &Actor) -> Result<ChangeRequest, WorkflowError> {
+    pub async fn start_rollback(
+        &self,
+        id: RequestId,
+        actor: &Actor,
+    ) -> Result<ChangeRequest, WorkflowError> {
         let now = self.now();
         let mut request = self.load(id).await?;
         let policy = self.policy_for(&request.details.target, request.details.class)?;
         if let Err(refusal) = policy.may_rollback(actor, &request) {
             return Err(self
-                .audit_refusal(kinds::ACTION_REFUSED, &actor.name, Some(id), "rollback", refusal)
+                .audit_refusal(
+                    kinds::ACTION_REFUSED,
+                    &actor.name,
+                    Some(id),
+                    "rollback",
+                    refusal,
+                )
                 .await);
         }
         let to = transition(request.status, Event::StartRollback)?;
@@ -434,15 +554,25 @@ impl Workflow {
             ..RequestPatch::default()
         };
         let event = NewAuditEvent::transition(now, &actor.name, id, request.status, to, json!({}));
-        self.cas(&mut request, to, patch, event, "rolled back").await?;
+        self.cas(&mut request, to, patch, event, "rolled back")
+            .await?;
         Ok(request)
     }
 
     /// Ends a rollback: rolling_back → rolled_back or rollback_failed.
-    pub async fn finish_rollback(&self, id: RequestId, result: &RunResult) -> Result<ChangeRequest, WorkflowError> {
+    pub async fn finish_rollback(
+        &self,
+        id: RequestId,
+        result: &RunResult,
+    ) -> Result<ChangeRequest, WorkflowError> {
         let now = self.now();
         let mut request = self.load(id).await?;
-        let to = transition(request.status, Event::FinishRollback { ok: result.error.is_none() })?;
+        let to = transition(
+            request.status,
+            Event::FinishRollback {
+                ok: result.error.is_none(),
+            },
+        )?;
         let actor = request
             .rollback_run
             .by
@@ -452,7 +582,8 @@ impl Workflow {
             rollback_run: run_fields(now, result),
             ..RequestPatch::default()
         };
-        let event = NewAuditEvent::transition(now, &actor, id, request.status, to, result_payload(result));
+        let event =
+            NewAuditEvent::transition(now, &actor, id, request.status, to, result_payload(result));
         self.cas(&mut request, to, patch, event, "finished").await?;
         Ok(request)
     }
@@ -462,7 +593,12 @@ impl Workflow {
     /// passes its verdict. A run becomes executed / failed / unknown; a
     /// rollback becomes rolled_back, or rollback_failed when it aborted or
     /// the outcome is unknown. Never re-runs anything.
-    pub async fn recover(&self, id: RequestId, verdict: Settlement, note: &str) -> Result<ChangeRequest, WorkflowError> {
+    pub async fn recover(
+        &self,
+        id: RequestId,
+        verdict: Settlement,
+        note: &str,
+    ) -> Result<ChangeRequest, WorkflowError> {
         let now = self.now();
         let mut request = self.load(id).await?;
         let error = match verdict {
@@ -483,7 +619,12 @@ impl Workflow {
                 },
             ),
             RequestStatus::RollingBack => (
-                transition(request.status, Event::FinishRollback { ok: verdict == Settlement::Executed })?,
+                transition(
+                    request.status,
+                    Event::FinishRollback {
+                        ok: verdict == Settlement::Executed,
+                    },
+                )?,
                 RequestPatch {
                     rollback_run: RunRecord {
                         finished_at: Some(now),
@@ -508,7 +649,8 @@ impl Workflow {
             to,
             json!({ "recovery": true, "note": note }),
         );
-        self.cas(&mut request, to, patch, event, "recovered").await?;
+        self.cas(&mut request, to, patch, event, "recovered")
+            .await?;
         Ok(request)
     }
 
@@ -525,7 +667,13 @@ impl Workflow {
         let policy = self.policy_for(&request.details.target, request.details.class)?;
         if let Err(refusal) = policy.may_settle(actor, &request) {
             return Err(self
-                .audit_refusal(kinds::ACTION_REFUSED, &actor.name, Some(id), "settle", refusal)
+                .audit_refusal(
+                    kinds::ACTION_REFUSED,
+                    &actor.name,
+                    Some(id),
+                    "settle",
+                    refusal,
+                )
                 .await);
         }
         let verdict = if committed {
@@ -538,7 +686,14 @@ impl Workflow {
             decision_reason: Some(note.to_string()),
             ..RequestPatch::default()
         };
-        let event = NewAuditEvent::transition(now, &actor.name, id, request.status, to, json!({ "note": note }));
+        let event = NewAuditEvent::transition(
+            now,
+            &actor.name,
+            id,
+            request.status,
+            to,
+            json!({ "note": note }),
+        );
         self.cas(&mut request, to, patch, event, "settled").await?;
         Ok(request)
     }
@@ -599,7 +754,12 @@ fn result_payload(result: &RunResult) -> serde_json::Value {
     })
 }
 
-fn execution_of(request: &ChangeRequest, user: &str, at: Timestamp, result: &RunResult) -> Execution {
+fn execution_of(
+    request: &ChangeRequest,
+    user: &str,
+    at: Timestamp,
+    result: &RunResult,
+) -> Execution {
     let d = &request.details;
     Execution {
         request_id: Some(request.id),

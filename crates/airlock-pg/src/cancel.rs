@@ -37,13 +37,24 @@ impl Drop for Registration {
 
 impl CancelRegistry {
     /// Registers a session and returns the key to give its client.
-    pub fn register(self: &Arc<Self>, pid: i32, upstream_key: i32, endpoint: Endpoint) -> Registration {
+    pub fn register(
+        self: &Arc<Self>,
+        pid: i32,
+        upstream_key: i32,
+        endpoint: Endpoint,
+    ) -> Registration {
         let mut key: i32 = rand::random();
         if let Ok(mut map) = self.map.lock() {
             while map.contains_key(&(pid, key)) {
                 key = rand::random();
             }
-            map.insert((pid, key), Entry { endpoint, upstream_key });
+            map.insert(
+                (pid, key),
+                Entry {
+                    endpoint,
+                    upstream_key,
+                },
+            );
         }
         Registration {
             registry: self.clone(),
@@ -55,7 +66,8 @@ impl CancelRegistry {
     /// The upstream endpoint and real key for a CancelRequest, if it matches a session.
     pub fn lookup(&self, pid: i32, key: i32) -> Option<(Endpoint, i32)> {
         let map = self.map.lock().ok()?;
-        map.get(&(pid, key)).map(|e| (e.endpoint.clone(), e.upstream_key))
+        map.get(&(pid, key))
+            .map(|e| (e.endpoint.clone(), e.upstream_key))
     }
 
     /// Number of live sessions.

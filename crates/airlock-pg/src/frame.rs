@@ -59,7 +59,9 @@ pub fn peek_header(buf: &[u8]) -> Result<Option<Header>, FrameError> {
 /// Splits one complete typed frame off the front of `buf`.
 pub fn split_frame(buf: &mut BytesMut) -> Result<Option<(u8, Bytes)>, FrameError> {
     match peek_header(buf)? {
-        Some(h) if buf.len() >= h.frame_len => Ok(Some((h.tag, buf.split_to(h.frame_len).freeze()))),
+        Some(h) if buf.len() >= h.frame_len => {
+            Ok(Some((h.tag, buf.split_to(h.frame_len).freeze())))
+        }
         _ => Ok(None),
     }
 }
@@ -195,8 +197,12 @@ impl FunctionCall<'_> {
     /// Argument `i` as an integer, in either format.
     pub fn int_arg(&self, i: usize) -> Option<i64> {
         match self.args.get(i)? {
-            (true, Some(v)) if v.len() == 4 => Some(i32::from_be_bytes([v[0], v[1], v[2], v[3]]).into()),
-            (true, Some(v)) if v.len() == 8 => Some(i64::from_be_bytes([v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]])),
+            (true, Some(v)) if v.len() == 4 => {
+                Some(i32::from_be_bytes([v[0], v[1], v[2], v[3]]).into())
+            }
+            (true, Some(v)) if v.len() == 8 => Some(i64::from_be_bytes([
+                v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7],
+            ])),
             (false, Some(v)) => std::str::from_utf8(v).ok()?.trim().parse().ok(),
             _ => None,
         }
@@ -436,7 +442,10 @@ mod tests {
         b.put_u8(b'Q');
         b.put_i32(3);
         assert!(peek_header(&b).is_err());
-        assert_eq!(startup_packet_len(&0x8000_0000u32.to_be_bytes()), Err(FrameError::BadLength(-2147483648)));
+        assert_eq!(
+            startup_packet_len(&0x8000_0000u32.to_be_bytes()),
+            Err(FrameError::BadLength(-2147483648))
+        );
         assert!(startup_packet_len(&20_000u32.to_be_bytes()).is_err());
     }
 
@@ -463,12 +472,18 @@ mod tests {
         c.put_i32(CANCEL_REQUEST_CODE);
         c.put_i32(42);
         c.put_i32(-7);
-        assert_eq!(parse_startup(&c).expect("cancel"), StartupPacket::Cancel { pid: 42, key: -7 });
+        assert_eq!(
+            parse_startup(&c).expect("cancel"),
+            StartupPacket::Cancel { pid: 42, key: -7 }
+        );
         let mut bad = BytesMut::new();
         bad.put_i32(12);
         bad.put_i32(2 << 16);
         bad.put_i32(0);
-        assert_eq!(parse_startup(&bad), Err(FrameError::UnsupportedProtocol(2, 0)));
+        assert_eq!(
+            parse_startup(&bad),
+            Err(FrameError::UnsupportedProtocol(2, 0))
+        );
         let mut unterminated = BytesMut::new();
         unterminated.put_i32(13);
         unterminated.put_i32(PROTOCOL_3_0);
@@ -479,7 +494,10 @@ mod tests {
     #[test]
     fn decodes_extended_messages() {
         let p = typed(b'P', b"s1\0select $1\0\0\0");
-        assert_eq!(parse_message(&p).expect("parse"), (&b"s1"[..], &b"select $1"[..]));
+        assert_eq!(
+            parse_message(&p).expect("parse"),
+            (&b"s1"[..], &b"select $1"[..])
+        );
         let b = typed(b'B', b"\0s1\0\0\0\0\0\0\0");
         assert_eq!(bind_statement(&b).expect("bind"), b"s1");
         let c = typed(b'C', b"Ss1\0");
@@ -531,7 +549,10 @@ mod tests {
     #[test]
     fn sasl_initial_response_checks_its_length() {
         let f = typed(b'p', b"SCRAM-SHA-256\0\0\0\0\x03abc");
-        assert_eq!(sasl_initial(&f).expect("ok"), (&b"SCRAM-SHA-256"[..], &b"abc"[..]));
+        assert_eq!(
+            sasl_initial(&f).expect("ok"),
+            (&b"SCRAM-SHA-256"[..], &b"abc"[..])
+        );
         let f = typed(b'p', b"SCRAM-SHA-256\0\0\0\0\x09abc");
         assert!(sasl_initial(&f).is_err());
     }

@@ -69,13 +69,17 @@ impl Gate {
         if !c.read_only || !unknown.is_empty() {
             let mut reasons = c.reasons.clone();
             reasons.extend(
-                unknown
-                    .into_iter()
-                    .map(|n| format!("EXECUTE {n}: not a prepared statement known to be read-only")),
+                unknown.into_iter().map(|n| {
+                    format!("EXECUTE {n}: not a prepared statement known to be read-only")
+                }),
             );
             return Judgement::Hold {
                 sql: text.to_string(),
-                class: if c.read_only { StatementClass::Unknown } else { c.class },
+                class: if c.read_only {
+                    StatementClass::Unknown
+                } else {
+                    c.class
+                },
                 reasons,
             };
         }
@@ -197,7 +201,13 @@ mod tests {
     fn reads_pass_writes_hold() {
         let mut g = gate();
         assert_eq!(g.query(b"SELECT 1"), Judgement::Pass);
-        assert!(matches!(g.query(b"DELETE FROM t"), Judgement::Hold { class: StatementClass::Write, .. }));
+        assert!(matches!(
+            g.query(b"DELETE FROM t"),
+            Judgement::Hold {
+                class: StatementClass::Write,
+                ..
+            }
+        ));
         assert!(matches!(g.query(b"\xff\xfe"), Judgement::Hold { .. }));
     }
 
@@ -206,7 +216,10 @@ mod tests {
         let mut g = gate();
         assert_eq!(g.parse(b"s1", b"SELECT $1::int"), Judgement::Pass);
         assert_eq!(g.bind(b"s1"), Judgement::Pass);
-        assert!(matches!(g.parse(b"s2", b"UPDATE t SET a = $1"), Judgement::Hold { .. }));
+        assert!(matches!(
+            g.parse(b"s2", b"UPDATE t SET a = $1"),
+            Judgement::Hold { .. }
+        ));
         assert!(matches!(g.bind(b"s2"), Judgement::Hold { .. }));
         assert!(matches!(g.bind(b"never"), Judgement::Hold { .. }));
         g.close_statement(b"s1");
@@ -219,7 +232,10 @@ mod tests {
         assert!(matches!(g.bind(b""), Judgement::Hold { .. }));
         assert_eq!(g.parse(b"", b"SELECT 1"), Judgement::Pass);
         assert_eq!(g.bind(b""), Judgement::Pass);
-        assert!(matches!(g.parse(b"", b"DELETE FROM t"), Judgement::Hold { .. }));
+        assert!(matches!(
+            g.parse(b"", b"DELETE FROM t"),
+            Judgement::Hold { .. }
+        ));
         assert!(matches!(g.bind(b""), Judgement::Hold { .. }));
     }
 
@@ -228,13 +244,22 @@ mod tests {
         let g = gate();
         let call = |oid, mode: i32| FunctionCall {
             oid,
-            args: vec![(true, Some(&[0, 0, 64, 1][..])), (true, Some(Box::leak(Box::new(mode.to_be_bytes()))))],
+            args: vec![
+                (true, Some(&[0, 0, 64, 1][..])),
+                (true, Some(Box::leak(Box::new(mode.to_be_bytes())))),
+            ],
         };
         assert_eq!(g.function_call(Some(&call(952, 0x40000))), Judgement::Pass);
-        assert!(matches!(g.function_call(Some(&call(952, 0x60000))), Judgement::Hold { .. }));
+        assert!(matches!(
+            g.function_call(Some(&call(952, 0x60000))),
+            Judgement::Hold { .. }
+        ));
         assert_eq!(g.function_call(Some(&call(954, 0))), Judgement::Pass);
         for write in [955, 957, 715, 964, 1004, 1] {
-            assert!(matches!(g.function_call(Some(&call(write, 0))), Judgement::Hold { .. }));
+            assert!(matches!(
+                g.function_call(Some(&call(write, 0))),
+                Judgement::Hold { .. }
+            ));
         }
         assert!(matches!(g.function_call(None), Judgement::Hold { .. }));
     }
@@ -246,7 +271,10 @@ mod tests {
         assert_eq!(g.query(b"PREPARE p AS SELECT 1"), Judgement::Pass);
         assert_eq!(g.query(b"EXECUTE p"), Judgement::Pass);
         assert_eq!(g.bind(b"p"), Judgement::Pass);
-        assert!(matches!(g.query(b"PREPARE w AS DELETE FROM t"), Judgement::Hold { .. }));
+        assert!(matches!(
+            g.query(b"PREPARE w AS DELETE FROM t"),
+            Judgement::Hold { .. }
+        ));
         assert!(matches!(g.query(b"EXECUTE w"), Judgement::Hold { .. }));
         assert_eq!(g.query(b"DEALLOCATE ALL"), Judgement::Pass);
         assert!(matches!(g.query(b"EXECUTE p"), Judgement::Hold { .. }));

@@ -198,11 +198,20 @@ where
                     let j = if h.tag == b'Q' {
                         guard.gate.query(frame::query_sql(&f)?)
                     } else {
-                        guard.gate.function_call(frame::function_call(&f).ok().as_ref())
+                        guard
+                            .gate
+                            .function_call(frame::function_call(&f).ok().as_ref())
                     };
                     match j {
                         Judgement::Pass => out.extend_from_slice(&f),
-                        ref hold_it => hold(&mut out, &mut guard, &ledger, hold_it, ready_producers, b'Q'),
+                        ref hold_it => hold(
+                            &mut out,
+                            &mut guard,
+                            &ledger,
+                            hold_it,
+                            ready_producers,
+                            b'Q',
+                        ),
                     }
                     ready_producers += 1;
                 }
@@ -222,7 +231,14 @@ where
                     match j {
                         Judgement::Pass => out.extend_from_slice(&f),
                         ref hold_it => {
-                            hold(&mut out, &mut guard, &ledger, hold_it, ready_producers, b'B');
+                            hold(
+                                &mut out,
+                                &mut guard,
+                                &ledger,
+                                hold_it,
+                                ready_producers,
+                                b'B',
+                            );
                             batch = BatchState::Held;
                         }
                     }
@@ -338,7 +354,9 @@ where
                 skip -= n;
                 continue;
             }
-            let Some(h) = peek_header(&rbuf[pos..])? else { break };
+            let Some(h) = peek_header(&rbuf[pos..])? else {
+                break;
+            };
             let available = rbuf.len() - pos;
             let interesting = h.tag == b'Z' || h.tag == b'E';
             if !interesting {
@@ -470,7 +488,10 @@ mod tests {
         let mut ubuf = BytesMut::new();
         let (tag, f) = next_frame(&mut ur, &mut ubuf).await;
         assert_eq!(tag, b'Q');
-        assert_eq!(frame::query_sql(&f).expect("sql"), b"EXECUTE airlock_held_test");
+        assert_eq!(
+            frame::query_sql(&f).expect("sql"),
+            b"EXECUTE airlock_held_test"
+        );
         let (_, f) = next_frame(&mut ur, &mut ubuf).await;
         assert_eq!(frame::query_sql(&f).expect("sql"), b"SELECT 1");
 

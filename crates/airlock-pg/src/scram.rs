@@ -43,7 +43,9 @@ pub fn make_verifier(password: &str) -> String {
             STANDARD.encode(stored_key),
             STANDARD.encode(server_key)
         ),
-        ScramSecret::SaltedPassword { .. } => unreachable!("verifier_from_salted_password returns a verifier"),
+        ScramSecret::SaltedPassword { .. } => {
+            unreachable!("verifier_from_salted_password returns a verifier")
+        }
     }
 }
 
@@ -149,12 +151,18 @@ mod tests {
         let text = make_verifier("correct horse");
         let v = ScramVerifier::parse(&text).expect("parses");
         assert!(run(Some(&v), "correct horse").is_ok());
-        assert!(matches!(run(Some(&v), "wrong"), Err(ScramError::BadPassword)));
+        assert!(matches!(
+            run(Some(&v), "wrong"),
+            Err(ScramError::BadPassword)
+        ));
     }
 
     #[test]
     fn unknown_user_fails_like_a_wrong_password() {
-        assert!(matches!(run(None, "anything"), Err(ScramError::BadPassword)));
+        assert!(matches!(
+            run(None, "anything"),
+            Err(ScramError::BadPassword)
+        ));
     }
 
     #[test]

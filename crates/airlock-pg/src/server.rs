@@ -102,9 +102,16 @@ impl PgServer {
         drop(self.listener);
         tracker.close();
         let live = tracker.len();
-        info!(live, ?grace, "listener closed, waiting for sessions to finish");
+        info!(
+            live,
+            ?grace,
+            "listener closed, waiting for sessions to finish"
+        );
         if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
-            warn!(live = tracker.len(), "grace period over, closing remaining sessions");
+            warn!(
+                live = tracker.len(),
+                "grace period over, closing remaining sessions"
+            );
             sessions.cancel();
             tracker.wait().await;
         }

@@ -63,7 +63,11 @@ pub enum SessionError {
 const MAX_AUTH_MESSAGE: usize = 16 * 1024;
 
 /// Serves one accepted TCP connection to its end.
-pub async fn handle(ctx: Arc<SessionContext>, tcp: TcpStream, peer: SocketAddr) -> Result<(), SessionError> {
+pub async fn handle(
+    ctx: Arc<SessionContext>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+) -> Result<(), SessionError> {
     let timeout = ctx.config.server.auth_timeout;
     let ready = tokio::time::timeout(timeout, startup(&ctx, tcp, peer))
         .await
@@ -90,7 +94,14 @@ pub async fn handle(ctx: Arc<SessionContext>, tcp: TcpStream, peer: SocketAddr) 
             max_batch_bytes: ctx.config.server.max_batch_bytes,
             nonce: format!("airlock_held_{:016x}", rand::random::<u64>()),
         };
-        relay::relay_guarded(client, client_buf, upstream.stream, upstream.leftover, guard).await
+        relay::relay_guarded(
+            client,
+            client_buf,
+            upstream.stream,
+            upstream.leftover,
+            guard,
+        )
+        .await
     } else {
         let mut up = upstream.stream;
         relay::relay_plain(&mut client, &client_buf, &mut up, &upstream.leftover).await
@@ -110,18 +121,27 @@ struct Ready {
 }
 
 /// Reads from the client into `buf` until it holds `n` bytes.
-async fn fill(stream: &mut MaybeTlsStream, buf: &mut BytesMut, n: usize) -> Result<(), SessionError> {
+async fn fill(
+    stream: &mut MaybeTlsStream,
+    buf: &mut BytesMut,
+    n: usize,
+) -> Result<(), SessionError> {
     while buf.len() < n {
         buf.reserve(n - buf.len());
         if stream.read_buf(buf).await? == 0 {
-            return Err(SessionError::Refused("client closed the connection during startup".into()));
+            return Err(SessionError::Refused(
+                "client closed the connection during startup".into(),
+            ));
         }
     }
     Ok(())
 }
 
 /// Reads one typed message of at most `MAX_AUTH_MESSAGE` bytes.
-async fn read_auth_message(stream: &mut MaybeTlsStream, buf: &mut BytesMut) -> Result<(u8, Bytes), SessionError> {
+async fn read_auth_message(
+    stream: &mut MaybeTlsStream,
+    buf: &mut BytesMut,
+) -> Result<(u8, Bytes), SessionError> {
     fill(stream, buf, 5).await?;
     let h = frame::peek_header(buf)?.ok_or(frame::FrameError::Malformed("message"))?;
     if h.frame_len > MAX_AUTH_MESSAGE {
@@ -131,7 +151,12 @@ async fn read_auth_message(stream: &mut MaybeTlsStream, buf: &mut BytesMut) -> R
     Ok((h.tag, buf.split_to(h.frame_len).freeze()))
 }
 
-async fn send_fatal(stream: &mut MaybeTlsStream, code: &str, message: &str, detail: Option<&str>) -> Result<(), SessionError> {
+async fn send_fatal(
+    stream: &mut MaybeTlsStream,
+    code: &str,
+    message: &str,
+    detail: Option<&str>,
+) -> Result<(), SessionError> {
     let mut out = BytesMut::new();
     put_error(
         &mut out,
@@ -157,7 +182,11 @@ fn into_stream(io: MaybeTls) -> Option<MaybeTlsStream> {
     }
 }
 
-async fn startup(ctx: &SessionContext, tcp: TcpStream, peer: SocketAddr) -> Result<Option<Ready>, SessionError> {
+async fn startup(
+    ctx: &SessionContext,
+    tcp: TcpStream,
+    peer: SocketAddr,
+) -> Result<Option<Ready>, SessionError> {
     let Some(framed) = negotiate_tls::<()>(tcp, ctx.tls.clone()).await? else {
         debug!(%peer, "direct TLS without a configured certificate");
         return Ok(None);
@@ -178,7 +207,9 @@ async fn startup(ctx: &SessionContext, tcp: TcpStream, peer: SocketAddr) -> Resu
             return Ok(None);
         }
         StartupPacket::Negotiation => {
-            return send_fatal(&mut stream, "08P01", "unexpected encryption request", None).await.map(|_| None);
+            return send_fatal(&mut stream, "08P01", "unexpected encryption request", None)
+                .await
+                .map(|_| None);
         }
         StartupPacket::Startup { minor, params } => (minor, params),
     };
@@ -207,11 +238,19 @@ async fn startup(ctx: &SessionContext, tcp: TcpStream, peer: SocketAddr) -> Resu
     }
     let Some(user_name) = param("user").filter(|u| !u.is_empty()).map(str::to_string) else {
         stream.write_all(&out).await?;
-        return send_fatal(&mut stream, "28000", "no PostgreSQL user name specified in startup packet", None)
-            .await
-            .map(|_| None);
+        return send_fatal(
+            &mut stream,
+            "28000",
+            "no PostgreSQL user name specified in startup packet",
+            None,
+        )
+        .await
+        .map(|_| None);
     };
-    let database = param("database").filter(|d| !d.is_empty()).unwrap_or(&user_name).to_string();
+    let database = param("database")
+        .filter(|d| !d.is_empty())
+        .unwrap_or(&user_name)
+        .to_string();
 
     // SCRAM-SHA-256, the only method offered.
     put_auth_sasl(&mut out);
@@ -224,29 +263,44 @@ async fn startup(ctx: &SessionContext, tcp: TcpStream, peer: SocketAddr) -> Resu
         .and_then(|v| ScramVerifier::parse(v).ok());
     let (tag, msg) = read_auth_message(&mut stream, &mut buf).await?;
     if tag != b'p' {
-        return send_fatal(&mut stream, "08P01", "expected SASL response", None).await.map(|_| None);
-    }
-    let (mechanism, client_first) = frame::sasl_initial(&msg)?;
-    if mechanism != b"SCRAM-SHA-256" {
-        return send_fatal(&mut stream, "08P01", "client selected an invalid SASL authentication mechanism", None)
+        return send_fatal(&mut stream, "08P01", "expected SASL response", None)
             .await
             .map(|_| None);
     }
+    let (mechanism, client_first) = frame::sasl_initial(&msg)?;
+    if mechanism != b"SCRAM-SHA-256" {
+        return send_fatal(
+            &mut stream,
+            "08P01",
+            "client selected an invalid SASL authentication mechanism",
+            None,
+        )
+        .await
+        .map(|_| None);
+    }
     let auth_failed = format!("password authentication failed for user \"{user_name}\"");
-    let (exchange, server_first) =
-        match ScramExchange::start(verifier.as_ref(), &user_name, &ctx.process_key, client_first) {
-            Ok(x) => x,
-            Err(e) => {
-                warn!(user = %user_name, %peer, error = %e, "SCRAM exchange failed");
-                return send_fatal(&mut stream, "28P01", &auth_failed, None).await.map(|_| None);
-            }
-        };
+    let (exchange, server_first) = match ScramExchange::start(
+        verifier.as_ref(),
+        &user_name,
+        &ctx.process_key,
+        client_first,
+    ) {
+        Ok(x) => x,
+        Err(e) => {
+            warn!(user = %user_name, %peer, error = %e, "SCRAM exchange failed");
+            return send_fatal(&mut stream, "28P01", &auth_failed, None)
+                .await
+                .map(|_| None);
+        }
+    };
     put_auth(&mut out, 11, server_first.as_bytes());
     stream.write_all(&out).await?;
     out.clear();
     let (tag, msg) = read_auth_message(&mut stream, &mut buf).await?;
     if tag != b'p' {
-        return send_fatal(&mut stream, "08P01", "expected SASL response", None).await.map(|_| None);
+        return send_fatal(&mut stream, "08P01", "expected SASL response", None)
+            .await
+            .map(|_| None);
     }
     let server_final = match exchange.finish(frame::body(&msg)) {
         Ok(s) => s,
@@ -256,11 +310,15 @@ async fn startup(ctx: &SessionContext, tcp: TcpStream, peer: SocketAddr) -> Resu
                 other => other.to_string(),
             };
             warn!(user = %user_name, %peer, reason = %why, "authentication failed");
-            return send_fatal(&mut stream, "28P01", &auth_failed, None).await.map(|_| None);
+            return send_fatal(&mut stream, "28P01", &auth_failed, None)
+                .await
+                .map(|_| None);
         }
     };
     let Some(user) = user else {
-        return send_fatal(&mut stream, "28P01", &auth_failed, None).await.map(|_| None);
+        return send_fatal(&mut stream, "28P01", &auth_failed, None)
+            .await
+            .map(|_| None);
     };
     put_auth(&mut out, 12, server_final.as_bytes());
 
@@ -268,9 +326,14 @@ async fn startup(ctx: &SessionContext, tcp: TcpStream, peer: SocketAddr) -> Resu
     let Some(target) = ctx.config.target(&database).cloned() else {
         stream.write_all(&out).await?;
         warn!(user = %user.name, %database, "unknown target");
-        return send_fatal(&mut stream, "3D000", &format!("database \"{database}\" does not exist"), None)
-            .await
-            .map(|_| None);
+        return send_fatal(
+            &mut stream,
+            "3D000",
+            &format!("database \"{database}\" does not exist"),
+            None,
+        )
+        .await
+        .map(|_| None);
     };
     if !target.allows(&user) {
         stream.write_all(&out).await?;
@@ -286,34 +349,73 @@ async fn startup(ctx: &SessionContext, tcp: TcpStream, peer: SocketAddr) -> Resu
     }
     if param("replication").is_some_and(|r| !matches!(r, "false" | "off" | "no" | "0")) {
         stream.write_all(&out).await?;
-        return send_fatal(&mut stream, "28000", "airlock does not relay replication connections", None)
-            .await
-            .map(|_| None);
+        return send_fatal(
+            &mut stream,
+            "28000",
+            "airlock does not relay replication connections",
+            None,
+        )
+        .await
+        .map(|_| None);
     }
 
-    let (Some(creds), Some(endpoint)) = (target.session_credentials(), ctx.endpoints.get(&target.name)) else {
+    let (Some(creds), Some(endpoint)) = (
+        target.session_credentials(),
+        ctx.endpoints.get(&target.name),
+    ) else {
         stream.write_all(&out).await?;
-        return send_fatal(&mut stream, "08004", "airlock: target has no usable upstream credentials", None)
-            .await
-            .map(|_| None);
+        return send_fatal(
+            &mut stream,
+            "08004",
+            "airlock: target has no usable upstream credentials",
+            None,
+        )
+        .await
+        .map(|_| None);
     };
+    if target.protected {
+        if let Err(why) = vet_startup_parameters(&params, &ctx.classifier) {
+            stream.write_all(&out).await?;
+            warn!(user = %user.name, target = %target.name, %why, "startup parameter refused");
+            return send_fatal(&mut stream, "42501", &why, None)
+                .await
+                .map(|_| None);
+        }
+    }
     let upstream_params = upstream_parameters(&params, &user.name, &target);
-    let session = match upstream::open(endpoint, creds, &upstream_params, ctx.config.server.auth_timeout).await {
+    let session = match upstream::open(
+        endpoint,
+        creds,
+        &upstream_params,
+        ctx.config.server.auth_timeout,
+    )
+    .await
+    {
         Ok(s) => s,
         Err(e) => {
             warn!(user = %user.name, target = %target.name, error = %e, "upstream session failed");
             stream.write_all(&out).await?;
             let message = match &e {
                 UpstreamError::Refused { message, .. } => {
-                    format!("airlock: the upstream of target \"{}\" refused the session: {message}", target.name)
+                    format!(
+                        "airlock: the upstream of target \"{}\" refused the session: {message}",
+                        target.name
+                    )
                 }
-                _ => format!("airlock: cannot reach the upstream of target \"{}\"", target.name),
+                _ => format!(
+                    "airlock: cannot reach the upstream of target \"{}\"",
+                    target.name
+                ),
             };
-            return send_fatal(&mut stream, "08004", &message, None).await.map(|_| None);
+            return send_fatal(&mut stream, "08004", &message, None)
+                .await
+                .map(|_| None);
         }
     };
 
-    let registration = ctx.cancels.register(session.pid, session.key, endpoint.clone());
+    let registration = ctx
+        .cancels
+        .register(session.pid, session.key, endpoint.clone());
     put_auth(&mut out, 0, &[]);
     for f in &session.startup_frames {
         out.extend_from_slice(f);
@@ -335,8 +437,15 @@ async fn startup(ctx: &SessionContext, tcp: TcpStream, peer: SocketAddr) -> Resu
 /// DateStyle, ...), the target's role and database, `application_name`
 /// labelled with the developer, and on protected targets the read-only
 /// start option instead of any client `options`.
-pub fn upstream_parameters(client: &[(String, String)], user: &str, target: &Target) -> Vec<(String, String)> {
-    let creds_user = target.session_credentials().map(|c| c.user.clone()).unwrap_or_default();
+pub fn upstream_parameters(
+    client: &[(String, String)],
+    user: &str,
+    target: &Target,
+) -> Vec<(String, String)> {
+    let creds_user = target
+        .session_credentials()
+        .map(|c| c.user.clone())
+        .unwrap_or_default();
     let mut out = vec![
         ("user".to_string(), creds_user),
         ("database".to_string(), target.upstream.database.clone()),
@@ -362,9 +471,44 @@ pub fn upstream_parameters(client: &[(String, String)], user: &str, target: &Tar
         }
     }
     if target.protected && target.read_only_backstop {
-        out.push(("options".to_string(), "-c default_transaction_read_only=on".to_string()));
+        out.push((
+            "options".to_string(),
+            "-c default_transaction_read_only=on".to_string(),
+        ));
     }
     out
+}
+
+/// On protected targets every startup parameter the client sets upstream
+/// (any GUC can be one) must be a setting change that could pass as a `SET`
+/// statement: `client_encoding=SJIS` or `default_transaction_read_only=off`
+/// in the startup packet would otherwise get around the classifier.
+pub fn vet_startup_parameters(
+    client: &[(String, String)],
+    classifier: &Classifier,
+) -> Result<(), String> {
+    for (name, value) in client {
+        if matches!(
+            name.as_str(),
+            "user" | "database" | "application_name" | "options" | "replication"
+        ) || name.starts_with("_pq_.")
+        {
+            continue;
+        }
+        let sql = format!(
+            "SET \"{}\" TO '{}'",
+            name.replace('"', "\"\""),
+            value.replace('\'', "''")
+        );
+        let c = classifier.classify(&sql);
+        if !c.read_only {
+            return Err(format!(
+                "airlock: startup parameter {name}={value:?} is not allowed on a protected target: {}",
+                c.reasons.join("; ")
+            ));
+        }
+    }
+    Ok(())
 }
 
 async fn forward_cancel(ctx: &SessionContext, pid: i32, key: i32) {
@@ -391,7 +535,11 @@ struct PolicyReplies {
 impl HoldReplies for PolicyReplies {
     fn reply(&mut self, judgement: &Judgement) -> Bytes {
         let (sql, class, reasons) = match judgement {
-            Judgement::Hold { sql, class, reasons } => (sql.as_str(), *class, reasons.as_slice()),
+            Judgement::Hold {
+                sql,
+                class,
+                reasons,
+            } => (sql.as_str(), *class, reasons.as_slice()),
             Judgement::Pass => ("", airlock_sql::StatementClass::Unknown, &[][..]),
         };
         info!(user = %self.user, target = %self.target, class = class.as_str(), reasons = ?reasons, "statement held");
@@ -468,7 +616,11 @@ mod tests {
                 ca_file: None,
             },
             read_credentials: Some(creds.clone()),
-            write_credentials: Some(Credentials { user: "writer".into(), ..creds }),
+            policy: Default::default(),
+            write_credentials: Some(Credentials {
+                user: "writer".into(),
+                ..creds
+            }),
         }
     }
 
@@ -489,7 +641,12 @@ mod tests {
     #[test]
     fn protected_sessions_start_read_only_and_drop_client_options() {
         let p = upstream_parameters(&client(), "alice", &target(true));
-        let get = |k: &str| p.iter().filter(|(n, _)| n == k).map(|(_, v)| v.as_str()).collect::<Vec<_>>();
+        let get = |k: &str| {
+            p.iter()
+                .filter(|(n, _)| n == k)
+                .map(|(_, v)| v.as_str())
+                .collect::<Vec<_>>()
+        };
         assert_eq!(get("user"), ["reader"]);
         assert_eq!(get("database"), ["orders"]);
         assert_eq!(get("application_name"), ["airlock:alice:psql"]);
@@ -502,7 +659,30 @@ mod tests {
     fn unprotected_sessions_use_write_role_and_client_options() {
         let p = upstream_parameters(&client(), "alice", &target(false));
         assert!(p.contains(&("user".into(), "writer".into())));
-        assert!(p.contains(&("options".into(), "-c default_transaction_read_only=off".into())));
+        assert!(p.contains(&(
+            "options".into(),
+            "-c default_transaction_read_only=off".into()
+        )));
+    }
+
+    #[test]
+    fn startup_parameters_that_could_pass_as_set_are_allowed_only() {
+        let classifier = Classifier::new(16);
+        assert!(vet_startup_parameters(&client(), &classifier).is_ok());
+        for (k, v) in [
+            ("default_transaction_read_only", "off"),
+            ("client_encoding", "SJIS"),
+            ("role", "postgres"),
+            ("session_authorization", "postgres"),
+            ("standard_conforming_strings", "off"),
+        ] {
+            let mut c = client();
+            c.push((k.to_string(), v.to_string()));
+            assert!(
+                vet_startup_parameters(&c, &classifier).is_err(),
+                "{k}={v} must be refused"
+            );
+        }
     }
 
     #[test]
@@ -510,7 +690,11 @@ mod tests {
         let mut c = client();
         c[2].1 = "é".repeat(60);
         let p = upstream_parameters(&c, "alice", &target(false));
-        let app = &p.iter().find(|(k, _)| k == "application_name").expect("set").1;
+        let app = &p
+            .iter()
+            .find(|(k, _)| k == "application_name")
+            .expect("set")
+            .1;
         assert!(app.len() <= 63 && app.starts_with("airlock:alice:"));
     }
 }

@@ -96,7 +96,8 @@ impl Endpoint {
         let answer = tcp.read_u8().await?;
         match answer {
             b'S' => {
-                let name = tls::server_name(&self.host).map_err(|e| UpstreamError::Tls(e.to_string()))?;
+                let name =
+                    tls::server_name(&self.host).map_err(|e| UpstreamError::Tls(e.to_string()))?;
                 let tls = connector
                     .connect(name, tcp)
                     .await
@@ -144,7 +145,10 @@ async fn open_inner(
 ) -> Result<UpstreamSession, UpstreamError> {
     let mut stream = endpoint.connect().await?;
     let mut out = BytesMut::new();
-    frontend::startup_message(params.iter().map(|(k, v)| (k.as_str(), v.as_str())), &mut out)?;
+    frontend::startup_message(
+        params.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        &mut out,
+    )?;
     stream.write_all(&out).await?;
 
     let mut buf = BytesMut::with_capacity(8192);
@@ -158,7 +162,9 @@ async fn open_inner(
             b'R' => {
                 let b = frame::body(&f);
                 if b.len() < 4 {
-                    return Err(UpstreamError::Protocol("short Authentication message".into()));
+                    return Err(UpstreamError::Protocol(
+                        "short Authentication message".into(),
+                    ));
                 }
                 let code = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
                 let payload = &b[4..];
@@ -179,29 +185,31 @@ async fn open_inner(
                         frontend::password_message(hash.as_bytes(), &mut out)?;
                     }
                     10 => {
-                        let offers_scram = payload
-                            .split(|&c| c == 0)
-                            .any(|m| m == b"SCRAM-SHA-256");
+                        let offers_scram =
+                            payload.split(|&c| c == 0).any(|m| m == b"SCRAM-SHA-256");
                         if !offers_scram {
                             return Err(UpstreamError::Protocol(
                                 "upstream offers no SCRAM-SHA-256".into(),
                             ));
                         }
-                        let s = ScramSha256::new(password(creds)?.as_bytes(), ChannelBinding::unsupported());
+                        let s = ScramSha256::new(
+                            password(creds)?.as_bytes(),
+                            ChannelBinding::unsupported(),
+                        );
                         frontend::sasl_initial_response("SCRAM-SHA-256", s.message(), &mut out)?;
                         scram = Some(s);
                     }
                     11 => {
-                        let s = scram
-                            .as_mut()
-                            .ok_or_else(|| UpstreamError::Protocol("SASLContinue before SASL".into()))?;
+                        let s = scram.as_mut().ok_or_else(|| {
+                            UpstreamError::Protocol("SASLContinue before SASL".into())
+                        })?;
                         s.update(payload)?;
                         frontend::sasl_response(s.message(), &mut out)?;
                     }
                     12 => {
-                        let mut s = scram
-                            .take()
-                            .ok_or_else(|| UpstreamError::Protocol("SASLFinal before SASL".into()))?;
+                        let mut s = scram.take().ok_or_else(|| {
+                            UpstreamError::Protocol("SASLFinal before SASL".into())
+                        })?;
                         s.finish(payload)?;
                     }
                     other => {
@@ -215,7 +223,11 @@ async fn open_inner(
                 }
             }
             b'S' | b'N' => startup_frames.push(f),
-            b'K' => key_data = Some(frame::backend_key(&f).map_err(|e| UpstreamError::Protocol(e.to_string()))?),
+            b'K' => {
+                key_data = Some(
+                    frame::backend_key(&f).map_err(|e| UpstreamError::Protocol(e.to_string()))?,
+                )
+            }
             b'v' => {}
             b'E' => {
                 let field = |c| {
@@ -230,8 +242,9 @@ async fn open_inner(
                 });
             }
             b'Z' => {
-                let (pid, key) = key_data
-                    .ok_or_else(|| UpstreamError::Protocol("no BackendKeyData from upstream".into()))?;
+                let (pid, key) = key_data.ok_or_else(|| {
+                    UpstreamError::Protocol("no BackendKeyData from upstream".into())
+                })?;
                 return Ok(UpstreamSession {
                     stream,
                     leftover: buf,
@@ -260,7 +273,10 @@ fn password(creds: &Credentials) -> Result<&str, UpstreamError> {
     })
 }
 
-async fn read_frame(stream: &mut MaybeTlsStream, buf: &mut BytesMut) -> Result<(u8, Bytes), UpstreamError> {
+async fn read_frame(
+    stream: &mut MaybeTlsStream,
+    buf: &mut BytesMut,
+) -> Result<(u8, Bytes), UpstreamError> {
     loop {
         match split_frame(buf) {
             Ok(Some(f)) => return Ok(f),

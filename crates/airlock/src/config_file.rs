@@ -30,7 +30,10 @@ pub fn load(path: &Path) -> Result<Config, Vec<ConfigProblem>> {
     let mut problems = Vec::new();
     let config = Config::load(&text, base, &ProcessSecrets).map_err(|e| e.problems())?;
     if let Some(tls) = &config.tls {
-        for (key, file) in [("tls.cert_file", &tls.cert_file), ("tls.key_file", &tls.key_file)] {
+        for (key, file) in [
+            ("tls.cert_file", &tls.cert_file),
+            ("tls.key_file", &tls.key_file),
+        ] {
             if let Err(e) = std::fs::metadata(file) {
                 problems.push(ConfigProblem {
                     path: key.into(),

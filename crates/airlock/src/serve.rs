@@ -18,7 +18,11 @@ pub fn serve(path: &Path) -> anyhow::Result<()> {
         anyhow::anyhow!("invalid config {}:\n{}", path.display(), lines.join("\n"))
     })?;
     logging::init(config.server.log_format);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if config.server.worker_threads > 0 {
+        builder.worker_threads(config.server.worker_threads);
+    }
+    let runtime = builder
         .enable_all()
         .build()
         .context("starting the async runtime")?;

@@ -17,7 +17,10 @@ pub struct Actor {
 
 impl Actor {
     /// Builds an actor.
-    pub fn new(name: impl Into<String>, groups: impl IntoIterator<Item = impl Into<String>>) -> Self {
+    pub fn new(
+        name: impl Into<String>,
+        groups: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
         Actor {
             name: name.into(),
             groups: groups.into_iter().map(Into::into).collect(),
@@ -204,11 +207,20 @@ pub fn check_approval(
 }
 
 /// Checks a reviewer's rejection: the same authority as approving.
-pub fn check_rejection(request: &ChangeRequest, reviewer: &Actor, now: Timestamp) -> Result<(), Refusal> {
+pub fn check_rejection(
+    request: &ChangeRequest,
+    reviewer: &Actor,
+    now: Timestamp,
+) -> Result<(), Refusal> {
     check_decider(request, reviewer, now, "rejected")
 }
 
-fn check_decider(request: &ChangeRequest, actor: &Actor, now: Timestamp, action: &str) -> Result<(), Refusal> {
+fn check_decider(
+    request: &ChangeRequest,
+    actor: &Actor,
+    now: Timestamp,
+    action: &str,
+) -> Result<(), Refusal> {
     if request.status != RequestStatus::Pending {
         return Err(wrong_status(request, action));
     }
@@ -229,7 +241,12 @@ fn check_decider(request: &ChangeRequest, actor: &Actor, now: Timestamp, action:
 }
 
 impl ApprovalPolicy {
-    fn requester_or_admin(&self, actor: &Actor, request: &ChangeRequest, action: &str) -> Result<(), Refusal> {
+    fn requester_or_admin(
+        &self,
+        actor: &Actor,
+        request: &ChangeRequest,
+        action: &str,
+    ) -> Result<(), Refusal> {
         if actor.name == request.details.requester || actor.in_any(&self.admin_groups) {
             Ok(())
         } else {
@@ -241,7 +258,12 @@ impl ApprovalPolicy {
     }
 
     /// Whether `actor` may start the run of an approved request now.
-    pub fn may_run(&self, actor: &Actor, request: &ChangeRequest, now: Timestamp) -> Result<(), Refusal> {
+    pub fn may_run(
+        &self,
+        actor: &Actor,
+        request: &ChangeRequest,
+        now: Timestamp,
+    ) -> Result<(), Refusal> {
         self.requester_or_admin(actor, request, "run")?;
         if request.status != RequestStatus::Approved {
             return Err(wrong_status(request, "run"));
@@ -257,7 +279,12 @@ impl ApprovalPolicy {
     /// Whether `actor` may start the approved rollback of an executed request.
     pub fn may_rollback(&self, actor: &Actor, request: &ChangeRequest) -> Result<(), Refusal> {
         self.requester_or_admin(actor, request, "roll back")?;
-        if request.details.rollback_sql.as_deref().is_none_or(|s| s.trim().is_empty()) {
+        if request
+            .details
+            .rollback_sql
+            .as_deref()
+            .is_none_or(|s| s.trim().is_empty())
+        {
             return Err(Refusal::NoRollback);
         }
         if request.status != RequestStatus::Executed {
@@ -291,7 +318,11 @@ impl ApprovalPolicy {
 
     /// The effective row guard: the developer's `max_rows`, else the policy's,
     /// else the ratio applied to the planner estimate (the smallest that applies).
-    pub fn row_guard(&self, request_max_rows: Option<i64>, row_estimate: Option<f64>) -> Option<i64> {
+    pub fn row_guard(
+        &self,
+        request_max_rows: Option<i64>,
+        row_estimate: Option<f64>,
+    ) -> Option<i64> {
         let from_ratio = match (self.max_rows_ratio, row_estimate) {
             (Some(r), Some(e)) if r > 0.0 && e.is_finite() && e >= 0.0 => {
                 Some((e * r).ceil().clamp(1.0, i64::MAX as f64) as i64)
@@ -392,7 +423,10 @@ mod tests {
     fn refusals() {
         let r = sample(RequestStatus::Pending, 1);
         let alice_dba = Actor::new("alice", ["dba"]);
-        assert_eq!(check_approval(&r, &alice_dba, &[], Timestamp(2000)), Err(Refusal::OwnRequest));
+        assert_eq!(
+            check_approval(&r, &alice_dba, &[], Timestamp(2000)),
+            Err(Refusal::OwnRequest)
+        );
         let dave = Actor::new("dave", ["developers"]);
         let e = check_approval(&r, &dave, &[], Timestamp(2000)).expect_err("not approver");
         assert_eq!(e.code(), "not_approver");
@@ -400,12 +434,20 @@ mod tests {
         let bob = Actor::new("bob", ["dba"]);
         assert_eq!(
             check_approval(&r, &bob, &[], Timestamp(10_000)),
-            Err(Refusal::Expired { at: Timestamp(10_000) })
+            Err(Refusal::Expired {
+                at: Timestamp(10_000)
+            })
         );
         let done = sample(RequestStatus::Approved, 1);
         let e = check_approval(&done, &bob, &[], Timestamp(2000)).expect_err("decided");
-        assert_eq!(e.to_string(), "the request is approved, so it cannot be approved");
-        assert_eq!(check_rejection(&r, &alice_dba, Timestamp(2000)), Err(Refusal::OwnRequest));
+        assert_eq!(
+            e.to_string(),
+            "the request is approved, so it cannot be approved"
+        );
+        assert_eq!(
+            check_rejection(&r, &alice_dba, Timestamp(2000)),
+            Err(Refusal::OwnRequest)
+        );
         assert_eq!(check_rejection(&r, &bob, Timestamp(2000)), Ok(()));
     }
 
@@ -422,10 +464,17 @@ mod tests {
         let eve = Actor::new("eve", ["developers"]);
         assert_eq!(policy.may_run(&alice, &r, Timestamp(4000)), Ok(()));
         assert_eq!(policy.may_run(&bob, &r, Timestamp(4000)), Ok(()));
-        assert_eq!(policy.may_run(&eve, &r, Timestamp(4000)).map_err(|e| e.code()), Err("not_requester_or_admin"));
+        assert_eq!(
+            policy
+                .may_run(&eve, &r, Timestamp(4000))
+                .map_err(|e| e.code()),
+            Err("not_requester_or_admin")
+        );
         assert_eq!(
             policy.may_run(&alice, &r, Timestamp(5000)),
-            Err(Refusal::Expired { at: Timestamp(5000) })
+            Err(Refusal::Expired {
+                at: Timestamp(5000)
+            })
         );
         assert_eq!(policy.may_cancel(&alice, &r), Ok(()));
         assert!(policy.may_rollback(&alice, &r).is_err());
@@ -447,6 +496,9 @@ mod tests {
         assert_eq!(p.row_guard(None, Some(10.0)), Some(20));
         assert_eq!(p.row_guard(Some(50), Some(10.0)), Some(20));
         assert_eq!(p.row_guard(None, None), None);
-        assert_eq!(ApprovalPolicy::default().row_guard(Some(3), Some(1.0)), Some(3));
+        assert_eq!(
+            ApprovalPolicy::default().row_guard(Some(3), Some(1.0)),
+            Some(3)
+        );
     }
 }

@@ -175,7 +175,13 @@ pub struct ExactMatch {
 
 impl ExactMatch {
     /// Builds the match for a statement sent by `requester` to `target`.
-    pub fn new(engine: Engine, target: &str, requester: &str, statement: &str, params: &[Param]) -> Self {
+    pub fn new(
+        engine: Engine,
+        target: &str,
+        requester: &str,
+        statement: &str,
+        params: &[Param],
+    ) -> Self {
         let normalized = normalize_statement(engine, statement);
         let mut h = Sha256::new();
         h.update(engine.as_str().as_bytes());
@@ -212,8 +218,14 @@ mod tests {
 
     #[test]
     fn whitespace_and_trailing_semicolons_do_not_count() {
-        assert_eq!(pg("  UPDATE t\n   SET x = 1\r\n WHERE id = 2 ;\n"), "UPDATE t SET x = 1 WHERE id = 2");
-        assert_eq!(pg("UPDATE t SET x = 1 WHERE id = 2"), "UPDATE t SET x = 1 WHERE id = 2");
+        assert_eq!(
+            pg("  UPDATE t\n   SET x = 1\r\n WHERE id = 2 ;\n"),
+            "UPDATE t SET x = 1 WHERE id = 2"
+        );
+        assert_eq!(
+            pg("UPDATE t SET x = 1 WHERE id = 2"),
+            "UPDATE t SET x = 1 WHERE id = 2"
+        );
         assert_eq!(pg("select 1;;"), "select 1");
     }
 
@@ -225,23 +237,38 @@ mod tests {
         assert_eq!(pg("SELECT E'a\\'  b'   x"), "SELECT E'a\\'  b' x");
         // In a standard Postgres string a backslash is literal: the string ends at the quote.
         assert_eq!(pg("SELECT 'a\\'   ,   'b  c'"), "SELECT 'a\\' , 'b  c'");
-        assert_eq!(pg("SELECT $$a   b$$   ,  $x$ $$  $x$"), "SELECT $$a   b$$ , $x$ $$  $x$");
-        assert_eq!(pg("SELECT \"my   col\"  FROM t"), "SELECT \"my   col\" FROM t");
+        assert_eq!(
+            pg("SELECT $$a   b$$   ,  $x$ $$  $x$"),
+            "SELECT $$a   b$$ , $x$ $$  $x$"
+        );
+        assert_eq!(
+            pg("SELECT \"my   col\"  FROM t"),
+            "SELECT \"my   col\" FROM t"
+        );
         assert_eq!(pg("SELECT $1,   $2"), "SELECT $1, $2");
     }
 
     #[test]
     fn comments_are_kept() {
         assert_eq!(pg("SELECT 1 -- a   b\r\n  , 2"), "SELECT 1 -- a   b\n, 2");
-        assert_eq!(pg("SELECT /* a /* b */  c */   1"), "SELECT /* a /* b */  c */ 1");
+        assert_eq!(
+            pg("SELECT /* a /* b */  c */   1"),
+            "SELECT /* a /* b */  c */ 1"
+        );
         assert_ne!(pg("SELECT 1 -- x\n, 2"), pg("SELECT 1 -- x , 2"));
     }
 
     #[test]
     fn mysql_quoting() {
         let my = |s: &str| normalize_statement(Engine::Mysql, s);
-        assert_eq!(my("UPDATE `t  1`   SET x = 'a\\'  b'"), "UPDATE `t  1` SET x = 'a\\'  b'");
-        assert_eq!(my("SELECT \"a  b\"   # c   d\n  , 1"), "SELECT \"a  b\" # c   d\n, 1");
+        assert_eq!(
+            my("UPDATE `t  1`   SET x = 'a\\'  b'"),
+            "UPDATE `t  1` SET x = 'a\\'  b'"
+        );
+        assert_eq!(
+            my("SELECT \"a  b\"   # c   d\n  , 1"),
+            "SELECT \"a  b\" # c   d\n, 1"
+        );
     }
 
     #[test]
@@ -251,9 +278,27 @@ mod tests {
             binary: false,
             value: Some(v.as_bytes().to_vec()),
         };
-        let a = ExactMatch::new(Engine::Postgres, "orders-prod", "alice", "UPDATE t SET x = $1", &[p("1")]);
-        let b = ExactMatch::new(Engine::Postgres, "orders-prod", "alice", "UPDATE t  SET x = $1;", &[p("1")]);
-        let c = ExactMatch::new(Engine::Postgres, "orders-prod", "alice", "UPDATE t SET x = $1", &[p("2")]);
+        let a = ExactMatch::new(
+            Engine::Postgres,
+            "orders-prod",
+            "alice",
+            "UPDATE t SET x = $1",
+            &[p("1")],
+        );
+        let b = ExactMatch::new(
+            Engine::Postgres,
+            "orders-prod",
+            "alice",
+            "UPDATE t  SET x = $1;",
+            &[p("1")],
+        );
+        let c = ExactMatch::new(
+            Engine::Postgres,
+            "orders-prod",
+            "alice",
+            "UPDATE t SET x = $1",
+            &[p("2")],
+        );
         assert_eq!(a.key, b.key);
         assert_ne!(a.key, c.key);
         assert_eq!(a.key.len(), 64);

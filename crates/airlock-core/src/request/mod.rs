@@ -105,9 +105,14 @@ impl RiskLevel {
 
     /// Parses [`RiskLevel::as_str`] output.
     pub fn parse(text: &str) -> Option<RiskLevel> {
-        [RiskLevel::Low, RiskLevel::Medium, RiskLevel::High, RiskLevel::Critical]
-            .into_iter()
-            .find(|r| r.as_str() == text)
+        [
+            RiskLevel::Low,
+            RiskLevel::Medium,
+            RiskLevel::High,
+            RiskLevel::Critical,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == text)
     }
 }
 
@@ -224,13 +229,18 @@ pub fn decode_params(bytes: &[u8]) -> Result<Vec<Param>, ParamDecodeError> {
     let count = u32::from_be_bytes(take(4)?.try_into().map_err(|_| ParamDecodeError("count"))?);
     let mut params = Vec::with_capacity(count.min(65_536) as usize);
     for _ in 0..count {
-        let type_id = u32::from_be_bytes(take(4)?.try_into().map_err(|_| ParamDecodeError("type"))?);
+        let type_id =
+            u32::from_be_bytes(take(4)?.try_into().map_err(|_| ParamDecodeError("type"))?);
         let binary = match take(1)?[0] {
             0 => false,
             1 => true,
             _ => return Err(ParamDecodeError("format")),
         };
-        let len = i32::from_be_bytes(take(4)?.try_into().map_err(|_| ParamDecodeError("length"))?);
+        let len = i32::from_be_bytes(
+            take(4)?
+                .try_into()
+                .map_err(|_| ParamDecodeError("length"))?,
+        );
         let value = match len {
             -1 => None,
             n if n >= 0 => Some(take(n as usize)?.to_vec()),
@@ -590,7 +600,16 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for c in ["read", "write", "ddl", "privilege", "session", "transaction", "admin", "unknown"] {
+        for c in [
+            "read",
+            "write",
+            "ddl",
+            "privilege",
+            "session",
+            "transaction",
+            "admin",
+            "unknown",
+        ] {
             assert_eq!(parse_class(c).map(|c| c.as_str()), Some(c));
         }
         for r in ["low", "medium", "high", "critical"] {

@@ -263,19 +263,53 @@ mod tests {
 
     #[test]
     fn the_documented_paths() {
-        assert_eq!(transition(S::Pending, Event::Approve { final_approval: false }), Ok(S::Pending));
-        assert_eq!(transition(S::Pending, Event::Approve { final_approval: true }), Ok(S::Approved));
+        assert_eq!(
+            transition(
+                S::Pending,
+                Event::Approve {
+                    final_approval: false
+                }
+            ),
+            Ok(S::Pending)
+        );
+        assert_eq!(
+            transition(
+                S::Pending,
+                Event::Approve {
+                    final_approval: true
+                }
+            ),
+            Ok(S::Approved)
+        );
         assert_eq!(transition(S::Approved, Event::StartRun), Ok(S::Running));
-        assert_eq!(transition(S::Running, Event::Finish { ok: true }), Ok(S::Executed));
-        assert_eq!(transition(S::Running, Event::Finish { ok: false }), Ok(S::Failed));
-        assert_eq!(transition(S::Executed, Event::StartRollback), Ok(S::RollingBack));
-        assert_eq!(transition(S::RollingBack, Event::FinishRollback { ok: true }), Ok(S::RolledBack));
+        assert_eq!(
+            transition(S::Running, Event::Finish { ok: true }),
+            Ok(S::Executed)
+        );
+        assert_eq!(
+            transition(S::Running, Event::Finish { ok: false }),
+            Ok(S::Failed)
+        );
+        assert_eq!(
+            transition(S::Executed, Event::StartRollback),
+            Ok(S::RollingBack)
+        );
+        assert_eq!(
+            transition(S::RollingBack, Event::FinishRollback { ok: true }),
+            Ok(S::RolledBack)
+        );
         assert_eq!(
             transition(S::RollingBack, Event::FinishRollback { ok: false }),
             Ok(S::RollbackFailed)
         );
-        assert_eq!(transition(S::Running, Event::Settle(Settlement::Unknown)), Ok(S::Unknown));
-        assert_eq!(transition(S::Unknown, Event::Settle(Settlement::Executed)), Ok(S::Executed));
+        assert_eq!(
+            transition(S::Running, Event::Settle(Settlement::Unknown)),
+            Ok(S::Unknown)
+        );
+        assert_eq!(
+            transition(S::Unknown, Event::Settle(Settlement::Executed)),
+            Ok(S::Executed)
+        );
     }
 
     #[test]
@@ -289,7 +323,10 @@ mod tests {
         assert!(transition(S::Unknown, Event::Settle(Settlement::Unknown)).is_err());
         // A rollback only follows a committed change.
         for from in S::ALL {
-            assert_eq!(transition(from, Event::StartRollback).is_ok(), from == S::Executed);
+            assert_eq!(
+                transition(from, Event::StartRollback).is_ok(),
+                from == S::Executed
+            );
         }
     }
 
@@ -307,7 +344,14 @@ mod tests {
         let finals: Vec<S> = S::ALL.into_iter().filter(|s| s.is_final()).collect();
         assert_eq!(
             finals,
-            vec![S::Rejected, S::Expired, S::Cancelled, S::Failed, S::RolledBack, S::RollbackFailed]
+            vec![
+                S::Rejected,
+                S::Expired,
+                S::Cancelled,
+                S::Failed,
+                S::RolledBack,
+                S::RollbackFailed
+            ]
         );
         assert!(is_allowed(S::Pending, S::Approved));
         assert!(!is_allowed(S::Pending, S::Pending));
