@@ -225,3 +225,34 @@ fn an_idle_session_does_not_keep_the_process_past_the_grace_period() {
         "exited before the grace period"
     );
 }
+
+#[test]
+fn a_unix_socket_upstream_works_like_tcp() {
+    let db = "airlock_t_ops_unix";
+    fresh_db(db);
+    let socket_dir = admin_query("postgres", "SHOW unix_socket_directories");
+    let socket_dir = socket_dir
+        .split(',')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    assert!(
+        socket_dir.starts_with('/'),
+        "no socket directory: {socket_dir:?}"
+    );
+    let mut cfg = ProxyConfig::for_db(db);
+    let mut local = TargetSpec::local(&format!("{db}-local"), db, false);
+    local.host = socket_dir;
+    cfg = cfg.with_target(local);
+    let proxy = Proxy::start(cfg);
+    let via_socket = proxy.conn("alice", &format!("{db}-local"));
+    let out = via_socket.psql(&[
+        "-At",
+        "-c",
+        "SELECT current_database(), inet_server_addr() IS NULL, current_setting('application_name')",
+    ]);
+    out.assert_success("query through a Unix-socket upstream");
+    // inet_server_addr() is NULL only on a Unix-socket connection.
+    assert_eq!(out.stdout().trim(), format!("{db}|t|airlock:alice:psql"));
+}

@@ -506,7 +506,7 @@ impl Target {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamConfig {
-    /// Host name or address.
+    /// Host name or address, or a socket directory (`/var/run/postgresql`) for a local Unix socket.
     pub host: String,
     /// Port.
     #[serde(default = "default_pg_port")]
@@ -619,8 +619,13 @@ impl Config {
                 base.join(DEFAULT_STATE_FILE).display()
             ));
         } else if let Some(url) = &self.store.url {
-            if let Some(rest) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
-                let (path, query) = rest.split_once('?').map_or((rest, None), |(p, q)| (p, Some(q)));
+            if let Some(rest) = url
+                .strip_prefix("sqlite://")
+                .or_else(|| url.strip_prefix("sqlite:"))
+            {
+                let (path, query) = rest
+                    .split_once('?')
+                    .map_or((rest, None), |(p, q)| (p, Some(q)));
                 if !path.is_empty() && !path.starts_with(':') && Path::new(path).is_relative() {
                     let joined = base.join(path);
                     self.store.url = Some(match query {
@@ -768,6 +773,17 @@ impl Config {
             }
             if t.upstream.host.is_empty() {
                 problem(at("upstream.host"), "must not be empty".into());
+            }
+            if t.upstream.host.starts_with('/')
+                && matches!(
+                    t.upstream.tls,
+                    UpstreamTlsMode::Require | UpstreamTlsMode::VerifyFull
+                )
+            {
+                problem(
+                    at("upstream.tls"),
+                    "a Unix-socket upstream (host is a directory) cannot use TLS".into(),
+                );
             }
             if t.upstream.port == 0 {
                 problem(at("upstream.port"), "must not be 0".into());
@@ -1285,7 +1301,10 @@ read_credentials = {{ user = "reader" }}
     #[test]
     fn store_url_defaults_next_to_the_config_and_anchors_relative_files() {
         let c = Config::load(&good(), Path::new("/etc/airlock"), &NoSecrets).expect("valid");
-        assert_eq!(c.store.url(), "sqlite:///etc/airlock/airlock-state.db?mode=rwc");
+        assert_eq!(
+            c.store.url(),
+            "sqlite:///etc/airlock/airlock-state.db?mode=rwc"
+        );
         let c = Config::load(
             &(good() + "\n[store]\nurl = \"sqlite://state/a.db?mode=rwc\"\n"),
             Path::new("/srv"),
@@ -1313,19 +1332,26 @@ read_credentials = {{ user = "reader" }}
             redact_url("postgres://airlock:s3cret@db:5432/state"),
             "postgres://airlock:***@db:5432/state"
         );
-        assert_eq!(redact_url("postgres://airlock@db/state"), "postgres://airlock@db/state");
+        assert_eq!(
+            redact_url("postgres://airlock@db/state"),
+            "postgres://airlock@db/state"
+        );
     }
 
     #[test]
     fn the_shipped_example_loads_with_its_policies() {
         let text = include_str!("../../../proxy.toml.example");
-        let c = Config::load(text, Path::new("/etc/airlock"), &NoSecrets).expect("example is valid");
+        let c =
+            Config::load(text, Path::new("/etc/airlock"), &NoSecrets).expect("example is valid");
         let prod = c.target("orders-prod").expect("prod");
         let p = c.approval_policy(prod, StatementClass::Privilege);
         assert_eq!(p.approver_groups, vec!["dba"]);
         assert_eq!(p.run_window, Duration::from_secs(15 * 60));
         assert!(p.require_reason);
-        assert_eq!(c.store.url(), "sqlite:///etc/airlock/airlock-state.db?mode=rwc");
+        assert_eq!(
+            c.store.url(),
+            "sqlite:///etc/airlock/airlock-state.db?mode=rwc"
+        );
     }
 
     #[test]

@@ -20,8 +20,8 @@ pub use audit::{
 };
 pub use config::{
     Config, ConfigError, ConfigProblem, Credentials, Family, LogFormat, PolicyConfig, PolicyRules,
-    ScramVerifier, SecretReader, SecretSource, ServerConfig, StoreConfig, Target, TlsConfig, UpstreamConfig,
-    UpstreamTlsMode, User,
+    ScramVerifier, SecretReader, SecretSource, ServerConfig, StoreConfig, Target, TlsConfig,
+    UpstreamConfig, UpstreamTlsMode, User,
 };
 pub use policy::{Decision, HeldStatement, RefuseUnreviewed, StatementPolicy, SQLSTATE_HELD};
 pub use ports::{BoxFuture, StatusChange, Store, StoreError};

@@ -4,12 +4,14 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
+use tokio::net::{TcpStream, UnixStream};
 
 /// Plain or TLS connection (client side or server side).
 pub enum MaybeTlsStream {
     /// Plain TCP.
     Plain(TcpStream),
+    /// Unix-domain socket (an upstream on the same host).
+    Unix(UnixStream),
     /// TLS accepted from a client.
     ServerTls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
     /// TLS towards an upstream.
@@ -19,7 +21,7 @@ pub enum MaybeTlsStream {
 impl MaybeTlsStream {
     /// Whether the stream is encrypted.
     pub fn is_tls(&self) -> bool {
-        !matches!(self, MaybeTlsStream::Plain(_))
+        !matches!(self, MaybeTlsStream::Plain(_) | MaybeTlsStream::Unix(_))
     }
 }
 
@@ -27,6 +29,7 @@ macro_rules! each {
     ($self:ident, $io:ident => $e:expr) => {
         match $self.get_mut() {
             MaybeTlsStream::Plain($io) => $e,
+            MaybeTlsStream::Unix($io) => $e,
             MaybeTlsStream::ServerTls($io) => $e,
             MaybeTlsStream::ClientTls($io) => $e,
         }
@@ -63,6 +66,7 @@ impl AsyncWrite for MaybeTlsStream {
     fn is_write_vectored(&self) -> bool {
         match self {
             MaybeTlsStream::Plain(io) => io.is_write_vectored(),
+            MaybeTlsStream::Unix(io) => io.is_write_vectored(),
             MaybeTlsStream::ServerTls(io) => io.is_write_vectored(),
             MaybeTlsStream::ClientTls(io) => io.is_write_vectored(),
         }

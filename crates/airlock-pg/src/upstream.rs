@@ -84,6 +84,14 @@ impl Endpoint {
 
     /// Opens TCP (and TLS when configured) to the upstream.
     pub async fn connect(&self) -> Result<MaybeTlsStream, UpstreamError> {
+        if self.host.starts_with('/') {
+            // A socket directory, as libpq: `<dir>/.s.PGSQL.<port>`. TLS does
+            // not apply to a local socket; config validation allows only
+            // `disable` and `prefer` there.
+            let path = format!("{}/.s.PGSQL.{}", self.host.trim_end_matches('/'), self.port);
+            let unix = tokio::net::UnixStream::connect(&path).await?;
+            return Ok(MaybeTlsStream::Unix(unix));
+        }
         let tcp = TcpStream::connect((self.host.as_str(), self.port)).await?;
         tcp.set_nodelay(true)?;
         let Some(connector) = &self.tls else {

@@ -140,11 +140,25 @@ impl SqlStore {
                 .map_err(ConnectError::Connect)?;
         }
         migrations(backend)?.run(&pool).await?;
+        tracing::info!(
+            backend = ?backend,
+            url = %airlock_core::config::redact_url(url),
+            "state store opened"
+        );
         Ok(SqlStore {
             pool,
             backend,
             options,
         })
+    }
+
+    /// Opens the store a config's `[store]` section describes.
+    pub async fn from_config(config: &airlock_core::StoreConfig) -> Result<Self, ConnectError> {
+        let options = StoreOptions {
+            max_connections: config.max_connections,
+            ..StoreOptions::default()
+        };
+        Self::connect_with(config.url(), options).await
     }
 
     /// The backend in use.

@@ -2,7 +2,7 @@
 //! compare-and-set status changes (each with its audit event).
 
 use crate::error::{corrupt, db};
-use crate::{ms, ts, SqlStore, Tx};
+use crate::{ms, ts, Backend, SqlStore, Tx};
 use airlock_core::audit::{kinds, NewAuditEvent};
 use airlock_core::ports::{StatusChange, StoreError};
 use airlock_core::request::matching::ExactMatch;
@@ -272,16 +272,15 @@ impl SqlStore {
         &self,
         f: &RequestFilter,
     ) -> Result<Vec<ChangeRequest>, StoreError> {
+        // PostgreSQL needs the types of parameters that are only tested for NULL.
+        let (text, int) = match self.backend {
+            Backend::Sqlite => ("", ""),
+            Backend::Postgres => ("::text", "::bigint"),
+        };
         let mut sql = format!(
-            "SELECT {COLUMNS} FROM requests WHERE ($1 IS NULL OR requester = $1) AND ($2 IS NULL OR target = $2) \
-             AND ($3 IS NULL OR id < $3)"
+            "SELECT {COLUMNS} FROM requests WHERE ($1{text} IS NULL OR requester = $1) \
+             AND ($2{text} IS NULL OR target = $2) AND ($3{int} IS NULL OR id < $3)"
         );
-        if self.backend == crate::Backend::Postgres {
-            sql = sql
-                .replace("($1 IS NULL", "($1::text IS NULL")
-                .replace("($2 IS NULL", "($2::text IS NULL")
-                .replace("($3 IS NULL", "($3::bigint IS NULL");
-        }
         if !f.statuses.is_empty() {
             sql.push_str(&format!(" AND status IN ({})", status_list(&f.statuses)));
         }

@@ -468,3 +468,47 @@ async fn expiry_and_recovery(ctx: Ctx) {
     verify_chain(&all, None).expect("chain");
     let _ = Timestamp(0);
 }
+
+/// Latency of `Workflow::hold` creating a request (store write, audit event,
+/// outbox message, earlier-runs lookup). Run with `--ignored --nocapture`.
+async fn hold_latency(ctx: Ctx) {
+    let (wf, _clock) = workflow(&ctx);
+    let mut samples = Vec::new();
+    for i in 0..300 {
+        let d = details(
+            "alice",
+            "orders-prod",
+            &format!("UPDATE orders SET x = {i} WHERE id = {i}"),
+        );
+        let start = std::time::Instant::now();
+        created(wf.hold(d).await.expect("hold"));
+        samples.push(start.elapsed());
+    }
+    samples.sort();
+    println!(
+        "{:?} hold latency over {} requests: median {:?}, p99 {:?}",
+        ctx.kind,
+        samples.len(),
+        samples[samples.len() / 2],
+        samples[samples.len() * 99 / 100]
+    );
+}
+
+mod hold_latency {
+    #[tokio::test]
+    #[ignore = "measurement"]
+    async fn sqlite() {
+        crate::common::run(crate::common::Kind::Sqlite, |c| {
+            Box::pin(super::hold_latency(c))
+        })
+        .await
+    }
+    #[tokio::test]
+    #[ignore = "measurement"]
+    async fn postgres() {
+        crate::common::run(crate::common::Kind::Postgres, |c| {
+            Box::pin(super::hold_latency(c))
+        })
+        .await
+    }
+}
