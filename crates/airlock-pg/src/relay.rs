@@ -527,4 +527,90 @@ mod tests {
         drop((cr, cw, ur, uw));
         relay.await.expect("join").expect("relay ends cleanly");
     }
+
+    fn typed(tag: u8, body: &[u8]) -> BytesMut {
+        let mut b = BytesMut::new();
+        b.put_u8(tag);
+        b.put_i32(body.len() as i32 + 4);
+        b.extend_from_slice(body);
+        b
+    }
+
+    fn start(
+        max_batch_bytes: usize,
+    ) -> (
+        tokio::task::JoinHandle<Result<(), RelayError>>,
+        tokio::io::DuplexStream,
+        tokio::io::DuplexStream,
+    ) {
+        let (client_side, proxy_client) = duplex(1 << 20);
+        let (proxy_upstream, upstream_side) = duplex(1 << 20);
+        let guard = Guard {
+            gate: Gate::new(Arc::new(Classifier::new(16))),
+            replies: FixedReply,
+            max_batch_bytes,
+            nonce: "airlock_held_test".into(),
+        };
+        let relay = tokio::spawn(relay_guarded(
+            proxy_client,
+            BytesMut::new(),
+            proxy_upstream,
+            BytesMut::new(),
+            guard,
+        ));
+        (relay, client_side, upstream_side)
+    }
+
+    #[tokio::test]
+    async fn extended_batch_is_forwarded_up_to_the_held_parse_then_skipped_to_sync() {
+        let (relay, mut client, mut upstream) = start(1 << 20);
+        let mut batch = BytesMut::new();
+        batch.extend_from_slice(&typed(b'P', b"\0SELECT 1\0\0\0"));
+        batch.extend_from_slice(&typed(b'B', b"\0\0\0\0\0\0\0\0"));
+        batch.extend_from_slice(&typed(b'E', b"\0\0\0\0\0"));
+        batch.extend_from_slice(&typed(b'P', b"w\0DELETE FROM t\0\0\0"));
+        batch.extend_from_slice(&typed(b'B', b"\0w\0\0\0\0\0\0\0"));
+        batch.extend_from_slice(&typed(b'E', b"\0\0\0\0\0"));
+        batch.extend_from_slice(&typed(b'S', b""));
+        client.write_all(&batch).await.expect("write");
+
+        let mut ubuf = BytesMut::new();
+        let mut tags = Vec::new();
+        loop {
+            let (tag, f) = next_frame(&mut upstream, &mut ubuf).await;
+            tags.push(tag);
+            if tag == b'B' && frame::bind_statement(&f).expect("bind") == b"airlock_held_test" {
+                tags.pop();
+                tags.push(b'!');
+            }
+            if tag == b'S' {
+                break;
+            }
+        }
+        // The read runs; the held Parse becomes the failing Bind; its Bind/Execute never leave.
+        assert_eq!(tags, b"PBE!S");
+        drop((client, upstream));
+        relay.await.expect("join").expect("relay ends cleanly");
+    }
+
+    #[tokio::test]
+    async fn an_oversized_batch_is_held_without_buffering_it() {
+        let (relay, mut client, mut upstream) = start(64 * 1024);
+        let mut big = b"\0SELECT '".to_vec();
+        big.extend(std::iter::repeat_n(b'x', 200 * 1024));
+        big.extend_from_slice(b"'\0\0\0");
+        let mut batch = typed(b'P', &big);
+        batch.extend_from_slice(&typed(b'S', b""));
+        client.write_all(&batch).await.expect("write");
+        let mut ubuf = BytesMut::new();
+        let (tag, f) = next_frame(&mut upstream, &mut ubuf).await;
+        assert_eq!(tag, b'B');
+        assert_eq!(
+            frame::bind_statement(&f).expect("bind"),
+            b"airlock_held_test"
+        );
+        assert_eq!(next_frame(&mut upstream, &mut ubuf).await.0, b'S');
+        drop((client, upstream));
+        relay.await.expect("join").expect("relay ends cleanly");
+    }
 }
