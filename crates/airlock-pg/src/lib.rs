@@ -3,6 +3,7 @@
 //! that holds what is not provably read-only on protected targets.
 
 pub mod cancel;
+pub mod executor;
 pub mod frame;
 pub mod gate;
 pub mod relay;

@@ -1,0 +1,383 @@
+//! Runs an approved change on its own upstream connection with the target's
+//! write credentials: in its own transaction (unless the statement cannot
+//! run in one), with `statement_timeout` and `lock_timeout`, a row guard, and
+//! the upstream transaction id handed to the caller before COMMIT so a crash
+//! can be settled from `pg_xact_status` later. Result frames are collected
+//! raw, to be streamed to a waiting client or summarised for the store.
+
+use crate::frame::{self, split_frame};
+use crate::stream::MaybeTlsStream;
+use crate::upstream::{self, Endpoint, UpstreamError};
+use airlock_core::request::Param;
+use airlock_core::Credentials;
+use bytes::{BufMut, Bytes, BytesMut};
+use std::future::Future;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct ExecPlan {
+    /// Upstream database.
+    pub database: String,
+    /// The statement text stored in the request (one or several statements).
+    pub sql: String,
+    /// Bound parameters stored in the request (extended protocol when non-empty).
+    pub params: Vec<Param>,
+    /// `statement_timeout` for the change.
+    pub statement_timeout: Option<Duration>,
+    /// `lock_timeout` for the change.
+    pub lock_timeout: Option<Duration>,
+    /// Row guard: more rows affected rolls the change back.
+    pub max_rows: Option<i64>,
+    /// Run inside BEGIN/COMMIT (false for CREATE INDEX CONCURRENTLY, VACUUM...).
+    pub in_transaction: bool,
+    /// `application_name` upstream, e.g. `airlock:exec:#42:alice`.
+    pub application_name: String,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecOutcome {
+    /// The statement's own response frames (RowDescription, DataRow,
+    /// CommandComplete, NoticeResponse, ErrorResponse), without ReadyForQuery.
+    pub frames: Vec<Bytes>,
+    /// Rows affected, summed over the CommandComplete tags.
+    pub rows_affected: Option<i64>,
+    /// Last command tag.
+    pub command_tag: Option<String>,
+    /// Time spent upstream.
+    pub duration: Duration,
+    /// Why it did not commit; `None` when it did.
+    pub error: Option<String>,
+    /// Upstream transaction id (when run in a transaction).
+    pub xid: Option<String>,
+}
+
+/// Why the executor could not even try.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// The upstream session could not be opened.
+    #[error("{0}")]
+    Upstream(#[from] UpstreamError),
+    /// Network problem mid-run (outcome unknown until settled).
+    #[error("connection lost during the run: {0}")]
+    Io(#[from] std::io::Error),
+    /// The upstream broke the protocol.
+    #[error("upstream protocol: {0}")]
+    Protocol(String),
+    /// The caller failed to record the transaction id; nothing was committed.
+    #[error("recording the transaction id failed: {0}")]
+    Record(String),
+}
+
+/// One round trip's answer.
+struct Answer {
+    frames: Vec<Bytes>,
+    error: Option<String>,
+}
+
+struct Conn {
+    stream: MaybeTlsStream,
+    buf: BytesMut,
+}
+
+impl Conn {
+    async fn frame(&mut self) -> Result<(u8, Bytes), ExecError> {
+        loop {
+            if let Some(f) =
+                split_frame(&mut self.buf).map_err(|e| ExecError::Protocol(e.to_string()))?
+            {
+                return Ok(f);
+            }
+            if self.stream.read_buf(&mut self.buf).await? == 0 {
+                return Err(ExecError::Io(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "upstream closed the connection",
+                )));
+            }
+        }
+    }
+
+    /// Sends `out` and reads up to ReadyForQuery.
+    async fn round_trip(&mut self, out: &[u8]) -> Result<Answer, ExecError> {
+        self.stream.write_all(out).await?;
+        let mut frames = Vec::new();
+        let mut error = None;
+        loop {
+            let (tag, f) = self.frame().await?;
+            match tag {
+                b'Z' => return Ok(Answer { frames, error }),
+                b'E' => {
+                    if error.is_none() {
+                        error = Some(describe_error(&f));
+                    }
+                    frames.push(f);
+                }
+                // Parse/Bind completion are protocol chatter, not results.
+                b'1' | b'2' => {}
+                _ => frames.push(f),
+            }
+        }
+    }
+
+    async fn simple(&mut self, sql: &str) -> Result<Answer, ExecError> {
+        let mut out = BytesMut::new();
+        frame::put_query(&mut out, sql);
+        self.round_trip(&out).await
+    }
+}
+
+fn describe_error(f: &[u8]) -> String {
+    let field = |c| {
+        frame::error_field(f, c)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .unwrap_or_default()
+    };
+    format!("{}: {}", field(b'C'), field(b'M'))
+}
+
+/// Rows a CommandComplete tag reports (`UPDATE 3`, `INSERT 0 5`, `DELETE 0`).
+pub fn tag_rows(tag: &str) -> Option<i64> {
+    let mut words = tag.split_whitespace();
+    let verb = words.next()?;
+    let last = tag.split_whitespace().last()?;
+    match verb {
+        "INSERT" | "UPDATE" | "DELETE" | "MERGE" | "COPY" | "SELECT" | "MOVE" | "FETCH" => {
+            last.parse().ok()
+        }
+        _ => None,
+    }
+}
+
+fn summarise(frames: &[Bytes]) -> (Option<i64>, Option<String>) {
+    let mut rows: Option<i64> = None;
+    let mut last_tag = None;
+    for f in frames.iter().filter(|f| f.first() == Some(&b'C')) {
+        let tag = frame::cstr(frame::body(f))
+            .map(|(t, _)| String::from_utf8_lossy(t).into_owned())
+            .unwrap_or_default();
+        // Rows written count; rows a trailing SELECT returns do not.
+        if !tag.starts_with("SELECT") {
+            if let Some(n) = tag_rows(&tag) {
+                rows = Some(rows.unwrap_or(0) + n);
+            }
+        }
+        last_tag = Some(tag);
+    }
+    (rows, last_tag)
+}
+
+fn put_extended(out: &mut BytesMut, sql: &str, params: &[Param]) {
+    // Parse (unnamed) with the stored parameter types.
+    let mut body = BytesMut::new();
+    body.put_u8(0);
+    body.extend_from_slice(sql.as_bytes());
+    body.put_u8(0);
+    body.put_i16(params.len() as i16);
+    for p in params {
+        body.put_u32(p.type_id);
+    }
+    put_typed(out, b'P', &body);
+    // Bind with the stored formats and values, text results.
+    body.clear();
+    body.put_u8(0);
+    body.put_u8(0);
+    body.put_i16(params.len() as i16);
+    for p in params {
+        body.put_i16(i16::from(p.binary));
+    }
+    body.put_i16(params.len() as i16);
+    for p in params {
+        match &p.value {
+            Some(v) => {
+                body.put_i32(v.len() as i32);
+                body.extend_from_slice(v);
+            }
+            None => body.put_i32(-1),
+        }
+    }
+    body.put_i16(0);
+    put_typed(out, b'B', &body);
+    put_typed(out, b'D', b"P\0");
+    put_typed(out, b'E', b"\0\0\0\0\0");
+    put_typed(out, b'S', b"");
+}
+
+fn put_typed(out: &mut BytesMut, tag: u8, body: &[u8]) {
+    out.put_u8(tag);
+    out.put_i32(body.len() as i32 + 4);
+    out.extend_from_slice(body);
+}
+
+fn millis(d: Duration) -> u128 {
+    d.as_millis().max(1)
+}
+
+/// Runs `plan` once. `record_xid` is awaited with the upstream transaction
+/// id before COMMIT; if it fails, the change is rolled back.
+pub async fn execute<F, Fut>(
+    endpoint: &Endpoint,
+    creds: &Credentials,
+    plan: &ExecPlan,
+    record_xid: F,
+) -> Result<ExecOutcome, ExecError>
+where
+    F: FnOnce(String) -> Fut,
+    Fut: Future<Output = Result<(), String>>,
+{
+    let params = vec![
+        ("user".to_string(), creds.user.clone()),
+        ("database".to_string(), plan.database.clone()),
+        (
+            "application_name".to_string(),
+            plan.application_name.clone(),
+        ),
+        ("client_encoding".to_string(), "UTF8".to_string()),
+    ];
+    let session = upstream::open(endpoint, creds, &params, Duration::from_secs(30)).await?;
+    let mut conn = Conn {
+        stream: session.stream,
+        buf: session.leftover,
+    };
+    let mut setup = String::new();
+    if let Some(t) = plan.statement_timeout {
+        setup.push_str(&format!("SET statement_timeout = {};", millis(t)));
+    }
+    if let Some(t) = plan.lock_timeout {
+        setup.push_str(&format!("SET lock_timeout = {};", millis(t)));
+    }
+    if plan.in_transaction {
+        setup.push_str("BEGIN;");
+    }
+    if !setup.is_empty() {
+        let a = conn.simple(&setup).await?;
+        if let Some(e) = a.error {
+            return Err(ExecError::Protocol(format!(
+                "preparing the session failed: {e}"
+            )));
+        }
+    }
+
+    let started = Instant::now();
+    let answer = if plan.params.is_empty() {
+        conn.simple(&plan.sql).await?
+    } else {
+        let mut out = BytesMut::new();
+        put_extended(&mut out, &plan.sql, &plan.params);
+        conn.round_trip(&out).await?
+    };
+    let (rows, tag) = summarise(&answer.frames);
+    let mut outcome = ExecOutcome {
+        frames: answer.frames,
+        rows_affected: rows,
+        command_tag: tag,
+        duration: started.elapsed(),
+        error: answer.error,
+        xid: None,
+    };
+    if !plan.in_transaction {
+        let _ = conn.simple("").await;
+        return Ok(outcome);
+    }
+    if outcome.error.is_none() {
+        if let (Some(limit), Some(n)) = (plan.max_rows, outcome.rows_affected) {
+            if n > limit {
+                outcome.error = Some(format!(
+                    "row guard: {n} rows affected, more than the limit of {limit}; rolled back"
+                ));
+            }
+        }
+    }
+    if outcome.error.is_some() {
+        conn.simple("ROLLBACK").await?;
+        outcome.duration = started.elapsed();
+        return Ok(outcome);
+    }
+    let xid = conn.simple("SELECT pg_current_xact_id()::text").await?;
+    let xid = xid
+        .frames
+        .iter()
+        .find(|f| f.first() == Some(&b'D'))
+        .and_then(|f| first_column(f))
+        .ok_or_else(|| ExecError::Protocol("no transaction id returned".into()))?;
+    if let Err(e) = record_xid(xid.clone()).await {
+        conn.simple("ROLLBACK").await?;
+        return Err(ExecError::Record(e));
+    }
+    outcome.xid = Some(xid);
+    let commit = conn.simple("COMMIT").await?;
+    outcome.duration = started.elapsed();
+    if let Some(e) = commit.error {
+        outcome.error = Some(format!("COMMIT failed: {e}"));
+    } else if commit
+        .frames
+        .iter()
+        .any(|f| f.first() == Some(&b'C') && frame::body(f).starts_with(b"ROLLBACK"))
+    {
+        outcome.error = Some("COMMIT rolled back".into());
+    }
+    let mut out = BytesMut::new();
+    put_typed(&mut out, b'X', b"");
+    let _ = conn.stream.write_all(&out).await;
+    Ok(outcome)
+}
+
+/// Text of the first column of a DataRow frame.
+fn first_column(f: &[u8]) -> Option<String> {
+    let b = frame::body(f);
+    let len = i32::from_be_bytes(b.get(2..6)?.try_into().ok()?);
+    let v = b.get(6..6 + usize::try_from(len).ok()?)?;
+    Some(String::from_utf8_lossy(v).into_owned())
+}
+
+/// Asks the upstream whether a transaction committed (crash recovery):
+/// `Some("committed" | "aborted" | "in progress")`, `None` when it cannot tell.
+pub async fn xact_status(
+    endpoint: &Endpoint,
+    creds: &Credentials,
+    database: &str,
+    xid: &str,
+) -> Result<Option<String>, ExecError> {
+    if !xid.bytes().all(|c| c.is_ascii_digit()) || xid.is_empty() {
+        return Err(ExecError::Protocol(format!(
+            "not a transaction id: {xid:?}"
+        )));
+    }
+    let params = vec![
+        ("user".to_string(), creds.user.clone()),
+        ("database".to_string(), database.to_string()),
+        (
+            "application_name".to_string(),
+            "airlock:recovery".to_string(),
+        ),
+    ];
+    let session = upstream::open(endpoint, creds, &params, Duration::from_secs(30)).await?;
+    let mut conn = Conn {
+        stream: session.stream,
+        buf: session.leftover,
+    };
+    let a = conn
+        .simple(&format!("SELECT pg_xact_status('{xid}'::xid8)"))
+        .await?;
+    if a.error.is_some() {
+        return Ok(None);
+    }
+    Ok(a.frames
+        .iter()
+        .find(|f| f.first() == Some(&b'D'))
+        .and_then(|f| first_column(f)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_tags_give_row_counts() {
+        assert_eq!(tag_rows("UPDATE 3"), Some(3));
+        assert_eq!(tag_rows("INSERT 0 5"), Some(5));
+        assert_eq!(tag_rows("DELETE 0"), Some(0));
+        assert_eq!(tag_rows("CREATE TABLE"), None);
+    }
+}
