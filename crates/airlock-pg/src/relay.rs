@@ -30,18 +30,45 @@ pub enum RelayError {
     Frame(#[from] FrameError),
 }
 
-/// Produces the frames a client gets for a held message.
-pub trait HoldReplies: Send {
-    /// NoticeResponse/ErrorResponse frames for a held message.
-    fn reply(&mut self, judgement: &Judgement) -> Bytes;
+/// A boxed future, so hooks can be used as trait objects.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// How the client's transaction must be left by a reply the proxy makes up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyKind {
+    /// An error: the upstream gets a stand-in that fails, so an explicit
+    /// transaction block is aborted exactly as a Postgres error would.
+    Error,
+    /// A success (a proxy command, an approved change run elsewhere): the
+    /// upstream gets an empty query, leaving its transaction state as it was.
+    Success,
+}
+
+/// Frames the proxy sends instead of the upstream's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// Response frames without ReadyForQuery (the upstream's is relayed).
+    pub frames: Bytes,
+    /// Error or success.
+    pub kind: ReplyKind,
+}
+
+/// What the session does with messages the relay will not forward as they are.
+pub trait SessionHooks: Send {
+    /// A simple Query, before judging: proxy commands (`SET airlock.*`,
+    /// `CALL airlock.run(N)`...) are answered here; `None` lets it go on.
+    fn intercept<'a>(&'a mut self, sql: &'a str) -> BoxFuture<'a, Option<Reply>>;
+    /// A held message; the reply is usually an error, or the real result of
+    /// an approved change run on its own connection.
+    fn held<'a>(&'a mut self, judgement: &'a Judgement) -> BoxFuture<'a, Reply>;
 }
 
 /// Settings of a protected relay.
-pub struct Guard<H: HoldReplies> {
+pub struct Guard<H: SessionHooks> {
     /// The judge.
     pub gate: Gate,
-    /// Builds replies for held messages.
-    pub replies: H,
+    /// What happens to held messages and proxy commands.
+    pub hooks: H,
     /// Cap of one buffered extended batch.
     pub max_batch_bytes: usize,
     /// Name of the never-existing statement used to make the upstream fail.
@@ -81,8 +108,11 @@ fn is_disconnect(e: &std::io::Error) -> bool {
 struct Owed {
     /// Index of the ReadyForQuery that ends the group the held message was in.
     group: u64,
-    /// Frames to send instead of the upstream's error.
+    /// Frames to send instead of the stand-in's answer.
     frames: Bytes,
+    /// Error: swap the ErrorResponse naming the nonce; success: swap the
+    /// EmptyQueryResponse of the group.
+    kind: ReplyKind,
 }
 
 /// State shared by the two directions of a protected relay.
@@ -102,7 +132,7 @@ pub async fn relay_guarded<C, U, H>(
 where
     C: AsyncRead + AsyncWrite + Unpin,
     U: AsyncRead + AsyncWrite + Unpin,
-    H: HoldReplies,
+    H: SessionHooks,
 {
     let (client_r, client_w) = tokio::io::split(client);
     let (upstream_r, upstream_w) = tokio::io::split(upstream);
@@ -138,7 +168,7 @@ async fn client_to_upstream<R, W, H>(
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
-    H: HoldReplies,
+    H: SessionHooks,
 {
     let mut out = BytesMut::with_capacity(16 * 1024);
     let mut ready_producers: u64 = 0; // messages forwarded that end with ReadyForQuery
@@ -169,7 +199,8 @@ where
                 let j = guard.gate.oversized(guard.max_batch_bytes);
                 let simple = matches!(h.tag, b'Q' | b'F');
                 let style = if simple { b'Q' } else { b'B' };
-                hold(&mut out, &mut guard, &ledger, &j, ready_producers, style);
+                let reply = guard.hooks.held(&j).await;
+                owe(&mut out, &guard, &ledger, reply, ready_producers, style);
                 if simple {
                     ready_producers += 1;
                 } else {
@@ -195,23 +226,31 @@ where
         match h.tag {
             b'Q' | b'F' => {
                 if !held {
-                    let j = if h.tag == b'Q' {
-                        guard.gate.query(frame::query_sql(&f)?)
+                    let intercepted = if h.tag == b'Q' {
+                        match std::str::from_utf8(frame::query_sql(&f)?) {
+                            Ok(sql) => guard.hooks.intercept(sql).await,
+                            Err(_) => None,
+                        }
                     } else {
-                        guard
-                            .gate
-                            .function_call(frame::function_call(&f).ok().as_ref())
+                        None
                     };
-                    match j {
-                        Judgement::Pass => out.extend_from_slice(&f),
-                        ref hold_it => hold(
-                            &mut out,
-                            &mut guard,
-                            &ledger,
-                            hold_it,
-                            ready_producers,
-                            b'Q',
-                        ),
+                    if let Some(reply) = intercepted {
+                        owe(&mut out, &guard, &ledger, reply, ready_producers, b'Q');
+                    } else {
+                        let j = if h.tag == b'Q' {
+                            guard.gate.query(frame::query_sql(&f)?)
+                        } else {
+                            guard
+                                .gate
+                                .function_call(frame::function_call(&f).ok().as_ref())
+                        };
+                        match j {
+                            Judgement::Pass => out.extend_from_slice(&f),
+                            ref hold_it => {
+                                let reply = guard.hooks.held(hold_it).await;
+                                owe(&mut out, &guard, &ledger, reply, ready_producers, b'Q');
+                            }
+                        }
                     }
                     ready_producers += 1;
                 }
@@ -231,14 +270,8 @@ where
                     match j {
                         Judgement::Pass => out.extend_from_slice(&f),
                         ref hold_it => {
-                            hold(
-                                &mut out,
-                                &mut guard,
-                                &ledger,
-                                hold_it,
-                                ready_producers,
-                                b'B',
-                            );
+                            let reply = guard.hooks.held(hold_it).await;
+                            owe(&mut out, &guard, &ledger, reply, ready_producers, b'B');
                             batch = BatchState::Held;
                         }
                     }
@@ -286,7 +319,8 @@ where
             other => {
                 if !held {
                     let j = guard.gate.unknown_message(other);
-                    hold(&mut out, &mut guard, &ledger, &j, ready_producers, b'Q');
+                    let reply = guard.hooks.held(&j).await;
+                    owe(&mut out, &guard, &ledger, reply, ready_producers, b'Q');
                     ready_producers += 1;
                 }
                 flush(&mut upstream, &mut out).await?;
@@ -303,24 +337,34 @@ async fn flush<W: AsyncWrite + Unpin>(upstream: &mut W, out: &mut BytesMut) -> s
     Ok(())
 }
 
-/// Records the owed reply and appends the failing stand-in for a held message:
-/// `EXECUTE nonce` for the simple protocol, `Bind` to nonce for the extended one.
-fn hold<H: HoldReplies>(
+/// Records the owed reply and appends its stand-in: for an error, `EXECUTE
+/// nonce` (simple protocol) or a Bind to nonce (extended), which fail
+/// upstream; for a success, an empty query. An extended batch only ever owes
+/// errors: after one, Postgres skips to Sync.
+fn owe<H: SessionHooks>(
     out: &mut BytesMut,
-    guard: &mut Guard<H>,
+    guard: &Guard<H>,
     ledger: &Ledger,
-    judgement: &Judgement,
+    reply: Reply,
     group: u64,
     style: u8,
 ) {
-    let frames = guard.replies.reply(judgement);
-    if let Ok(mut owed) = ledger.owed.lock() {
-        owed.push_back(Owed { group, frames });
-    }
-    if style == b'B' {
-        frame::put_bind(out, &guard.nonce);
+    let kind = if style == b'B' {
+        ReplyKind::Error
     } else {
-        frame::put_query(out, &format!("EXECUTE {}", guard.nonce));
+        reply.kind
+    };
+    if let Ok(mut owed) = ledger.owed.lock() {
+        owed.push_back(Owed {
+            group,
+            frames: reply.frames,
+            kind,
+        });
+    }
+    match (kind, style) {
+        (ReplyKind::Error, b'B') => frame::put_bind(out, &guard.nonce),
+        (ReplyKind::Error, _) => frame::put_query(out, &format!("EXECUTE {}", guard.nonce)),
+        (ReplyKind::Success, _) => frame::put_query(out, ""),
     }
 }
 
@@ -358,7 +402,7 @@ where
                 break;
             };
             let available = rbuf.len() - pos;
-            let interesting = h.tag == b'Z' || h.tag == b'E';
+            let interesting = matches!(h.tag, b'Z' | b'E' | b'I');
             if !interesting {
                 if available >= h.frame_len {
                     pos += h.frame_len;
@@ -382,12 +426,26 @@ where
                 }
                 ready_seen += 1;
                 pos += h.frame_len;
-            } else if contains(f, &nonce) {
+            } else if (h.tag == b'E' && contains(f, &nonce)) || h.tag == b'I' {
+                let want = if h.tag == b'E' {
+                    ReplyKind::Error
+                } else {
+                    ReplyKind::Success
+                };
                 let replacement = ledger.owed.lock().ok().and_then(|mut owed| {
                     while owed.front().is_some_and(|o| o.group < ready_seen) {
                         owed.pop_front();
                     }
-                    owed.pop_front()
+                    // An empty query of the client's own is not ours: only the
+                    // group's owed success is swapped.
+                    let ours = owed.front().is_some_and(|o| {
+                        o.kind == want && (want == ReplyKind::Error || o.group == ready_seen)
+                    });
+                    if ours {
+                        owed.pop_front()
+                    } else {
+                        None
+                    }
                 });
                 if let Some(o) = replacement {
                     client.write_all(&rbuf[start..pos]).await?;
@@ -426,20 +484,33 @@ mod tests {
     use tokio::io::duplex;
 
     struct FixedReply;
-    impl HoldReplies for FixedReply {
-        fn reply(&mut self, _j: &Judgement) -> Bytes {
-            let mut b = BytesMut::new();
-            put_error(
-                &mut b,
-                &Report {
-                    severity: "ERROR",
-                    code: "AL001",
-                    message: "held",
-                    detail: None,
-                    hint: None,
-                },
-            );
-            b.freeze()
+    impl SessionHooks for FixedReply {
+        fn intercept<'a>(&'a mut self, sql: &'a str) -> BoxFuture<'a, Option<Reply>> {
+            Box::pin(async move {
+                (sql == "SET airlock.reason = 'x'").then(|| Reply {
+                    frames: Bytes::from_static(b"C\0\0\0\x08SET\0"),
+                    kind: ReplyKind::Success,
+                })
+            })
+        }
+        fn held<'a>(&'a mut self, _j: &'a Judgement) -> BoxFuture<'a, Reply> {
+            Box::pin(async move {
+                let mut b = BytesMut::new();
+                put_error(
+                    &mut b,
+                    &Report {
+                        severity: "ERROR",
+                        code: "AL001",
+                        message: "held",
+                        detail: None,
+                        hint: None,
+                    },
+                );
+                Reply {
+                    frames: b.freeze(),
+                    kind: ReplyKind::Error,
+                }
+            })
         }
     }
 
@@ -466,7 +537,7 @@ mod tests {
         let (proxy_upstream, upstream_side) = duplex(1 << 16);
         let guard = Guard {
             gate: Gate::new(Arc::new(Classifier::new(16))),
-            replies: FixedReply,
+            hooks: FixedReply,
             max_batch_bytes: 1 << 20,
             nonce: "airlock_held_test".into(),
         };
@@ -547,7 +618,7 @@ mod tests {
         let (proxy_upstream, upstream_side) = duplex(1 << 20);
         let guard = Guard {
             gate: Gate::new(Arc::new(Classifier::new(16))),
-            replies: FixedReply,
+            hooks: FixedReply,
             max_batch_bytes,
             nonce: "airlock_held_test".into(),
         };
@@ -610,6 +681,42 @@ mod tests {
             b"airlock_held_test"
         );
         assert_eq!(next_frame(&mut upstream, &mut ubuf).await.0, b'S');
+        drop((client, upstream));
+        relay.await.expect("join").expect("relay ends cleanly");
+    }
+
+    #[tokio::test]
+    async fn a_proxy_command_is_answered_through_an_empty_query_and_only_that_one() {
+        let (relay, mut client, mut upstream) = start(1 << 20);
+        let mut q = BytesMut::new();
+        put_query(&mut q, "");
+        put_query(&mut q, "SET airlock.reason = 'x'");
+        client.write_all(&q).await.expect("write");
+        let mut ubuf = BytesMut::new();
+        for _ in 0..2 {
+            let (tag, f) = next_frame(&mut upstream, &mut ubuf).await;
+            assert_eq!(tag, b'Q');
+            assert_eq!(
+                frame::query_sql(&f).expect("sql"),
+                b"",
+                "the SET never goes upstream"
+            );
+        }
+        let mut answer = BytesMut::new();
+        for _ in 0..2 {
+            answer.extend_from_slice(&typed(b'I', b""));
+            answer.extend_from_slice(&ready(b'T'));
+        }
+        upstream.write_all(&answer).await.expect("write");
+        let mut cbuf = BytesMut::new();
+        // The client's own empty query keeps its EmptyQueryResponse...
+        assert_eq!(next_frame(&mut client, &mut cbuf).await.0, b'I');
+        assert_eq!(next_frame(&mut client, &mut cbuf).await.0, b'Z');
+        // ...and the proxy command gets its CommandComplete, with the upstream's status.
+        let (tag, f) = next_frame(&mut client, &mut cbuf).await;
+        assert_eq!((tag, frame::body(&f)), (b'C', &b"SET\0"[..]));
+        let (tag, f) = next_frame(&mut client, &mut cbuf).await;
+        assert_eq!((tag, frame::ready_status(&f)), (b'Z', Some(b'T')));
         drop((client, upstream));
         relay.await.expect("join").expect("relay ends cleanly");
     }

@@ -5,7 +5,7 @@
 use crate::cancel::{CancelRegistry, Registration};
 use crate::frame::{self, put_auth, put_auth_sasl, put_error, Report, StartupPacket};
 use crate::gate::{Gate, Judgement};
-use crate::relay::{self, Guard, HoldReplies};
+use crate::relay::{self, BoxFuture, Guard, Reply, ReplyKind, SessionHooks};
 use crate::scram::{ScramError, ScramExchange};
 use crate::stream::MaybeTlsStream;
 use crate::upstream::{self, Endpoint, UpstreamError};
@@ -85,7 +85,7 @@ pub async fn handle(
     let result = if target.protected {
         let guard = Guard {
             gate: Gate::new(ctx.classifier.clone()),
-            replies: PolicyReplies {
+            hooks: PolicyReplies {
                 policy: ctx.policy.clone(),
                 user: user.name.clone(),
                 target: target.name.clone(),
@@ -532,8 +532,8 @@ struct PolicyReplies {
     environment: String,
 }
 
-impl HoldReplies for PolicyReplies {
-    fn reply(&mut self, judgement: &Judgement) -> Bytes {
+impl PolicyReplies {
+    fn refusal(&self, judgement: &Judgement) -> Bytes {
         let (sql, class, reasons) = match judgement {
             Judgement::Hold {
                 sql,
@@ -586,6 +586,21 @@ impl HoldReplies for PolicyReplies {
             }
         }
         out.freeze()
+    }
+}
+
+impl SessionHooks for PolicyReplies {
+    fn intercept<'a>(&'a mut self, _sql: &'a str) -> BoxFuture<'a, Option<Reply>> {
+        Box::pin(async { None })
+    }
+
+    fn held<'a>(&'a mut self, judgement: &'a Judgement) -> BoxFuture<'a, Reply> {
+        Box::pin(async move {
+            Reply {
+                frames: self.refusal(judgement),
+                kind: ReplyKind::Error,
+            }
+        })
     }
 }
 
