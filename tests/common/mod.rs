@@ -843,6 +843,12 @@ pub struct ProxyConfig {
     pub server_extra: Vec<(String, String)>,
     /// Extra environment for the airlock process.
     pub env: Vec<(String, String)>,
+    /// HTTP API tokens: (user, token); the config gets the token's SHA-256.
+    pub api_tokens: Vec<(String, String)>,
+    /// `[store] url` (default: the SQLite file next to the config).
+    pub store_url: Option<String>,
+    /// Raw TOML appended at the end of the config (e.g. `[audit]`).
+    pub extra_toml: String,
 }
 
 /// TOML basic string.
@@ -902,7 +908,16 @@ impl ProxyConfig {
             tls: None,
             server_extra: vec![],
             env: vec![],
+            api_tokens: vec![],
+            store_url: None,
+            extra_toml: String::new(),
         }
+    }
+
+    /// Gives `user` an HTTP API token (builder style).
+    pub fn with_api_token(mut self, user: &str, token: &str) -> ProxyConfig {
+        self.api_tokens.push((user.into(), token.into()));
+        self
     }
 
     /// The target called `name`, for changes.
@@ -979,6 +994,14 @@ impl ProxyConfig {
             writeln!(s, "team = {}", toml_str(&u.team)).unwrap();
             writeln!(s, "groups = {}", toml_list(&u.groups)).unwrap();
             writeln!(s, "scram_verifier = {}", toml_str(&verifier(&u.password))).unwrap();
+            for (_, token) in self.api_tokens.iter().filter(|(n, _)| *n == u.name) {
+                use sha2::Digest;
+                let hash: String = sha2::Sha256::digest(token.as_bytes())
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+                writeln!(s, "api_token_sha256 = {}", toml_str(&hash)).unwrap();
+            }
         }
         for t in &self.targets {
             writeln!(s, "\n[[targets]]").unwrap();
@@ -1014,6 +1037,12 @@ impl ProxyConfig {
                     writeln!(s, "password_file = {}", toml_str(&f.to_string_lossy())).unwrap();
                 }
             }
+        }
+        if let Some(url) = &self.store_url {
+            writeln!(s, "\n[store]\nurl = {}", toml_str(url)).unwrap();
+        }
+        if !self.extra_toml.is_empty() {
+            writeln!(s, "\n{}", self.extra_toml).unwrap();
         }
         s
     }

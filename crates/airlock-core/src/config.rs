@@ -83,6 +83,28 @@ pub struct Config {
     /// The state store (`[store]`).
     #[serde(default)]
     pub store: StoreConfig,
+    /// The audit trail (`[audit]`).
+    #[serde(default)]
+    pub audit: AuditConfig,
+}
+
+/// `[audit]`: how the audit chain is watched.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// How often `serve` logs the chain's head (`audit head seq=… hash=…`), so
+    /// that a copy kept with the logs can later check the tail with
+    /// `airlock audit verify --head`.
+    #[serde(with = "crate::duration")]
+    pub head_log_interval: Duration,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            head_log_interval: Duration::from_secs(5 * 60),
+        }
+    }
 }
 
 /// Name of the SQLite state file used when `[store]` sets no URL (next to the config).
@@ -238,6 +260,8 @@ pub struct User {
     pub groups: Vec<String>,
     /// Postgres SCRAM-SHA-256 verifier from `airlock passwd`.
     pub scram_verifier: Option<String>,
+    /// Hex SHA-256 of the user's HTTP API bearer token (from `airlock token`).
+    pub api_token_sha256: Option<String>,
 }
 
 /// `[[targets]]`.
@@ -730,6 +754,20 @@ impl Config {
                     }
                 }
             }
+            if let Some(h) = &u.api_token_sha256 {
+                if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    problem(
+                        format!("users[{i}].api_token_sha256"),
+                        "must be 64 hex digits: generate it with `airlock token`".into(),
+                    );
+                }
+            }
+        }
+        if self.audit.head_log_interval.is_zero() {
+            problem(
+                "audit.head_log_interval".into(),
+                "must be longer than 0s".into(),
+            );
         }
 
         let mut target_names = BTreeSet::new();
@@ -1351,6 +1389,31 @@ read_credentials = {{ user = "reader" }}
         assert_eq!(
             c.store.url(),
             "sqlite:///etc/airlock/airlock-state.db?mode=rwc"
+        );
+    }
+
+    #[test]
+    fn api_token_hashes_and_the_audit_interval() {
+        let hash = "ab".repeat(32);
+        let text = good().replace(
+            "groups = [\"developers\"]\nscram",
+            &format!("groups = [\"developers\"]\napi_token_sha256 = \"{hash}\"\nscram"),
+        ) + "\n[audit]\nhead_log_interval = \"30s\"\n";
+        let c = Config::load(&text, Path::new("/"), &NoSecrets).expect("valid");
+        assert_eq!(c.users[0].api_token_sha256.as_deref(), Some(hash.as_str()));
+        assert_eq!(c.audit.head_log_interval, Duration::from_secs(30));
+        let c = Config::load(&good(), Path::new("/"), &NoSecrets).expect("valid");
+        assert_eq!(c.audit.head_log_interval, Duration::from_secs(300));
+        let err = Config::load(
+            &(text.replace(&hash, "nothex").replace("\"30s\"", "\"0s\"")),
+            Path::new("/"),
+            &NoSecrets,
+        )
+        .expect_err("invalid");
+        let paths: Vec<String> = err.problems().into_iter().map(|p| p.path).collect();
+        assert_eq!(
+            paths,
+            vec!["users[0].api_token_sha256", "audit.head_log_interval"]
         );
     }
 

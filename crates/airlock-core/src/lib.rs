@@ -19,9 +19,9 @@ pub use audit::{
     verify_chain, AuditEvent, AuditFault, AuditHead, AuditViolation, ChainVerifier, NewAuditEvent,
 };
 pub use config::{
-    Config, ConfigError, ConfigProblem, Credentials, Family, LogFormat, PolicyConfig, PolicyRules,
-    ScramVerifier, SecretReader, SecretSource, ServerConfig, StoreConfig, Target, TlsConfig,
-    UpstreamConfig, UpstreamTlsMode, User,
+    AuditConfig, Config, ConfigError, ConfigProblem, Credentials, Family, LogFormat, PolicyConfig,
+    PolicyRules, ScramVerifier, SecretReader, SecretSource, ServerConfig, StoreConfig, Target,
+    TlsConfig, UpstreamConfig, UpstreamTlsMode, User,
 };
 pub use policy::{Decision, HeldStatement, RefuseUnreviewed, StatementPolicy, SQLSTATE_HELD};
 pub use ports::{BoxFuture, StatusChange, Store, StoreError};

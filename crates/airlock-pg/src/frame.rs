@@ -409,6 +409,60 @@ pub fn put_bind(buf: &mut BytesMut, statement: &str) {
     finish(buf, at);
 }
 
+/// Appends a RowDescription of text columns.
+pub fn put_row_description(buf: &mut BytesMut, columns: &[&str]) {
+    let at = begin(buf, b'T');
+    buf.put_i16(columns.len() as i16);
+    for c in columns {
+        put_cstr(buf, c.as_bytes());
+        buf.put_i32(0); // table oid
+        buf.put_i16(0); // column number
+        buf.put_u32(25); // text
+        buf.put_i16(-1);
+        buf.put_i32(-1);
+        buf.put_i16(0); // text format
+    }
+    finish(buf, at);
+}
+
+/// Appends a DataRow of text values (`None` is NULL).
+pub fn put_data_row(buf: &mut BytesMut, values: &[Option<&str>]) {
+    let at = begin(buf, b'D');
+    buf.put_i16(values.len() as i16);
+    for v in values {
+        match v {
+            Some(v) => {
+                buf.put_i32(v.len() as i32);
+                buf.extend_from_slice(v.as_bytes());
+            }
+            None => buf.put_i32(-1),
+        }
+    }
+    finish(buf, at);
+}
+
+/// Appends a CommandComplete with `tag`.
+pub fn put_command_complete(buf: &mut BytesMut, tag: &str) {
+    let at = begin(buf, b'C');
+    put_cstr(buf, tag.as_bytes());
+    finish(buf, at);
+}
+
+/// Appends a NOTICE-level NoticeResponse.
+pub fn put_notice(buf: &mut BytesMut, message: &str) {
+    put_report(
+        buf,
+        b'N',
+        &Report {
+            severity: "NOTICE",
+            code: "00000",
+            message,
+            detail: None,
+            hint: None,
+        },
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,6 +6,7 @@ pub mod cancel;
 pub mod executor;
 pub mod frame;
 pub mod gate;
+pub mod holding;
 pub mod relay;
 pub mod scram;
 pub mod server;

@@ -64,8 +64,17 @@ impl PgServer {
             process_key: rand::random(),
             cancels: Arc::new(CancelRegistry::default()),
             endpoints,
+            workflow: None,
         });
         Ok(Self { ctx, listener })
+    }
+
+    /// Turns held statements into change requests through `workflow`.
+    pub fn with_workflow(mut self, workflow: Arc<airlock_core::workflow::Workflow>) -> Self {
+        if let Some(ctx) = Arc::get_mut(&mut self.ctx) {
+            ctx.workflow = Some(workflow);
+        }
+        self
     }
 
     /// The bound address.

@@ -5,6 +5,7 @@
 use crate::cancel::{CancelRegistry, Registration};
 use crate::frame::{self, put_auth, put_auth_sasl, put_error, Report, StartupPacket};
 use crate::gate::{Gate, Judgement};
+use crate::holding::ProtectedHooks;
 use crate::relay::{self, BoxFuture, Guard, Reply, ReplyKind, SessionHooks};
 use crate::scram::{ScramError, ScramExchange};
 use crate::stream::MaybeTlsStream;
@@ -37,6 +38,8 @@ pub struct SessionContext {
     pub cancels: Arc<CancelRegistry>,
     /// Upstream endpoints by target name.
     pub endpoints: HashMap<String, Endpoint>,
+    /// The change-request workflow; without it held statements are refused outright.
+    pub workflow: Option<Arc<airlock_core::workflow::Workflow>>,
 }
 
 /// Why a connection ended before or during its session.
@@ -79,29 +82,65 @@ pub async fn handle(
         upstream,
         target,
         user,
+        application_name,
         _registration,
     } = ready;
     info!(user = %user.name, target = %target.name, %peer, protected = target.protected, "session started");
     let result = if target.protected {
-        let guard = Guard {
-            gate: Gate::new(ctx.classifier.clone()),
-            hooks: PolicyReplies {
-                policy: ctx.policy.clone(),
-                user: user.name.clone(),
-                target: target.name.clone(),
-                environment: target.environment.clone(),
-            },
-            max_batch_bytes: ctx.config.server.max_batch_bytes,
-            nonce: format!("airlock_held_{:016x}", rand::random::<u64>()),
+        let fallback = PolicyReplies {
+            policy: ctx.policy.clone(),
+            user: user.name.clone(),
+            target: target.name.clone(),
+            environment: target.environment.clone(),
         };
-        relay::relay_guarded(
-            client,
-            client_buf,
-            upstream.stream,
-            upstream.leftover,
-            guard,
-        )
-        .await
+        let gate = Gate::new(ctx.classifier.clone());
+        let max_batch_bytes = ctx.config.server.max_batch_bytes;
+        let nonce = format!("airlock_held_{:016x}", rand::random::<u64>());
+        match (&ctx.workflow, ctx.endpoints.get(&target.name)) {
+            (Some(workflow), Some(endpoint)) => {
+                let hooks = ProtectedHooks {
+                    workflow: workflow.clone(),
+                    config: ctx.config.clone(),
+                    user: user.clone(),
+                    target: target.clone(),
+                    client_addr: peer.to_string(),
+                    application_name: application_name.clone(),
+                    endpoint: endpoint.clone(),
+                    settings: Default::default(),
+                    refuse: Box::new(move |j| fallback.refusal(j)),
+                };
+                let guard = Guard {
+                    gate,
+                    hooks,
+                    max_batch_bytes,
+                    nonce,
+                };
+                relay::relay_guarded(
+                    client,
+                    client_buf,
+                    upstream.stream,
+                    upstream.leftover,
+                    guard,
+                )
+                .await
+            }
+            _ => {
+                let guard = Guard {
+                    gate,
+                    hooks: fallback,
+                    max_batch_bytes,
+                    nonce,
+                };
+                relay::relay_guarded(
+                    client,
+                    client_buf,
+                    upstream.stream,
+                    upstream.leftover,
+                    guard,
+                )
+                .await
+            }
+        }
     } else {
         let mut up = upstream.stream;
         relay::relay_plain(&mut client, &client_buf, &mut up, &upstream.leftover).await
@@ -117,6 +156,7 @@ struct Ready {
     upstream: upstream::UpstreamSession,
     target: Target,
     user: User,
+    application_name: String,
     _registration: Registration,
 }
 
@@ -423,12 +463,14 @@ async fn startup(
     frame::put_backend_key(&mut out, session.pid, registration.key);
     out.extend_from_slice(&session.ready);
     stream.write_all(&out).await?;
+    let application_name = param("application_name").unwrap_or("").to_string();
     Ok(Some(Ready {
         client: stream,
         client_buf: buf,
         upstream: session,
         target,
         user,
+        application_name,
         _registration: registration,
     }))
 }

@@ -69,7 +69,7 @@ fn is_trivia(t: &Token) -> bool {
 
 /// Split tokens into statements at top-level semicolons. `None` if a
 /// semicolon appears inside brackets (then the split cannot be trusted).
-fn split_statements(tokens: Vec<TokenWithSpan>) -> Option<Vec<Vec<TokenWithSpan>>> {
+pub(crate) fn split_statements(tokens: Vec<TokenWithSpan>) -> Option<Vec<Vec<TokenWithSpan>>> {
     let mut out = Vec::new();
     let mut cur = Vec::new();
     let mut depth: i64 = 0;
@@ -123,7 +123,7 @@ fn leading_words(tokens: &[TokenWithSpan]) -> (String, String) {
 
 /// The first two words of a text that could not be tokenized, after any
 /// leading comments.
-fn leading_words_of(sql: &str) -> (String, String) {
+pub(crate) fn leading_words_of(sql: &str) -> (String, String) {
     crate::keywords::first_two_words(skip_leading_comments(sql))
 }
 

@@ -14,17 +14,28 @@
 mod cache;
 mod class;
 mod classify;
+mod directives;
 mod fallback;
+mod fingerprint;
 mod functions;
 mod functions_pg15;
 mod ident;
 mod keywords;
 mod parse;
+mod redact;
+mod risk;
 mod settings;
+mod span;
+mod summary;
 mod walk;
 
 pub use cache::Classifier;
 pub use class::{Classification, StatementClass};
 pub use classify::classify;
+pub use directives::{leading_directives, proxy_command, DirectiveKey, Directives, ProxyCommand};
+pub use fingerprint::{fingerprint, Fingerprint};
 pub use functions::is_allowed_builtin;
+pub use redact::{redact, REDACTED};
+pub use risk::{assess_risk, needs_own_transaction, Risk, RiskLevel, NO_TRANSACTION_REASON};
 pub use settings::is_read_only_setting_change;
+pub use summary::summarize;

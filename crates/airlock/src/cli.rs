@@ -1,6 +1,8 @@
 //! Command-line interface.
 
-use crate::{config_file, serve};
+use crate::audit_cmd::{self, AuditAction};
+use crate::requests_cmd::{self, ApiArgs, RequestsAction};
+use crate::{api, config_file, serve};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::io::Read;
@@ -30,6 +32,25 @@ enum Command {
     },
     /// Read a password on stdin and print its verifiers (SCRAM-SHA-256 for Postgres).
     Passwd,
+    /// Generate an HTTP API token: prints the token (give it to the user) and
+    /// its SHA-256 (put it in the user's `api_token_sha256`).
+    Token {
+        /// Print both as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Review change requests through the HTTP API.
+    Requests {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(subcommand)]
+        action: RequestsAction,
+    },
+    /// Verify, show or export the audit trail (reads the state store directly).
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
+    },
 }
 
 /// Runs a parsed command line.
@@ -38,6 +59,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve { config } => serve::serve(&config).map(|_| ExitCode::SUCCESS),
         Command::CheckConfig { file } => Ok(check_config(&file)),
         Command::Passwd => passwd(),
+        Command::Token { json } => Ok(token(json)),
+        Command::Requests { api, action } => requests_cmd::run(api, action),
+        Command::Audit { action } => audit_cmd::run(action),
     }
 }
 
@@ -74,4 +98,20 @@ fn passwd() -> anyhow::Result<ExitCode> {
     }
     println!("{}", airlock_pg::make_verifier(password));
     Ok(ExitCode::SUCCESS)
+}
+
+fn token(json: bool) -> ExitCode {
+    let bytes: [u8; 32] = rand::random();
+    let token = format!("alk_{}", hex::encode(bytes));
+    let hash = api::token_hash(&token);
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "token": token, "api_token_sha256": hash })
+        );
+    } else {
+        println!("token: {token}");
+        println!("api_token_sha256 = \"{hash}\"");
+    }
+    ExitCode::SUCCESS
 }

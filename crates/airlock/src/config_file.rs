@@ -58,3 +58,43 @@ pub fn load(path: &Path) -> Result<Config, Vec<ConfigProblem>> {
         Err(problems)
     }
 }
+
+/// Stands in for target secrets that are not set where an offline command
+/// (audit verify/head/export) runs: it only needs `[store]`.
+struct LenientSecrets;
+
+impl SecretReader for LenientSecrets {
+    fn env(&self, name: &str) -> Option<String> {
+        Some(std::env::var(name).unwrap_or_default())
+    }
+    fn file(&self, path: &Path) -> std::io::Result<String> {
+        Ok(std::fs::read_to_string(path).unwrap_or_default())
+    }
+}
+
+/// Loads a config for a command that only opens the state store: unset
+/// upstream credentials (targets' `password_env` / `password_file`) are not
+/// needed there and are ignored; every other problem is reported.
+pub fn load_for_store(path: &Path) -> Result<Config, Vec<ConfigProblem>> {
+    match load(path) {
+        Ok(c) => Ok(c),
+        Err(problems)
+            if problems
+                .iter()
+                .all(|p| p.path.starts_with("targets[") && p.path.contains("credentials")) =>
+        {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                vec![ConfigProblem {
+                    path: "(file)".into(),
+                    message: format!("cannot read {}: {e}", path.display()),
+                }]
+            })?;
+            let base = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            Config::load(&text, base, &LenientSecrets).map_err(|e| e.problems())
+        }
+        Err(problems) => Err(problems),
+    }
+}

@@ -1,9 +1,13 @@
 //! `airlock`: the binary. Parses the command line and wires the crates together.
 
+mod api;
+mod audit_cmd;
 mod cli;
+mod client;
 mod config_file;
 mod http;
 mod logging;
+mod requests_cmd;
 mod serve;
 
 use clap::Parser;

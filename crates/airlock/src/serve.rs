@@ -1,15 +1,21 @@
-//! `airlock serve`: loads the config, starts the listeners, handles signals.
+//! `airlock serve`: loads the config, opens the state store, starts the
+//! listeners and the background jobs (expiry, audit head log), handles signals.
 
-use crate::{config_file, http, logging};
-use airlock_core::RefuseUnreviewed;
+use crate::{api, config_file, http, logging};
+use airlock_core::{PolicySource, RefuseUnreviewed, Store, SystemClock, Workflow};
 use airlock_pg::PgServer;
 use airlock_sql::Classifier;
+use airlock_store::SqlStore;
 use anyhow::Context;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{info, warn};
+
+/// How often overdue requests are expired.
+const EXPIRY_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Runs the proxy until SIGTERM or SIGINT.
 pub fn serve(path: &Path) -> anyhow::Result<()> {
@@ -30,8 +36,22 @@ pub fn serve(path: &Path) -> anyhow::Result<()> {
 }
 
 async fn run(config: Arc<airlock_core::Config>) -> anyhow::Result<()> {
+    let store = SqlStore::from_config(&config.store)
+        .await
+        .with_context(|| {
+            format!(
+                "opening the state store {}",
+                airlock_core::config::redact_url(config.store.url())
+            )
+        })?;
+    let store_dyn: Arc<dyn Store> = Arc::new(store.clone());
+    let policies: Arc<dyn PolicySource> = config.clone();
+    let workflow = Workflow::new(store_dyn, policies, Arc::new(SystemClock));
+
     let classifier = Arc::new(Classifier::new(config.server.classifier_cache_entries));
-    let pg = PgServer::bind(config.clone(), classifier, Arc::new(RefuseUnreviewed)).await?;
+    let pg = PgServer::bind(config.clone(), classifier, Arc::new(RefuseUnreviewed))
+        .await?
+        .with_workflow(Arc::new(workflow.clone()));
     let http_listener = tokio::net::TcpListener::bind(&config.server.http_listen)
         .await
         .with_context(|| format!("listen on {}", config.server.http_listen))?;
@@ -42,8 +62,15 @@ async fn run(config: Arc<airlock_core::Config>) -> anyhow::Result<()> {
         "airlock ready"
     );
     let shutdown = CancellationToken::new();
-    let http_task = tokio::spawn(http::serve(http_listener, shutdown.clone()));
+    let api = api::router(api::ApiState::new(workflow.clone(), &config));
+    let http_task = tokio::spawn(http::serve(http_listener, api, shutdown.clone()));
     let pg_task = tokio::spawn(pg.run(shutdown.clone(), config.server.shutdown_grace));
+    let expiry_task = tokio::spawn(expire_loop(workflow.clone(), shutdown.clone()));
+    let head_task = tokio::spawn(head_log_loop(
+        workflow.clone(),
+        config.audit.head_log_interval,
+        shutdown.clone(),
+    ));
 
     let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
@@ -54,6 +81,56 @@ async fn run(config: Arc<airlock_core::Config>) -> anyhow::Result<()> {
     shutdown.cancel();
     pg_task.await.context("postgres listener task")?;
     http_task.await.context("http task")??;
+    expiry_task.await.context("expiry task")?;
+    head_task.await.context("audit head task")?;
+    log_audit_head(&workflow).await;
+    store.close().await;
     info!("stopped");
     Ok(())
+}
+
+/// Expires overdue requests every few seconds (any replica may; the store's
+/// compare-and-set keeps it to one winner per request).
+async fn expire_loop(workflow: Workflow, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(EXPIRY_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match workflow.expire_due().await {
+            Ok(ids) if !ids.is_empty() => {
+                let ids: Vec<String> = ids.iter().map(|id| format!("#{id}")).collect();
+                info!(requests = %ids.join(", "), "expired overdue requests");
+            }
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "expiring overdue requests failed"),
+        }
+    }
+}
+
+/// Logs the audit head at startup and then every `every`.
+async fn head_log_loop(workflow: Workflow, every: Duration, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => log_audit_head(&workflow).await,
+        }
+    }
+}
+
+async fn log_audit_head(workflow: &Workflow) {
+    match workflow.store().audit_head().await {
+        Ok(head) => info!(
+            seq = head.seq,
+            hash = %head.hash,
+            "audit head seq={} hash={}",
+            head.seq,
+            head.hash
+        ),
+        Err(e) => warn!(error = %e, "reading the audit head failed"),
+    }
 }

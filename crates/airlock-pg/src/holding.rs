@@ -1,0 +1,589 @@
+//! Holding in the session (SPEC §4) on protected targets: a held statement
+//! becomes a change request through the workflow service; `SET airlock.*`,
+//! `SHOW airlock.*`, `CALL airlock.run/rollback/cancel(N)` are answered by
+//! the proxy and never reach the upstream; re-sending an approved statement
+//! runs the text and parameters stored in its request, once, on its own
+//! connection, and the client gets the real result.
+
+use crate::executor::{self, ExecPlan};
+use crate::frame::{
+    put_command_complete, put_data_row, put_error, put_notice, put_row_description, Report,
+};
+use crate::gate::Judgement;
+use crate::relay::{BoxFuture, Reply, ReplyKind, SessionHooks};
+use crate::upstream::Endpoint;
+use airlock_core::request::{
+    ChangeRequest, Engine, RequestDetails, RequestFilter, RequestId, RequestStatus, RiskLevel,
+};
+use airlock_core::workflow::{Held, RunResult, Workflow, WorkflowError};
+use airlock_core::{Actor, Config, Target, User};
+use airlock_sql::{DirectiveKey, Directives, ProxyCommand};
+use bytes::{Bytes, BytesMut};
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::{info, warn};
+
+/// SQLSTATE: held for approval (a request exists).
+pub const HELD: &str = "AL001";
+/// SQLSTATE: the request could not be made as asked (missing reason, bad setting).
+pub const NEEDS_INPUT: &str = "AL002";
+/// SQLSTATE: an action on a request was refused by the rules.
+pub const REFUSED: &str = "AL003";
+/// SQLSTATE: airlock itself failed; nothing was run.
+pub const INTERNAL: &str = "AL000";
+
+/// Everything the hooks of one protected session need.
+pub struct ProtectedHooks {
+    /// The workflow service.
+    pub workflow: Arc<Workflow>,
+    /// The configuration (policies, credentials).
+    pub config: Arc<Config>,
+    /// The airlock user of the session.
+    pub user: User,
+    /// The target.
+    pub target: Target,
+    /// Client address.
+    pub client_addr: String,
+    /// Client application name.
+    pub application_name: String,
+    /// Where the target's upstream is.
+    pub endpoint: Endpoint,
+    /// `SET airlock.*` values of this session.
+    pub settings: Directives,
+    /// Refusals for messages that carry no SQL (FunctionCall, unknown Bind...).
+    pub refuse: Box<dyn Fn(&Judgement) -> Bytes + Send + Sync>,
+}
+
+fn error_frames(code: &str, message: &str, detail: Option<&str>, hint: Option<&str>) -> Bytes {
+    let mut out = BytesMut::new();
+    put_error(
+        &mut out,
+        &Report {
+            severity: "ERROR",
+            code,
+            message,
+            detail,
+            hint,
+        },
+    );
+    out.freeze()
+}
+
+fn error_reply(code: &str, message: &str, hint: Option<&str>) -> Reply {
+    Reply {
+        frames: error_frames(code, message, None, hint),
+        kind: ReplyKind::Error,
+    }
+}
+
+fn success(frames: BytesMut) -> Reply {
+    Reply {
+        frames: frames.freeze(),
+        kind: ReplyKind::Success,
+    }
+}
+
+fn risk_of(level: airlock_sql::RiskLevel) -> RiskLevel {
+    match level {
+        airlock_sql::RiskLevel::Low => RiskLevel::Low,
+        airlock_sql::RiskLevel::Medium => RiskLevel::Medium,
+        airlock_sql::RiskLevel::High => RiskLevel::High,
+        airlock_sql::RiskLevel::Critical => RiskLevel::Critical,
+    }
+}
+
+impl ProtectedHooks {
+    fn actor(&self) -> Actor {
+        Actor::new(self.user.name.clone(), self.user.groups.clone())
+    }
+
+    fn refusal_reply(&self, e: &WorkflowError) -> Reply {
+        match e {
+            WorkflowError::Refused(r) => {
+                error_reply(REFUSED, &format!("airlock: {r}; nothing was run"), None)
+            }
+            WorkflowError::NotFound(id) => {
+                error_reply(REFUSED, &format!("airlock: request {id} not found"), None)
+            }
+            other => {
+                warn!(error = %other, "workflow failed");
+                error_reply(
+                    INTERNAL,
+                    &format!("airlock: {other}; nothing was run"),
+                    None,
+                )
+            }
+        }
+    }
+
+    /// Builds the request for a held statement from what the session knows.
+    fn details(
+        &self,
+        sql: &str,
+        class: airlock_sql::StatementClass,
+        settings: &Directives,
+    ) -> RequestDetails {
+        let classification = airlock_sql::classify(sql);
+        let risk = airlock_sql::assess_risk(sql);
+        let fingerprint = airlock_sql::fingerprint(sql)
+            .map(|f| f.hash)
+            .unwrap_or_else(|| format!("unparsed:{}", sql.trim()));
+        RequestDetails {
+            requester: self.user.name.clone(),
+            team: self.user.team.clone(),
+            groups: self.user.groups.clone(),
+            application_name: self.application_name.clone(),
+            client_addr: self.client_addr.clone(),
+            target: self.target.name.clone(),
+            family: self.target.family.clone(),
+            environment: self.target.environment.clone(),
+            engine: Engine::Postgres,
+            statement: sql.to_string(),
+            params: Vec::new(),
+            fingerprint,
+            class,
+            statement_count: classification.statement_count as u32,
+            transactional: !airlock_sql::needs_own_transaction(sql),
+            tables: classification.tables.clone(),
+            summary: airlock_sql::summarize(sql),
+            ai_summary: None,
+            risk: risk_of(risk.level),
+            risk_reasons: risk.reasons,
+            row_estimate: None,
+            earlier_runs: Vec::new(),
+            reason: settings.reason.clone(),
+            description: settings.description.clone(),
+            rollback_sql: settings.rollback.clone(),
+            max_rows: settings
+                .max_rows
+                .as_deref()
+                .and_then(|v| v.trim().parse().ok()),
+            approvals_required: 0,
+            approver_groups: Vec::new(),
+            run_window: Duration::ZERO,
+            created_at: airlock_core::time::Timestamp(0),
+            expires_at: airlock_core::time::Timestamp(0),
+        }
+    }
+
+    fn held_notices(&self, r: &ChangeRequest) -> BytesMut {
+        let d = &r.details;
+        let mut out = BytesMut::new();
+        put_notice(
+            &mut out,
+            &format!(
+                "airlock: request #{} on {} ({}) needs {} approval(s) from {}",
+                r.id.0,
+                d.target,
+                d.environment,
+                d.approvals_required,
+                if d.approver_groups.is_empty() {
+                    "the target's groups".to_string()
+                } else {
+                    d.approver_groups.join(", ")
+                }
+            ),
+        );
+        put_notice(&mut out, &format!("airlock: summary: {}", d.summary));
+        put_notice(
+            &mut out,
+            &format!(
+                "airlock: risk {}{}",
+                format!("{:?}", d.risk).to_lowercase(),
+                if d.risk_reasons.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", d.risk_reasons.join("; "))
+                }
+            ),
+        );
+        if d.earlier_runs.is_empty() {
+            put_notice(
+                &mut out,
+                "airlock: no earlier run of this statement in a lower environment",
+            );
+        }
+        for run in &d.earlier_runs {
+            put_notice(
+                &mut out,
+                &format!(
+                    "airlock: earlier run on {} ({}) by {} at {}: {} row(s), {} ms, {}",
+                    run.target,
+                    run.environment,
+                    run.who,
+                    run.when.to_rfc3339(),
+                    run.rows.map_or("?".to_string(), |n| n.to_string()),
+                    run.duration_ms,
+                    if run.success { "succeeded" } else { "failed" }
+                ),
+            );
+        }
+        put_notice(
+            &mut out,
+            &format!(
+                "airlock: once approved, send the same statement again or CALL airlock.run({}); it runs on its own connection and commits independently of your transaction. To submit a script as one request, send it as one query (psql -c) or use airlock submit",
+                r.id.0
+            ),
+        );
+        out
+    }
+
+    /// Holds a statement: a new request, a still-pending one, or the run of an approved one.
+    async fn hold(&mut self, raw_sql: &str, class: airlock_sql::StatementClass) -> Reply {
+        let (directives, sql) = airlock_sql::leading_directives(raw_sql);
+        let mut settings = self.settings.clone();
+        for key in DirectiveKey::ALL {
+            if let Some(v) = directives.get(key) {
+                settings.set(key, v.to_string());
+            }
+        }
+        let details = self.details(sql.trim(), class, &settings);
+        match self.workflow.hold(details).await {
+            Ok(Held::Created(r)) => {
+                info!(request = r.id.0, user = %self.user.name, target = %self.target.name, "change request created");
+                let mut out = self.held_notices(&r);
+                put_error(
+                    &mut out,
+                    &Report {
+                        severity: "ERROR",
+                        code: HELD,
+                        message: &format!(
+                            "airlock: held for approval as request #{} on protected target \"{}\"; nothing was run",
+                            r.id.0, self.target.name
+                        ),
+                        detail: Some(&r.details.summary),
+                        hint: Some("Re-send the same statement after approval, or CALL airlock.run(N)."),
+                    },
+                );
+                Reply {
+                    frames: out.freeze(),
+                    kind: ReplyKind::Error,
+                }
+            }
+            Ok(Held::StillPending(r)) => error_reply(
+                HELD,
+                &format!(
+                    "airlock: request #{} for this statement is still pending approval; nothing was run and no new request was made",
+                    r.id.0
+                ),
+                None,
+            ),
+            Ok(Held::Approved(r)) => self.run(r.id).await,
+            Err(WorkflowError::Refused(airlock_core::Refusal::ReasonRequired { target })) => error_reply(
+                NEEDS_INPUT,
+                &format!("airlock: target \"{target}\" requires a reason for changes; nothing was run"),
+                Some("SET airlock.reason = 'why this change is needed'; then send the statement again."),
+            ),
+            Err(e) => self.refusal_reply(&e),
+        }
+    }
+
+    fn plan(
+        &self,
+        sql: &str,
+        r: &ChangeRequest,
+        transactional: bool,
+        max_rows: Option<i64>,
+    ) -> ExecPlan {
+        let policy = self.config.approval_policy(&self.target, r.details.class);
+        ExecPlan {
+            database: self.target.upstream.database.clone(),
+            sql: sql.to_string(),
+            params: r.details.params.clone(),
+            statement_timeout: policy.statement_timeout,
+            lock_timeout: policy.lock_timeout,
+            max_rows: max_rows.or(policy.max_rows),
+            in_transaction: transactional,
+            application_name: format!("airlock:run#{}:{}", r.id.0, self.user.name),
+        }
+    }
+
+    /// Runs an approved request once and answers with its real result.
+    async fn run(&mut self, id: RequestId) -> Reply {
+        let actor = self.actor();
+        let r = match self.workflow.start_run(id, &actor).await {
+            Ok(r) => r,
+            Err(e) => return self.refusal_reply(&e),
+        };
+        let Some(creds) = self.target.write_credentials.clone() else {
+            let result = RunResult {
+                error: Some("target has no write_credentials".into()),
+                ..RunResult::default()
+            };
+            let _ = self.workflow.finish_run(id, &result).await;
+            return error_reply(
+                INTERNAL,
+                "airlock: the target has no write credentials; nothing was run",
+                None,
+            );
+        };
+        let plan = self.plan(
+            &r.details.statement,
+            &r,
+            r.details.transactional,
+            r.details.max_rows,
+        );
+        let wf = self.workflow.clone();
+        let outcome = executor::execute(&self.endpoint, &creds, &plan, |xid| async move {
+            wf.record_xid(id, RequestStatus::Running, &xid)
+                .await
+                .map_err(|e| e.to_string())
+        })
+        .await;
+        let (result, frames) = match outcome {
+            Ok(o) => (
+                RunResult {
+                    rows_affected: o.rows_affected,
+                    command_tag: o.command_tag.clone(),
+                    duration_ms: o.duration.as_millis() as i64,
+                    error: o.error.clone(),
+                },
+                Some(o),
+            ),
+            Err(e) => (
+                RunResult {
+                    error: Some(e.to_string()),
+                    ..RunResult::default()
+                },
+                None,
+            ),
+        };
+        if let Err(e) = self.workflow.finish_run(id, &result).await {
+            warn!(request = id.0, error = %e, "recording the run failed");
+        }
+        info!(request = id.0, rows = ?result.rows_affected, error = ?result.error, "change request run");
+        self.result_reply(id, "ran", result, frames)
+    }
+
+    fn result_reply(
+        &self,
+        id: RequestId,
+        verb: &str,
+        result: RunResult,
+        outcome: Option<executor::ExecOutcome>,
+    ) -> Reply {
+        let mut out = BytesMut::new();
+        match (&result.error, outcome) {
+            (None, Some(o)) => {
+                put_notice(
+                    &mut out,
+                    &format!(
+                        "airlock: {verb} request #{} on its own connection; it committed independently of your transaction",
+                        id.0
+                    ),
+                );
+                for f in &o.frames {
+                    out.extend_from_slice(f);
+                }
+                success(out)
+            }
+            (Some(e), Some(o)) if o.frames.iter().any(|f| f.first() == Some(&b'E')) => {
+                let _ = e;
+                for f in o.frames.iter().filter(|f| f.first() != Some(&b'E')) {
+                    out.extend_from_slice(f);
+                }
+                if let Some(err) = o.frames.iter().find(|f| f.first() == Some(&b'E')) {
+                    out.extend_from_slice(err);
+                }
+                Reply {
+                    frames: out.freeze(),
+                    kind: ReplyKind::Error,
+                }
+            }
+            (Some(e), _) => error_reply(
+                REFUSED,
+                &format!("airlock: request #{} failed: {e}", id.0),
+                None,
+            ),
+            (None, None) => error_reply(INTERNAL, "airlock: no result", None),
+        }
+    }
+
+    async fn rollback(&mut self, id: RequestId) -> Reply {
+        let actor = self.actor();
+        let r = match self.workflow.start_rollback(id, &actor).await {
+            Ok(r) => r,
+            Err(e) => return self.refusal_reply(&e),
+        };
+        let (Some(creds), Some(sql)) = (
+            self.target.write_credentials.clone(),
+            r.details.rollback_sql.clone(),
+        ) else {
+            let result = RunResult {
+                error: Some("no rollback statement or no write credentials".into()),
+                ..RunResult::default()
+            };
+            let _ = self.workflow.finish_rollback(id, &result).await;
+            return error_reply(REFUSED, "airlock: request has no rollback statement", None);
+        };
+        let transactional = !airlock_sql::needs_own_transaction(&sql);
+        let plan = self.plan(&sql, &r, transactional, None);
+        let wf = self.workflow.clone();
+        let outcome = executor::execute(&self.endpoint, &creds, &plan, |xid| async move {
+            wf.record_xid(id, RequestStatus::RollingBack, &xid)
+                .await
+                .map_err(|e| e.to_string())
+        })
+        .await;
+        let (result, frames) = match outcome {
+            Ok(o) => (
+                RunResult {
+                    rows_affected: o.rows_affected,
+                    command_tag: o.command_tag.clone(),
+                    duration_ms: o.duration.as_millis() as i64,
+                    error: o.error.clone(),
+                },
+                Some(o),
+            ),
+            Err(e) => (
+                RunResult {
+                    error: Some(e.to_string()),
+                    ..RunResult::default()
+                },
+                None,
+            ),
+        };
+        if let Err(e) = self.workflow.finish_rollback(id, &result).await {
+            warn!(request = id.0, error = %e, "recording the rollback failed");
+        }
+        self.result_reply(id, "rolled back", result, frames)
+    }
+
+    async fn show_requests(&self) -> Reply {
+        let filter = RequestFilter {
+            requester: Some(self.user.name.clone()),
+            limit: Some(100),
+            ..RequestFilter::default()
+        };
+        match self.workflow.list(&filter).await {
+            Ok(list) => {
+                let mut out = BytesMut::new();
+                put_row_description(
+                    &mut out,
+                    &["id", "status", "target", "created_at", "summary"],
+                );
+                let mut n = 0;
+                for r in list.iter().filter(|r| !r.status.is_final()) {
+                    let id = r.id.0.to_string();
+                    let created = r.details.created_at.to_rfc3339();
+                    put_data_row(
+                        &mut out,
+                        &[
+                            Some(&id),
+                            Some(r.status.as_str()),
+                            Some(&r.details.target),
+                            Some(&created),
+                            Some(&r.details.summary),
+                        ],
+                    );
+                    n += 1;
+                }
+                put_command_complete(&mut out, &format!("SELECT {n}"));
+                success(out)
+            }
+            Err(e) => self.refusal_reply(&e),
+        }
+    }
+
+    async fn command(&mut self, cmd: ProxyCommand) -> Reply {
+        match cmd {
+            ProxyCommand::Set { key, value } => {
+                if key == DirectiveKey::MaxRows && value.trim().parse::<i64>().is_err() {
+                    return error_reply(NEEDS_INPUT, &format!("airlock: max_rows must be a number, not {value:?}"), None);
+                }
+                self.settings.set(key, value);
+                let mut out = BytesMut::new();
+                put_command_complete(&mut out, "SET");
+                success(out)
+            }
+            ProxyCommand::Reset(key) => {
+                let mut cleared = Directives::default();
+                for k in DirectiveKey::ALL.into_iter().filter(|k| *k != key) {
+                    if let Some(v) = self.settings.get(k) {
+                        cleared.set(k, v.to_string());
+                    }
+                }
+                self.settings = cleared;
+                let mut out = BytesMut::new();
+                put_command_complete(&mut out, "RESET");
+                success(out)
+            }
+            ProxyCommand::Show(key) => {
+                let mut out = BytesMut::new();
+                let name = format!("airlock.{}", key.as_str());
+                put_row_description(&mut out, &[&name]);
+                put_data_row(&mut out, &[Some(self.settings.get(key).unwrap_or(""))]);
+                put_command_complete(&mut out, "SHOW");
+                success(out)
+            }
+            ProxyCommand::ShowRequests => self.show_requests().await,
+            ProxyCommand::Run(n) => self.run(RequestId(n as i64)).await,
+            ProxyCommand::Rollback(n) => self.rollback(RequestId(n as i64)).await,
+            ProxyCommand::Cancel(n) => {
+                let actor = self.actor();
+                match self.workflow.cancel(RequestId(n as i64), &actor, None).await {
+                    Ok(r) => {
+                        let mut out = BytesMut::new();
+                        put_notice(&mut out, &format!("airlock: request #{} cancelled", r.id.0));
+                        put_command_complete(&mut out, "CALL");
+                        success(out)
+                    }
+                    Err(e) => self.refusal_reply(&e),
+                }
+            }
+            ProxyCommand::Unknown { name } => error_reply(
+                NEEDS_INPUT,
+                &format!("airlock: unknown airlock setting or procedure {name:?}"),
+                Some("Settings: airlock.reason, airlock.description, airlock.rollback, airlock.wait, airlock.max_rows; procedures: airlock.run(N), airlock.rollback(N), airlock.cancel(N)."),
+            ),
+        }
+    }
+}
+
+impl SessionHooks for ProtectedHooks {
+    fn intercept<'a>(&'a mut self, sql: &'a str) -> BoxFuture<'a, Option<Reply>> {
+        Box::pin(async move {
+            let cmd = airlock_sql::proxy_command(sql)?;
+            Some(self.command(cmd).await)
+        })
+    }
+
+    fn held<'a>(&'a mut self, judgement: &'a Judgement) -> BoxFuture<'a, Reply> {
+        Box::pin(async move {
+            match judgement {
+                Judgement::Hold { sql, class, .. } if !sql.trim().is_empty() => {
+                    self.hold(sql, *class).await
+                }
+                other => Reply {
+                    frames: (self.refuse)(other),
+                    kind: ReplyKind::Error,
+                },
+            }
+        })
+    }
+}
+
+/// Frames of a refusal that creates no request.
+pub fn plain_refusal(message: &str, detail: Option<&str>) -> Bytes {
+    error_frames(HELD, message, detail, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn risk_levels_map_one_to_one() {
+        assert_eq!(
+            risk_of(airlock_sql::RiskLevel::Critical),
+            RiskLevel::Critical
+        );
+        assert_eq!(risk_of(airlock_sql::RiskLevel::Low), RiskLevel::Low);
+    }
+
+    #[test]
+    fn refusal_frames_carry_the_held_sqlstate() {
+        let f = plain_refusal("held", Some("why"));
+        assert_eq!(crate::frame::error_field(&f, b'C'), Some(&b"AL001"[..]));
+    }
+}

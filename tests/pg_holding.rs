@@ -1,0 +1,165 @@
+//! Holding in the session (SPEC §4) through psql on a protected target: a
+//! held UPDATE becomes a change request and changes nothing; a re-send while
+//! pending makes no duplicate; another user approves with the CLI; a re-send
+//! with other literals is a new request; the approved statement re-sent runs
+//! once and returns its real result; a further re-send is held again.
+
+mod common;
+
+use common::*;
+use std::process::Command;
+use std::time::Duration;
+
+const BOB_TOKEN: &str = "bob-api-token-for-tests-7f3a";
+
+fn seed(db: &str) {
+    fresh_db(db);
+    Conn::direct(db)
+        .psql(&[
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 3) g",
+        ])
+        .assert_success("seeding");
+}
+
+fn values(db: &str) -> String {
+    admin_query(
+        db,
+        "SELECT string_agg(id || '=' || v, ',' ORDER BY id) FROM t",
+    )
+}
+
+fn cli(proxy: &Proxy, args: &[&str]) -> Out {
+    let mut cmd = Command::new(airlock_bin());
+    cmd.arg("requests")
+        .args(args)
+        .env(
+            "AIRLOCK_URL",
+            format!("http://127.0.0.1:{}", proxy.http_port),
+        )
+        .env("AIRLOCK_TOKEN", BOB_TOKEN);
+    run_with_timeout(cmd, None, Duration::from_secs(30))
+}
+
+#[test]
+fn held_update_is_approved_by_another_user_and_runs_once_on_resend() {
+    let db = "airlock_t_hold_flow";
+    seed(db);
+    let proxy = Proxy::start(ProxyConfig::for_db(db).with_api_token("bob", BOB_TOKEN));
+    let alice = proxy.conn("alice", &format!("{db}-prod"));
+    let update = "UPDATE t SET v = 'x' WHERE id = 1";
+    let send = |sql: &str| {
+        alice.psql(&[
+            "-X",
+            "-v",
+            "VERBOSITY=verbose",
+            "-c",
+            "SET airlock.reason = 'fix the v of row 1'",
+            "-c",
+            sql,
+        ])
+    };
+
+    // 1. Held: a request, NOTICEs with the context, AL001, nothing changed.
+    let out = send(update);
+    let err = out.stderr();
+    assert!(err.contains("ERROR:  AL001"), "{}", out.describe());
+    assert!(err.contains("request #1"), "{}", out.describe());
+    assert!(
+        err.contains("NOTICE:") && err.contains("summary"),
+        "{}",
+        out.describe()
+    );
+    assert_eq!(values(db), "1=v1,2=v2,3=v3");
+
+    // 2. The same statement again while pending: said so, no duplicate.
+    let out = send(update);
+    assert!(out.stderr().contains("still pending"), "{}", out.describe());
+    let listed = alice.psql(&["-At", "-c", "SHOW airlock.requests"]);
+    assert_eq!(listed.stdout().lines().count(), 1, "{}", listed.describe());
+    assert!(
+        listed.stdout().starts_with("1|pending|"),
+        "{}",
+        listed.describe()
+    );
+
+    // 3. Bob approves with the CLI.
+    let approved = cli(&proxy, &["approve", "1"]);
+    assert!(approved.success(), "{}", approved.describe());
+
+    // 4. Other literals: a new request, which does not use the approval.
+    let out = send("UPDATE t SET v = 'x' WHERE id = 2");
+    assert!(out.stderr().contains("request #2"), "{}", out.describe());
+    assert_eq!(values(db), "1=v1,2=v2,3=v3");
+
+    // 5. The approved statement re-sent: runs once, real result.
+    let out = send(update);
+    assert!(out.success(), "{}", out.describe());
+    assert!(out.stdout().contains("UPDATE 1"), "{}", out.describe());
+    assert!(
+        out.stderr().contains("committed independently"),
+        "{}",
+        out.describe()
+    );
+    assert_eq!(values(db), "1=x,2=v2,3=v3");
+
+    // 6. Once more: held again as a new request.
+    let out = send(update);
+    assert!(
+        out.stderr().contains("AL001") && out.stderr().contains("request #3"),
+        "{}",
+        out.describe()
+    );
+
+    // The store knows: #1 executed with 1 row.
+    let shown = cli(&proxy, &["show", "1", "--json"]);
+    assert!(shown.success(), "{}", shown.describe());
+    assert!(
+        shown.stdout().contains("\"executed\""),
+        "{}",
+        shown.describe()
+    );
+}
+
+#[test]
+fn airlock_settings_never_reach_the_upstream_and_cancel_works() {
+    let db = "airlock_t_hold_settings";
+    seed(db);
+    let proxy = Proxy::start(ProxyConfig::for_db(db));
+    let alice = proxy.conn("alice", &format!("{db}-prod"));
+    let out = alice.psql(&[
+        "-qAt",
+        "-c",
+        "SET airlock.reason = 'why not'",
+        "-c",
+        "SHOW airlock.reason",
+        "-c",
+        "SET airlock.max_rows = 5",
+        "-c",
+        "SHOW airlock.max_rows",
+    ]);
+    assert!(out.success(), "{}", out.describe());
+    assert_eq!(out.stdout(), "why not\n5\n");
+    let bad = alice.psql(&["-c", "SET airlock.reasn = 'typo'"]);
+    assert!(bad.stderr().contains("airlock.reasn"), "{}", bad.describe());
+
+    // Comment form: the reason travels with the statement.
+    let out = alice.psql(&[
+        "-c",
+        "/* airlock: reason=from a comment */ DELETE FROM t WHERE id = 3",
+    ]);
+    assert!(out.stderr().contains("request #1"), "{}", out.describe());
+    let out = alice.psql(&["-c", "CALL airlock.cancel(1)"]);
+    assert!(out.success(), "{}", out.describe());
+    let listed = alice.psql(&["-At", "-c", "SHOW airlock.requests"]);
+    assert_eq!(
+        listed.stdout().trim(),
+        "",
+        "a cancelled request is not open: {}",
+        listed.describe()
+    );
+    assert_eq!(values(db), "1=v1,2=v2,3=v3");
+}
