@@ -63,10 +63,22 @@ fn held_update_is_approved_by_another_user_and_runs_once_on_resend() {
         ])
     };
 
+    // 0. The same statement, with another literal, ran on dev before (it
+    // writes the value the row already has, so the data stays as seeded).
+    let dev = proxy.conn("alice", &format!("{db}-dev"));
+    let ran = dev.psql(&["-c", "UPDATE t SET v = 'v3' WHERE id = 3"]);
+    assert!(ran.stdout().contains("UPDATE 1"), "{}", ran.describe());
+
     // 1. Held: a request, NOTICEs with the context, AL001, nothing changed.
     let out = send(update);
     let err = out.stderr();
     assert!(err.contains("ERROR:  AL001"), "{}", out.describe());
+    assert!(
+        err.contains(&format!("earlier run on {db}-dev (dev) by alice"))
+            && err.contains("1 row(s)"),
+        "the dev run must be shown: {}",
+        out.describe()
+    );
     assert!(err.contains("request #1"), "{}", out.describe());
     assert!(
         err.contains("NOTICE:") && err.contains("summary"),
@@ -152,6 +164,14 @@ fn airlock_settings_never_reach_the_upstream_and_cancel_works() {
         "/* airlock: reason=from a comment */ DELETE FROM t WHERE id = 3",
     ]);
     assert!(out.stderr().contains("request #1"), "{}", out.describe());
+    assert!(
+        out.stderr().contains("no earlier run")
+            && out
+                .stderr()
+                .contains("never ran successfully in a lower environment"),
+        "{}",
+        out.describe()
+    );
     let out = alice.psql(&["-c", "CALL airlock.cancel(1)"]);
     assert!(out.success(), "{}", out.describe());
     let listed = alice.psql(&["-At", "-c", "SHOW airlock.requests"]);

@@ -7,6 +7,7 @@ pub mod executor;
 pub mod frame;
 pub mod gate;
 pub mod holding;
+pub mod record;
 pub mod relay;
 pub mod scram;
 pub mod server;

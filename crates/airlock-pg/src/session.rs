@@ -141,6 +141,27 @@ pub async fn handle(
                 .await
             }
         }
+    } else if let (Some(workflow), Some(_)) = (&ctx.workflow, &target.family) {
+        // Lower environments record their changes for later "earlier runs".
+        let (tx, rx) = tokio::sync::mpsc::channel(256);
+        tokio::spawn(record_executions(
+            rx,
+            workflow.clone(),
+            user.name.clone(),
+            target.clone(),
+        ));
+        let recording = crate::record::Recording {
+            classifier: ctx.classifier.clone(),
+            sink: tx,
+        };
+        crate::record::relay_recorded(
+            client,
+            client_buf,
+            upstream.stream,
+            upstream.leftover,
+            recording,
+        )
+        .await
     } else {
         let mut up = upstream.stream;
         relay::relay_plain(&mut client, &client_buf, &mut up, &upstream.leftover).await
@@ -473,6 +494,37 @@ async fn startup(
         application_name,
         _registration: registration,
     }))
+}
+
+/// Writes what a recording relay observed to the store, off the session's path.
+async fn record_executions(
+    mut rx: tokio::sync::mpsc::Receiver<crate::record::Observed>,
+    workflow: Arc<airlock_core::workflow::Workflow>,
+    user: String,
+    target: Target,
+) {
+    while let Some(o) = rx.recv().await {
+        let fingerprint = airlock_sql::fingerprint(&o.sql)
+            .map(|f| f.hash)
+            .unwrap_or_else(|| format!("unparsed:{}", o.sql.trim()));
+        let execution = airlock_core::request::Execution {
+            request_id: None,
+            family: target.family.clone(),
+            target: target.name.clone(),
+            environment: target.environment.clone(),
+            fingerprint,
+            user: user.clone(),
+            class: o.class,
+            rows: o.rows,
+            duration_ms: o.duration_ms,
+            success: o.error.is_none(),
+            error: o.error,
+            at: workflow.now(),
+        };
+        if let Err(e) = workflow.record_execution(&execution).await {
+            warn!(target = %target.name, error = %e, "recording an execution failed");
+        }
+    }
 }
 
 /// Startup parameters for the upstream: the client's own (client_encoding,

@@ -1,0 +1,357 @@
+//! The relay for unprotected targets of a family: everything is forwarded
+//! as it arrives, and every statement that is not a read is recorded (who,
+//! target, fingerprint, rows, duration, success) so that a later change
+//! request on a higher environment can show its earlier runs (SPEC §5).
+//! Recording is off the hot path: executions go through a bounded channel
+//! to a background writer, and a full channel drops the record, never the
+//! client's traffic. Result rows are never decoded; only CommandComplete,
+//! ErrorResponse and ReadyForQuery are looked at.
+
+use crate::executor::tag_rows;
+use crate::frame::{self, peek_header};
+use crate::relay::RelayError;
+use airlock_sql::{Classifier, StatementClass};
+use bytes::BytesMut;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+/// A non-read statement that ran, as seen on the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observed {
+    /// Statement text.
+    pub sql: String,
+    /// Its class.
+    pub class: StatementClass,
+    /// Rows affected (sum over CommandComplete tags), when reported.
+    pub rows: Option<i64>,
+    /// Time from sending to ReadyForQuery.
+    pub duration_ms: i64,
+    /// Error text, when it failed.
+    pub error: Option<String>,
+}
+
+/// What the relay needs to classify and report.
+pub struct Recording {
+    /// The classifier (cached).
+    pub classifier: Arc<Classifier>,
+    /// Where observed executions go (bounded; full means dropped).
+    pub sink: mpsc::Sender<Observed>,
+}
+
+struct Pending {
+    group: u64,
+    sql: String,
+    class: StatementClass,
+    started: Instant,
+}
+
+#[derive(Default)]
+struct Shared {
+    pending: Mutex<VecDeque<Pending>>,
+}
+
+/// Relays an unprotected session and records its non-read statements.
+pub async fn relay_recorded<C, U>(
+    client: C,
+    client_pending: BytesMut,
+    upstream: U,
+    upstream_pending: BytesMut,
+    recording: Recording,
+) -> Result<(), RelayError>
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+    U: AsyncRead + AsyncWrite + Unpin,
+{
+    let (client_r, client_w) = tokio::io::split(client);
+    let (upstream_r, upstream_w) = tokio::io::split(upstream);
+    let shared = Arc::new(Shared::default());
+    let up = watch_client(
+        client_r,
+        client_pending,
+        upstream_w,
+        recording.classifier,
+        shared.clone(),
+    );
+    let down = watch_upstream(
+        upstream_r,
+        upstream_pending,
+        client_w,
+        recording.sink,
+        shared,
+    );
+    let result = tokio::select! {
+        r = up => r,
+        r = down => r,
+    };
+    match result {
+        Err(RelayError::Io(e))
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::BrokenPipe
+                    | std::io::ErrorKind::UnexpectedEof
+            ) =>
+        {
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+/// Frame types whose body the client side must see whole.
+fn wanted_from_client(tag: u8) -> bool {
+    matches!(tag, b'Q' | b'P' | b'B' | b'E' | b'S' | b'F')
+}
+
+/// Frame types whose body the upstream side must see whole.
+fn wanted_from_upstream(tag: u8) -> bool {
+    matches!(tag, b'C' | b'E' | b'Z')
+}
+
+/// Walks complete frames at the start of `buf[pos..]`, calling `on_frame`
+/// for wanted ones and skipping (streaming) the others. Returns the new
+/// position and the bytes of a partially received unwanted frame still to skip.
+fn walk(
+    buf: &[u8],
+    mut pos: usize,
+    skip: &mut usize,
+    wanted: fn(u8) -> bool,
+    mut on_frame: impl FnMut(u8, &[u8]) -> Result<(), RelayError>,
+) -> Result<usize, RelayError> {
+    while pos < buf.len() {
+        if *skip > 0 {
+            let n = (*skip).min(buf.len() - pos);
+            pos += n;
+            *skip -= n;
+            continue;
+        }
+        let Some(h) = peek_header(&buf[pos..])? else {
+            break;
+        };
+        let available = buf.len() - pos;
+        if wanted(h.tag) {
+            if available < h.frame_len {
+                break;
+            }
+            on_frame(h.tag, &buf[pos..pos + h.frame_len])?;
+            pos += h.frame_len;
+        } else if available >= h.frame_len {
+            pos += h.frame_len;
+        } else {
+            *skip = h.frame_len - available;
+            pos = buf.len();
+        }
+    }
+    Ok(pos)
+}
+
+async fn watch_client<R, W>(
+    mut client: R,
+    mut buf: BytesMut,
+    mut upstream: W,
+    classifier: Arc<Classifier>,
+    shared: Arc<Shared>,
+) -> Result<(), RelayError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut groups: u64 = 0;
+    let mut writes: HashMap<Vec<u8>, (String, StatementClass)> = HashMap::new();
+    let mut bound: Option<Vec<u8>> = None;
+    let mut batch: Option<(String, StatementClass)> = None;
+    let mut skip = 0usize;
+    loop {
+        let pos = walk(&buf, 0, &mut skip, wanted_from_client, |tag, f| {
+            match tag {
+                b'Q' => {
+                    let sql = String::from_utf8_lossy(frame::query_sql(f)?).into_owned();
+                    let c = classifier.classify(&sql);
+                    if !c.read_only {
+                        push(&shared, groups, sql, c.class);
+                    }
+                    groups += 1;
+                }
+                b'P' => {
+                    let (name, sql) = frame::parse_message(f)?;
+                    let sql = String::from_utf8_lossy(sql).into_owned();
+                    let c = classifier.classify(&sql);
+                    if c.read_only {
+                        writes.remove(name);
+                    } else {
+                        writes.insert(name.to_vec(), (sql, c.class));
+                    }
+                }
+                b'B' => bound = Some(frame::bind_statement(f)?.to_vec()),
+                b'E' => {
+                    if let Some(w) = bound.as_ref().and_then(|b| writes.get(b)) {
+                        batch.get_or_insert_with(|| w.clone());
+                    }
+                }
+                b'S' => {
+                    if let Some((sql, class)) = batch.take() {
+                        push(&shared, groups, sql, class);
+                    }
+                    groups += 1;
+                }
+                b'F' => groups += 1,
+                _ => {}
+            }
+            Ok(())
+        })?;
+        if pos > 0 {
+            upstream.write_all(&buf[..pos]).await?;
+            let _ = buf.split_to(pos);
+        }
+        buf.reserve(32 * 1024);
+        if client.read_buf(&mut buf).await? == 0 {
+            return Ok(());
+        }
+    }
+}
+
+fn push(shared: &Shared, group: u64, sql: String, class: StatementClass) {
+    if let Ok(mut p) = shared.pending.lock() {
+        p.push_back(Pending {
+            group,
+            sql,
+            class,
+            started: Instant::now(),
+        });
+    }
+}
+
+async fn watch_upstream<R, W>(
+    mut upstream: R,
+    mut buf: BytesMut,
+    mut client: W,
+    sink: mpsc::Sender<Observed>,
+    shared: Arc<Shared>,
+) -> Result<(), RelayError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut ready_seen: u64 = 0;
+    let mut rows: Option<i64> = None;
+    let mut error: Option<String> = None;
+    let mut skip = 0usize;
+    loop {
+        let pos = walk(&buf, 0, &mut skip, wanted_from_upstream, |tag, f| {
+            match tag {
+                b'C' => {
+                    let tag = frame::cstr(frame::body(f))
+                        .map(|(t, _)| String::from_utf8_lossy(t).into_owned())
+                        .unwrap_or_default();
+                    if !tag.starts_with("SELECT") {
+                        if let Some(n) = tag_rows(&tag) {
+                            rows = Some(rows.unwrap_or(0) + n);
+                        }
+                    }
+                }
+                b'E' if error.is_none() => {
+                    let field = |c| {
+                        frame::error_field(f, c)
+                            .map(|v| String::from_utf8_lossy(v).into_owned())
+                            .unwrap_or_default()
+                    };
+                    error = Some(format!("{}: {}", field(b'C'), field(b'M')));
+                }
+                b'Z' => {
+                    let done = shared.pending.lock().ok().and_then(|mut p| {
+                        while p.front().is_some_and(|x| x.group < ready_seen) {
+                            p.pop_front();
+                        }
+                        if p.front().is_some_and(|x| x.group == ready_seen) {
+                            p.pop_front()
+                        } else {
+                            None
+                        }
+                    });
+                    if let Some(d) = done {
+                        let observed = Observed {
+                            sql: d.sql,
+                            class: d.class,
+                            rows: rows.take(),
+                            duration_ms: d.started.elapsed().as_millis() as i64,
+                            error: error.take(),
+                        };
+                        // Full channel: the record is dropped, the session never waits.
+                        let _ = sink.try_send(observed);
+                    }
+                    rows = None;
+                    error = None;
+                    ready_seen += 1;
+                }
+                _ => {}
+            }
+            Ok(())
+        })?;
+        if pos > 0 {
+            client.write_all(&buf[..pos]).await?;
+            let _ = buf.split_to(pos);
+        }
+        buf.reserve(32 * 1024);
+        if upstream.read_buf(&mut buf).await? == 0 {
+            return Ok(());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::{put_command_complete, put_query, split_frame};
+    use tokio::io::duplex;
+
+    #[tokio::test]
+    async fn writes_are_recorded_with_rows_and_reads_are_not() {
+        let (mut client, proxy_client) = duplex(1 << 16);
+        let (proxy_upstream, mut upstream) = duplex(1 << 16);
+        let (tx, mut rx) = mpsc::channel(16);
+        let relay = tokio::spawn(relay_recorded(
+            proxy_client,
+            BytesMut::new(),
+            proxy_upstream,
+            BytesMut::new(),
+            Recording {
+                classifier: Arc::new(Classifier::new(16)),
+                sink: tx,
+            },
+        ));
+        let mut q = BytesMut::new();
+        put_query(&mut q, "SELECT 1");
+        put_query(&mut q, "UPDATE t SET a = 1 WHERE id = 7");
+        client.write_all(&q).await.expect("write");
+        let mut got = BytesMut::new();
+        while got.len() < q.len() {
+            upstream.read_buf(&mut got).await.expect("read");
+        }
+        assert_eq!(&got[..], &q[..], "forwarded unchanged");
+        let mut answer = BytesMut::new();
+        put_command_complete(&mut answer, "SELECT 1");
+        answer.extend_from_slice(b"Z\0\0\0\x05I");
+        put_command_complete(&mut answer, "UPDATE 3");
+        answer.extend_from_slice(b"Z\0\0\0\x05I");
+        upstream.write_all(&answer).await.expect("write");
+        let observed = rx.recv().await.expect("recorded");
+        assert_eq!(observed.sql, "UPDATE t SET a = 1 WHERE id = 7");
+        assert_eq!(observed.rows, Some(3));
+        assert_eq!(observed.error, None);
+        let mut seen = BytesMut::new();
+        while seen.len() < answer.len() {
+            client.read_buf(&mut seen).await.expect("read");
+        }
+        let mut n = 0;
+        while split_frame(&mut seen).expect("frames").is_some() {
+            n += 1;
+        }
+        assert_eq!(n, 4);
+        drop((client, upstream));
+        relay.await.expect("join").expect("clean end");
+        assert!(rx.try_recv().is_err(), "the SELECT is not recorded");
+    }
+}
