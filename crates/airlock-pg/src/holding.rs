@@ -5,15 +5,14 @@
 //! runs the text and parameters stored in its request, once, on its own
 //! connection, and the client gets the real result.
 
-use crate::executor::{self, ExecPlan};
+use crate::executor;
 use crate::frame::{
     put_command_complete, put_data_row, put_error, put_notice, put_row_description, Report,
 };
 use crate::gate::Judgement;
 use crate::relay::{BoxFuture, Reply, ReplyKind, SessionHooks};
-use crate::upstream::Endpoint;
 use airlock_core::request::{
-    ChangeRequest, Engine, RequestDetails, RequestFilter, RequestId, RequestStatus, RiskLevel,
+    ChangeRequest, Engine, RequestDetails, RequestFilter, RequestId, RiskLevel,
 };
 use airlock_core::workflow::{Held, RunResult, Workflow, WorkflowError};
 use airlock_core::{Actor, Config, Target, User};
@@ -46,8 +45,8 @@ pub struct ProtectedHooks {
     pub client_addr: String,
     /// Client application name.
     pub application_name: String,
-    /// Where the target's upstream is.
-    pub endpoint: Endpoint,
+    /// Runs approved requests.
+    pub runner: crate::runner::ChangeRunner,
     /// `SET airlock.*` values of this session.
     pub settings: Directives,
     /// Refusals for messages that carry no SQL (FunctionCall, unknown Bind...).
@@ -278,81 +277,12 @@ impl ProtectedHooks {
         }
     }
 
-    fn plan(
-        &self,
-        sql: &str,
-        r: &ChangeRequest,
-        transactional: bool,
-        max_rows: Option<i64>,
-    ) -> ExecPlan {
-        let policy = self.config.approval_policy(&self.target, r.details.class);
-        ExecPlan {
-            database: self.target.upstream.database.clone(),
-            sql: sql.to_string(),
-            params: r.details.params.clone(),
-            statement_timeout: policy.statement_timeout,
-            lock_timeout: policy.lock_timeout,
-            max_rows: max_rows.or(policy.max_rows),
-            in_transaction: transactional,
-            application_name: format!("airlock:run#{}:{}", r.id.0, self.user.name),
-        }
-    }
-
     /// Runs an approved request once and answers with its real result.
     async fn run(&mut self, id: RequestId) -> Reply {
-        let actor = self.actor();
-        let r = match self.workflow.start_run(id, &actor).await {
-            Ok(r) => r,
-            Err(e) => return self.refusal_reply(&e),
-        };
-        let Some(creds) = self.target.write_credentials.clone() else {
-            let result = RunResult {
-                error: Some("target has no write_credentials".into()),
-                ..RunResult::default()
-            };
-            let _ = self.workflow.finish_run(id, &result).await;
-            return error_reply(
-                INTERNAL,
-                "airlock: the target has no write credentials; nothing was run",
-                None,
-            );
-        };
-        let plan = self.plan(
-            &r.details.statement,
-            &r,
-            r.details.transactional,
-            r.details.max_rows,
-        );
-        let wf = self.workflow.clone();
-        let outcome = executor::execute(&self.endpoint, &creds, &plan, |xid| async move {
-            wf.record_xid(id, RequestStatus::Running, &xid)
-                .await
-                .map_err(|e| e.to_string())
-        })
-        .await;
-        let (result, frames) = match outcome {
-            Ok(o) => (
-                RunResult {
-                    rows_affected: o.rows_affected,
-                    command_tag: o.command_tag.clone(),
-                    duration_ms: o.duration.as_millis() as i64,
-                    error: o.error.clone(),
-                },
-                Some(o),
-            ),
-            Err(e) => (
-                RunResult {
-                    error: Some(e.to_string()),
-                    ..RunResult::default()
-                },
-                None,
-            ),
-        };
-        if let Err(e) = self.workflow.finish_run(id, &result).await {
-            warn!(request = id.0, error = %e, "recording the run failed");
+        match self.runner.run(id, &self.actor()).await {
+            Ok(ran) => self.result_reply(id, "ran", ran.result, ran.outcome),
+            Err(e) => self.refusal_reply(&e),
         }
-        info!(request = id.0, rows = ?result.rows_affected, error = ?result.error, "change request run");
-        self.result_reply(id, "ran", result, frames)
     }
 
     fn result_reply(
@@ -400,53 +330,10 @@ impl ProtectedHooks {
     }
 
     async fn rollback(&mut self, id: RequestId) -> Reply {
-        let actor = self.actor();
-        let r = match self.workflow.start_rollback(id, &actor).await {
-            Ok(r) => r,
-            Err(e) => return self.refusal_reply(&e),
-        };
-        let (Some(creds), Some(sql)) = (
-            self.target.write_credentials.clone(),
-            r.details.rollback_sql.clone(),
-        ) else {
-            let result = RunResult {
-                error: Some("no rollback statement or no write credentials".into()),
-                ..RunResult::default()
-            };
-            let _ = self.workflow.finish_rollback(id, &result).await;
-            return error_reply(REFUSED, "airlock: request has no rollback statement", None);
-        };
-        let transactional = !airlock_sql::needs_own_transaction(&sql);
-        let plan = self.plan(&sql, &r, transactional, None);
-        let wf = self.workflow.clone();
-        let outcome = executor::execute(&self.endpoint, &creds, &plan, |xid| async move {
-            wf.record_xid(id, RequestStatus::RollingBack, &xid)
-                .await
-                .map_err(|e| e.to_string())
-        })
-        .await;
-        let (result, frames) = match outcome {
-            Ok(o) => (
-                RunResult {
-                    rows_affected: o.rows_affected,
-                    command_tag: o.command_tag.clone(),
-                    duration_ms: o.duration.as_millis() as i64,
-                    error: o.error.clone(),
-                },
-                Some(o),
-            ),
-            Err(e) => (
-                RunResult {
-                    error: Some(e.to_string()),
-                    ..RunResult::default()
-                },
-                None,
-            ),
-        };
-        if let Err(e) = self.workflow.finish_rollback(id, &result).await {
-            warn!(request = id.0, error = %e, "recording the rollback failed");
+        match self.runner.rollback(id, &self.actor()).await {
+            Ok(ran) => self.result_reply(id, "rolled back", ran.result, ran.outcome),
+            Err(e) => self.refusal_reply(&e),
         }
-        self.result_reply(id, "rolled back", result, frames)
     }
 
     async fn show_requests(&self) -> Reply {

@@ -9,6 +9,7 @@ pub mod gate;
 pub mod holding;
 pub mod record;
 pub mod relay;
+pub mod runner;
 pub mod scram;
 pub mod server;
 pub mod session;

@@ -63,8 +63,9 @@ impl PgServer {
             tls,
             process_key: rand::random(),
             cancels: Arc::new(CancelRegistry::default()),
-            endpoints,
+            endpoints: Arc::new(endpoints),
             workflow: None,
+            runner: None,
         });
         Ok(Self { ctx, listener })
     }
@@ -72,9 +73,20 @@ impl PgServer {
     /// Turns held statements into change requests through `workflow`.
     pub fn with_workflow(mut self, workflow: Arc<airlock_core::workflow::Workflow>) -> Self {
         if let Some(ctx) = Arc::get_mut(&mut self.ctx) {
+            ctx.runner = Some(crate::runner::ChangeRunner {
+                workflow: workflow.clone(),
+                config: ctx.config.clone(),
+                endpoints: ctx.endpoints.clone(),
+            });
             ctx.workflow = Some(workflow);
         }
         self
+    }
+
+    /// The runner of approved requests (after [`PgServer::with_workflow`]),
+    /// for the HTTP API and CLI.
+    pub fn runner(&self) -> Option<crate::runner::ChangeRunner> {
+        self.ctx.runner.clone()
     }
 
     /// The bound address.

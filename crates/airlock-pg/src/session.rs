@@ -37,9 +37,11 @@ pub struct SessionContext {
     /// Live sessions for cancel requests.
     pub cancels: Arc<CancelRegistry>,
     /// Upstream endpoints by target name.
-    pub endpoints: HashMap<String, Endpoint>,
+    pub endpoints: Arc<HashMap<String, Endpoint>>,
     /// The change-request workflow; without it held statements are refused outright.
     pub workflow: Option<Arc<airlock_core::workflow::Workflow>>,
+    /// Runs approved requests (present with the workflow).
+    pub runner: Option<crate::runner::ChangeRunner>,
 }
 
 /// Why a connection ended before or during its session.
@@ -96,8 +98,8 @@ pub async fn handle(
         let gate = Gate::new(ctx.classifier.clone());
         let max_batch_bytes = ctx.config.server.max_batch_bytes;
         let nonce = format!("airlock_held_{:016x}", rand::random::<u64>());
-        match (&ctx.workflow, ctx.endpoints.get(&target.name)) {
-            (Some(workflow), Some(endpoint)) => {
+        match (&ctx.workflow, &ctx.runner) {
+            (Some(workflow), Some(runner)) => {
                 let hooks = ProtectedHooks {
                     workflow: workflow.clone(),
                     config: ctx.config.clone(),
@@ -105,7 +107,7 @@ pub async fn handle(
                     target: target.clone(),
                     client_addr: peer.to_string(),
                     application_name: application_name.clone(),
-                    endpoint: endpoint.clone(),
+                    runner: runner.clone(),
                     settings: Default::default(),
                     refuse: Box::new(move |j| fallback.refusal(j)),
                 };
