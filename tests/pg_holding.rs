@@ -182,4 +182,29 @@ fn airlock_settings_never_reach_the_upstream_and_cancel_works() {
         listed.describe()
     );
     assert_eq!(values(db), "1=v1,2=v2,3=v3");
+
+    // Logins, good and bad, are in the audit trail with the request events.
+    let refused = alice
+        .clone()
+        .with_password("not-her-password")
+        .psql(&["-c", "SELECT 1"]);
+    assert!(!refused.success());
+    let mut cmd = Command::new(airlock_bin());
+    cmd.args(["audit", "export", "--format", "jsonl", "--config"])
+        .arg(&proxy.config_path);
+    for (k, v) in &proxy.config.env {
+        cmd.env(k, v);
+    }
+    let export = run_with_timeout(cmd, None, Duration::from_secs(30));
+    assert!(export.success(), "{}", export.describe());
+    let text = export.stdout();
+    for kind in [
+        "\"login\"",
+        "\"login.refused\"",
+        "\"request.created\"",
+        "\"request.cancelled\"",
+    ] {
+        assert!(text.contains(kind), "no {kind} event in:\n{text}");
+    }
+    assert!(text.contains("authentication failed"), "{text}");
 }

@@ -33,6 +33,10 @@ pub mod kinds {
     /// A statement was held but no request was created (e.g. a reason was missing),
     /// or was re-sent while its request is still pending.
     pub const STATEMENT_HELD: &str = "statement.held";
+    /// A client logged in to a target through the proxy.
+    pub const LOGIN: &str = "login";
+    /// A login was refused (bad password, unknown or forbidden target); the payload says why.
+    pub const LOGIN_REFUSED: &str = "login.refused";
     /// Prefix of status changes: `request.approved`, `request.running`…
     pub const TRANSITION_PREFIX: &str = "request.";
 }

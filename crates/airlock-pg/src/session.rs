@@ -373,6 +373,13 @@ async fn startup(
                 other => other.to_string(),
             };
             warn!(user = %user_name, %peer, reason = %why, "authentication failed");
+            audit_login(
+                ctx,
+                &user_name,
+                airlock_core::audit::kinds::LOGIN_REFUSED,
+                serde_json::json!({ "reason": "authentication failed", "database": database, "client_addr": peer.to_string() }),
+            )
+            .await;
             return send_fatal(&mut stream, "28P01", &auth_failed, None)
                 .await
                 .map(|_| None);
@@ -389,6 +396,13 @@ async fn startup(
     let Some(target) = ctx.config.target(&database).cloned() else {
         stream.write_all(&out).await?;
         warn!(user = %user.name, %database, "unknown target");
+        audit_login(
+            ctx,
+            &user.name,
+            airlock_core::audit::kinds::LOGIN_REFUSED,
+            serde_json::json!({ "reason": "unknown target", "database": database, "client_addr": peer.to_string() }),
+        )
+        .await;
         return send_fatal(
             &mut stream,
             "3D000",
@@ -401,6 +415,13 @@ async fn startup(
     if !target.allows(&user) {
         stream.write_all(&out).await?;
         warn!(user = %user.name, target = %target.name, "target not allowed for the user's groups");
+        audit_login(
+            ctx,
+            &user.name,
+            airlock_core::audit::kinds::LOGIN_REFUSED,
+            serde_json::json!({ "reason": "target not allowed for the user's groups", "target": target.name, "client_addr": peer.to_string() }),
+        )
+        .await;
         return send_fatal(
             &mut stream,
             "42501",
@@ -476,6 +497,20 @@ async fn startup(
         }
     };
 
+    audit_login(
+        ctx,
+        &user.name,
+        airlock_core::audit::kinds::LOGIN,
+        serde_json::json!({
+            "target": target.name,
+            "environment": target.environment,
+            "client_addr": peer.to_string(),
+            "application_name": param("application_name").unwrap_or(""),
+            "tls": stream.is_tls(),
+            "upstream_pid": session.pid,
+        }),
+    )
+    .await;
     let registration = ctx
         .cancels
         .register(session.pid, session.key, endpoint.clone());
@@ -496,6 +531,17 @@ async fn startup(
         application_name,
         _registration: registration,
     }))
+}
+
+/// Appends a login event to the audit trail (when there is a store).
+async fn audit_login(ctx: &SessionContext, actor: &str, kind: &str, payload: serde_json::Value) {
+    let Some(workflow) = &ctx.workflow else {
+        return;
+    };
+    let event = airlock_core::audit::NewAuditEvent::new(workflow.now(), actor, kind, None, payload);
+    if let Err(e) = workflow.store().append_audit(&event).await {
+        warn!(error = %e, "audit of a login failed");
+    }
 }
 
 /// Writes what a recording relay observed to the store, off the session's path.
