@@ -208,3 +208,81 @@ fn airlock_settings_never_reach_the_upstream_and_cancel_works() {
     }
     assert!(text.contains("authentication failed"), "{text}");
 }
+
+fn request_status(proxy: &Proxy, id: u32) -> String {
+    let out = cli(proxy, &["show", &id.to_string(), "--json"]);
+    assert!(out.success(), "{}", out.describe());
+    out.stdout()
+}
+
+fn wait_until_exists(proxy: &Proxy, id: u32) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !cli(proxy, &["show", &id.to_string(), "--json"]).success() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "request #{id} never appeared"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn wait_mode_blocks_until_approval_rejection_or_cancel() {
+    let db = "airlock_t_hold_wait";
+    seed(db);
+    let proxy = Proxy::start(ProxyConfig::for_db(db).with_api_token("bob", BOB_TOKEN));
+    let alice = proxy.conn("alice", &format!("{db}-prod"));
+    let waiting = |sql: &str| {
+        let mut cmd = alice.psql_cmd(&[
+            "-v",
+            "VERBOSITY=verbose",
+            "-c",
+            "SET airlock.wait = '60s'",
+            "-c",
+            sql,
+        ]);
+        cmd.env("PGPASSWORD", &alice.password);
+        Background::spawn(cmd)
+    };
+
+    // Approved while waiting: the session gets the real result.
+    let session = waiting("UPDATE t SET v = 'w' WHERE id = 1");
+    wait_until_exists(&proxy, 1);
+    assert_eq!(values(db), "1=v1,2=v2,3=v3", "nothing runs before approval");
+    assert!(cli(&proxy, &["approve", "1"]).success());
+    let out = session.wait(Duration::from_secs(30));
+    assert!(out.success(), "{}", out.describe());
+    assert!(out.stdout().contains("UPDATE 1"), "{}", out.describe());
+    assert!(out.stderr().contains("waiting up to"), "{}", out.describe());
+    assert_eq!(values(db), "1=w,2=v2,3=v3");
+
+    // Rejected while waiting: the ERROR carries the reviewer's reason.
+    let session = waiting("UPDATE t SET v = 'r' WHERE id = 2");
+    wait_until_exists(&proxy, 2);
+    assert!(cli(&proxy, &["reject", "2", "--reason", "not on a Friday"]).success());
+    let out = session.wait(Duration::from_secs(30));
+    assert!(!out.success());
+    assert!(
+        out.stderr().contains("not on a Friday"),
+        "{}",
+        out.describe()
+    );
+
+    // Cancelled by the client (psql sends a CancelRequest on SIGINT).
+    let session = waiting("UPDATE t SET v = 'c' WHERE id = 3");
+    wait_until_exists(&proxy, 3);
+    session.signal("INT");
+    let out = session.wait(Duration::from_secs(30));
+    assert!(
+        out.stderr()
+            .contains("canceling statement due to user request"),
+        "{}",
+        out.describe()
+    );
+    assert!(
+        request_status(&proxy, 3).contains("\"cancelled\""),
+        "{}",
+        request_status(&proxy, 3)
+    );
+    assert_eq!(values(db), "1=w,2=v2,3=v3");
+}

@@ -5,12 +5,14 @@
 use crate::upstream::Endpoint;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use tokio::sync::Notify;
 
 /// Where one session's cancel requests go.
 #[derive(Clone)]
 struct Entry {
     endpoint: Endpoint,
     upstream_key: i32,
+    signal: Arc<Notify>,
 }
 
 /// Live sessions by (pid, proxy key).
@@ -25,6 +27,9 @@ pub struct Registration {
     pid: i32,
     /// The key handed to the client.
     pub key: i32,
+    /// Woken when the client sends a matching CancelRequest (for proxy-side
+    /// waits; the upstream backend is cancelled as well).
+    pub signal: Arc<Notify>,
 }
 
 impl Drop for Registration {
@@ -44,6 +49,7 @@ impl CancelRegistry {
         endpoint: Endpoint,
     ) -> Registration {
         let mut key: i32 = rand::random();
+        let signal = Arc::new(Notify::new());
         if let Ok(mut map) = self.map.lock() {
             while map.contains_key(&(pid, key)) {
                 key = rand::random();
@@ -53,6 +59,7 @@ impl CancelRegistry {
                 Entry {
                     endpoint,
                     upstream_key,
+                    signal: signal.clone(),
                 },
             );
         }
@@ -60,14 +67,17 @@ impl CancelRegistry {
             registry: self.clone(),
             pid,
             key,
+            signal,
         }
     }
 
     /// The upstream endpoint and real key for a CancelRequest, if it matches a session.
     pub fn lookup(&self, pid: i32, key: i32) -> Option<(Endpoint, i32)> {
         let map = self.map.lock().ok()?;
-        map.get(&(pid, key))
-            .map(|e| (e.endpoint.clone(), e.upstream_key))
+        let e = map.get(&(pid, key))?;
+        // Wakes only a wait in progress; no permit is stored for later.
+        e.signal.notify_waiters();
+        Some((e.endpoint.clone(), e.upstream_key))
     }
 
     /// Number of live sessions.

@@ -12,14 +12,14 @@ use crate::frame::{
 use crate::gate::Judgement;
 use crate::relay::{BoxFuture, Reply, ReplyKind, SessionHooks};
 use airlock_core::request::{
-    ChangeRequest, Engine, RequestDetails, RequestFilter, RequestId, RiskLevel,
+    ChangeRequest, Engine, RequestDetails, RequestFilter, RequestId, RequestStatus, RiskLevel,
 };
 use airlock_core::workflow::{Held, RunResult, Workflow, WorkflowError};
 use airlock_core::{Actor, Config, Target, User};
 use airlock_sql::{DirectiveKey, Directives, ProxyCommand};
 use bytes::{Bytes, BytesMut};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
 /// SQLSTATE: held for approval (a request exists).
@@ -51,6 +51,10 @@ pub struct ProtectedHooks {
     pub settings: Directives,
     /// Refusals for messages that carry no SQL (FunctionCall, unknown Bind...).
     pub refuse: Box<dyn Fn(&Judgement) -> Bytes + Send + Sync>,
+    /// Notices sent to the client while it waits for a decision.
+    pub notices: tokio::sync::mpsc::Sender<Bytes>,
+    /// Woken by the client's CancelRequest.
+    pub cancel: Arc<tokio::sync::Notify>,
 }
 
 fn error_frames(code: &str, message: &str, detail: Option<&str>, hint: Option<&str>) -> Bytes {
@@ -91,6 +95,62 @@ fn risk_of(level: airlock_sql::RiskLevel) -> RiskLevel {
     }
 }
 
+/// Builds the change request for `sql` (one statement, or a whole script as
+/// one request) held for `user` on `target`: classification, fingerprint,
+/// summary, risk, and the `airlock.*` settings given with it. The session and
+/// `airlock submit` (the HTTP API) both build requests through this.
+pub fn request_details(
+    user: &User,
+    target: &Target,
+    client_addr: &str,
+    application_name: &str,
+    sql: &str,
+    class: airlock_sql::StatementClass,
+    settings: &Directives,
+) -> RequestDetails {
+    let classification = airlock_sql::classify(sql);
+    let risk = airlock_sql::assess_risk(sql);
+    let fingerprint = airlock_sql::fingerprint(sql)
+        .map(|f| f.hash)
+        .unwrap_or_else(|| format!("unparsed:{}", sql.trim()));
+    RequestDetails {
+        requester: user.name.clone(),
+        team: user.team.clone(),
+        groups: user.groups.clone(),
+        application_name: application_name.to_string(),
+        client_addr: client_addr.to_string(),
+        target: target.name.clone(),
+        family: target.family.clone(),
+        environment: target.environment.clone(),
+        engine: Engine::Postgres,
+        statement: sql.to_string(),
+        params: Vec::new(),
+        fingerprint,
+        class,
+        statement_count: classification.statement_count as u32,
+        transactional: !airlock_sql::needs_own_transaction(sql),
+        tables: classification.tables.clone(),
+        summary: airlock_sql::summarize(sql),
+        ai_summary: None,
+        risk: risk_of(risk.level),
+        risk_reasons: risk.reasons,
+        row_estimate: None,
+        earlier_runs: Vec::new(),
+        reason: settings.reason.clone(),
+        description: settings.description.clone(),
+        rollback_sql: settings.rollback.clone(),
+        max_rows: settings
+            .max_rows
+            .as_deref()
+            .and_then(|v| v.trim().parse().ok()),
+        approvals_required: 0,
+        approver_groups: Vec::new(),
+        run_window: Duration::ZERO,
+        created_at: airlock_core::time::Timestamp(0),
+        expires_at: airlock_core::time::Timestamp(0),
+    }
+}
+
 impl ProtectedHooks {
     fn actor(&self) -> Actor {
         Actor::new(self.user.name.clone(), self.user.groups.clone())
@@ -122,47 +182,15 @@ impl ProtectedHooks {
         class: airlock_sql::StatementClass,
         settings: &Directives,
     ) -> RequestDetails {
-        let classification = airlock_sql::classify(sql);
-        let risk = airlock_sql::assess_risk(sql);
-        let fingerprint = airlock_sql::fingerprint(sql)
-            .map(|f| f.hash)
-            .unwrap_or_else(|| format!("unparsed:{}", sql.trim()));
-        RequestDetails {
-            requester: self.user.name.clone(),
-            team: self.user.team.clone(),
-            groups: self.user.groups.clone(),
-            application_name: self.application_name.clone(),
-            client_addr: self.client_addr.clone(),
-            target: self.target.name.clone(),
-            family: self.target.family.clone(),
-            environment: self.target.environment.clone(),
-            engine: Engine::Postgres,
-            statement: sql.to_string(),
-            params: Vec::new(),
-            fingerprint,
+        request_details(
+            &self.user,
+            &self.target,
+            &self.client_addr,
+            &self.application_name,
+            sql,
             class,
-            statement_count: classification.statement_count as u32,
-            transactional: !airlock_sql::needs_own_transaction(sql),
-            tables: classification.tables.clone(),
-            summary: airlock_sql::summarize(sql),
-            ai_summary: None,
-            risk: risk_of(risk.level),
-            risk_reasons: risk.reasons,
-            row_estimate: None,
-            earlier_runs: Vec::new(),
-            reason: settings.reason.clone(),
-            description: settings.description.clone(),
-            rollback_sql: settings.rollback.clone(),
-            max_rows: settings
-                .max_rows
-                .as_deref()
-                .and_then(|v| v.trim().parse().ok()),
-            approvals_required: 0,
-            approver_groups: Vec::new(),
-            run_window: Duration::ZERO,
-            created_at: airlock_core::time::Timestamp(0),
-            expires_at: airlock_core::time::Timestamp(0),
-        }
+            settings,
+        )
     }
 
     fn held_notices(&self, r: &ChangeRequest) -> BytesMut {
@@ -236,8 +264,26 @@ impl ProtectedHooks {
                 settings.set(key, v.to_string());
             }
         }
+        let wait = match wait_limit(settings.wait.as_deref()) {
+            Ok(w) => w,
+            Err(bad) => {
+                return error_reply(
+                    NEEDS_INPUT,
+                    &format!("airlock: airlock.wait must be a duration such as '10min' or 'off', not {bad:?}; nothing was run"),
+                    None,
+                )
+            }
+        };
         let details = self.details(sql.trim(), class, &settings);
         match self.workflow.hold(details).await {
+            Ok(Held::Created(r)) if wait.is_some() => {
+                info!(request = r.id.0, user = %self.user.name, target = %self.target.name, "change request created; the client waits");
+                let _ = self.notices.try_send(self.held_notices(&r).freeze());
+                self.wait_for_decision(r.id, wait.unwrap_or_default()).await
+            }
+            Ok(Held::StillPending(r)) if wait.is_some() => {
+                self.wait_for_decision(r.id, wait.unwrap_or_default()).await
+            }
             Ok(Held::Created(r)) => {
                 info!(request = r.id.0, user = %self.user.name, target = %self.target.name, "change request created");
                 let mut out = self.held_notices(&r);
@@ -333,6 +379,90 @@ impl ProtectedHooks {
         match self.runner.rollback(id, &self.actor()).await {
             Ok(ran) => self.result_reply(id, "rolled back", ran.result, ran.outcome),
             Err(e) => self.refusal_reply(&e),
+        }
+    }
+
+    /// Blocks until request `id` is decided, the limit passes, or the client
+    /// cancels; sends a NOTICE now and then. Approved: runs it and answers
+    /// with the real result.
+    async fn wait_for_decision(&mut self, id: RequestId, limit: Duration) -> Reply {
+        let started = Instant::now();
+        let mut last_notice = Instant::now();
+        let _ = self.notices.try_send(notice(&format!(
+            "airlock: waiting up to {} for a decision on request #{}; cancel (Ctrl-C) to stop waiting and cancel the request",
+            humantime::format_duration(limit),
+            id.0
+        )));
+        let cancel = self.cancel.clone();
+        let cancelled = cancel.notified();
+        tokio::pin!(cancelled);
+        cancelled.as_mut().enable();
+        loop {
+            tokio::select! {
+                _ = &mut cancelled => {
+                    let actor = self.actor();
+                    let note = "cancelled by the client while waiting";
+                    let outcome = match self.workflow.cancel(id, &actor, Some(note)).await {
+                        Ok(_) => format!("request #{} was cancelled", id.0),
+                        Err(e) => format!("request #{} could not be cancelled: {e}", id.0),
+                    };
+                    return Reply {
+                        frames: error_frames("57014", "canceling statement due to user request", Some(&format!("airlock: {outcome}; nothing was run")), None),
+                        kind: ReplyKind::Error,
+                    };
+                }
+                _ = tokio::time::sleep(WAIT_POLL) => {}
+            }
+            let r = match self.workflow.get(id).await {
+                Ok(r) => r,
+                Err(e) => return self.refusal_reply(&e),
+            };
+            match r.status {
+                RequestStatus::Pending => {}
+                RequestStatus::Approved => return self.run(id).await,
+                RequestStatus::Rejected => {
+                    return error_reply(
+                        REFUSED,
+                        &format!(
+                            "airlock: request #{} was rejected by {}: {}; nothing was run",
+                            id.0,
+                            r.decided_by.as_deref().unwrap_or("a reviewer"),
+                            r.decision_reason.as_deref().unwrap_or("no reason given")
+                        ),
+                        None,
+                    )
+                }
+                other => {
+                    return error_reply(
+                        REFUSED,
+                        &format!(
+                            "airlock: request #{} is {}; nothing was run by this session",
+                            id.0,
+                            other.as_str()
+                        ),
+                        r.decision_reason.as_deref(),
+                    )
+                }
+            }
+            if started.elapsed() >= limit {
+                return error_reply(
+                    HELD,
+                    &format!(
+                        "airlock: no decision on request #{} within {}; it stays pending and nothing was run",
+                        id.0,
+                        humantime::format_duration(limit)
+                    ),
+                    Some("Re-send the statement after approval, or CALL airlock.run(N)."),
+                );
+            }
+            if last_notice.elapsed() >= WAIT_NOTICE_EVERY {
+                last_notice = Instant::now();
+                let _ = self.notices.try_send(notice(&format!(
+                    "airlock: still waiting for a decision on request #{} ({}s)",
+                    id.0,
+                    started.elapsed().as_secs()
+                )));
+            }
         }
     }
 
@@ -450,6 +580,36 @@ impl SessionHooks for ProtectedHooks {
     }
 }
 
+/// How often a waiting session looks at its request.
+const WAIT_POLL: Duration = Duration::from_millis(250);
+/// How often a waiting session is told it still waits.
+const WAIT_NOTICE_EVERY: Duration = Duration::from_secs(10);
+
+/// `airlock.wait`: `None` for no wait (unset, `off`, `0`), else the limit.
+fn wait_limit(value: Option<&str>) -> Result<Option<Duration>, String> {
+    let Some(v) = value.map(str::trim) else {
+        return Ok(None);
+    };
+    if v.is_empty()
+        || ["off", "false", "no", "0"]
+            .iter()
+            .any(|o| v.eq_ignore_ascii_case(o))
+    {
+        return Ok(None);
+    }
+    match humantime::parse_duration(v) {
+        Ok(d) if d.is_zero() => Ok(None),
+        Ok(d) => Ok(Some(d)),
+        Err(_) => Err(v.to_string()),
+    }
+}
+
+fn notice(message: &str) -> Bytes {
+    let mut out = BytesMut::new();
+    put_notice(&mut out, message);
+    out.freeze()
+}
+
 /// Frames of a refusal that creates no request.
 pub fn plain_refusal(message: &str, detail: Option<&str>) -> Bytes {
     error_frames(HELD, message, detail, None)
@@ -458,6 +618,19 @@ pub fn plain_refusal(message: &str, detail: Option<&str>) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wait_values() {
+        assert_eq!(wait_limit(None), Ok(None));
+        assert_eq!(wait_limit(Some("off")), Ok(None));
+        assert_eq!(wait_limit(Some("0")), Ok(None));
+        assert_eq!(
+            wait_limit(Some("10min")),
+            Ok(Some(Duration::from_secs(600)))
+        );
+        assert_eq!(wait_limit(Some("30s")), Ok(Some(Duration::from_secs(30))));
+        assert!(wait_limit(Some("soon")).is_err());
+    }
 
     #[test]
     fn risk_levels_map_one_to_one() {

@@ -73,6 +73,9 @@ pub struct Guard<H: SessionHooks> {
     pub max_batch_bytes: usize,
     /// Name of the never-existing statement used to make the upstream fail.
     pub nonce: String,
+    /// Notices the hooks send while the client waits (e.g. for an approval);
+    /// written to the client between upstream messages.
+    pub notices: Option<tokio::sync::mpsc::Receiver<Bytes>>,
 }
 
 /// Relays an unprotected session: a plain bidirectional copy.
@@ -138,8 +141,17 @@ where
     let (upstream_r, upstream_w) = tokio::io::split(upstream);
     let ledger = Arc::new(Ledger::default());
     let nonce = Bytes::from(guard.nonce.clone().into_bytes());
+    let mut guard = guard;
+    let notices = guard.notices.take();
     let up = client_to_upstream(client_r, client_pending, upstream_w, guard, ledger.clone());
-    let down = upstream_to_client(upstream_r, upstream_pending, client_w, nonce, ledger);
+    let down = upstream_to_client(
+        upstream_r,
+        upstream_pending,
+        client_w,
+        nonce,
+        ledger,
+        notices,
+    );
     let result = tokio::select! {
         r = up => r,
         r = down => r,
@@ -374,6 +386,7 @@ async fn upstream_to_client<R, W>(
     mut client: W,
     nonce: Bytes,
     ledger: Arc<Ledger>,
+    mut notices: Option<tokio::sync::mpsc::Receiver<Bytes>>,
 ) -> Result<(), RelayError>
 where
     R: AsyncRead + Unpin,
@@ -384,7 +397,27 @@ where
     loop {
         if rbuf.is_empty() || skip == 0 && !has_interesting_frame_complete(&rbuf) {
             rbuf.reserve(32 * 1024);
-            if upstream.read_buf(&mut rbuf).await? == 0 {
+            // Between messages (nothing half-relayed), notices may go out.
+            let idle = rbuf.is_empty() && skip == 0;
+            let read = match notices.as_mut() {
+                Some(rx) if idle => {
+                    tokio::select! {
+                        n = upstream.read_buf(&mut rbuf) => n?,
+                        notice = rx.recv() => {
+                            match notice {
+                                Some(frames) => {
+                                    client.write_all(&frames).await?;
+                                    client.flush().await?;
+                                }
+                                None => notices = None,
+                            }
+                            continue;
+                        }
+                    }
+                }
+                _ => upstream.read_buf(&mut rbuf).await?,
+            };
+            if read == 0 {
                 client.flush().await?;
                 return Ok(());
             }
@@ -540,6 +573,7 @@ mod tests {
             hooks: FixedReply,
             max_batch_bytes: 1 << 20,
             nonce: "airlock_held_test".into(),
+            notices: None,
         };
         let relay = tokio::spawn(relay_guarded(
             proxy_client,
@@ -621,6 +655,7 @@ mod tests {
             hooks: FixedReply,
             max_batch_bytes,
             nonce: "airlock_held_test".into(),
+            notices: None,
         };
         let relay = tokio::spawn(relay_guarded(
             proxy_client,

@@ -88,6 +88,7 @@ pub async fn handle(
         _registration,
     } = ready;
     info!(user = %user.name, target = %target.name, %peer, protected = target.protected, "session started");
+    let cancel_signal = _registration.signal.clone();
     let result = if target.protected {
         let fallback = PolicyReplies {
             policy: ctx.policy.clone(),
@@ -100,6 +101,7 @@ pub async fn handle(
         let nonce = format!("airlock_held_{:016x}", rand::random::<u64>());
         match (&ctx.workflow, &ctx.runner) {
             (Some(workflow), Some(runner)) => {
+                let (notice_tx, notice_rx) = tokio::sync::mpsc::channel(16);
                 let hooks = ProtectedHooks {
                     workflow: workflow.clone(),
                     config: ctx.config.clone(),
@@ -110,12 +112,15 @@ pub async fn handle(
                     runner: runner.clone(),
                     settings: Default::default(),
                     refuse: Box::new(move |j| fallback.refusal(j)),
+                    notices: notice_tx,
+                    cancel: cancel_signal.clone(),
                 };
                 let guard = Guard {
                     gate,
                     hooks,
                     max_batch_bytes,
                     nonce,
+                    notices: Some(notice_rx),
                 };
                 relay::relay_guarded(
                     client,
@@ -132,6 +137,7 @@ pub async fn handle(
                     hooks: fallback,
                     max_batch_bytes,
                     nonce,
+                    notices: None,
                 };
                 relay::relay_guarded(
                     client,
