@@ -286,3 +286,82 @@ fn wait_mode_blocks_until_approval_rejection_or_cancel() {
     );
     assert_eq!(values(db), "1=w,2=v2,3=v3");
 }
+
+/// Sends `setup` then `sql` as separate Query messages in one session.
+fn send_with(conn: &Conn, setup: &[&str], sql: &str) -> Out {
+    let mut args = vec!["-X", "-v", "VERBOSITY=verbose"];
+    for s in setup {
+        args.push("-c");
+        args.push(s);
+    }
+    args.push("-c");
+    args.push(sql);
+    conn.psql(&args)
+}
+
+#[test]
+fn row_guard_rollback_and_scripts_as_one_request() {
+    let db = "airlock_t_hold_guard";
+    seed(db);
+    admin_query(
+        db,
+        "INSERT INTO t SELECT g, 'bulk' FROM generate_series(100, 149) g",
+    );
+    let proxy = Proxy::start(ProxyConfig::for_db(db).with_api_token("bob", BOB_TOKEN));
+    let alice = proxy.conn("alice", &format!("{db}-prod"));
+    let bulk = || admin_query(db, "SELECT count(*) FROM t WHERE v = 'bulk'");
+
+    // max_rows = 5 on an UPDATE of 50 rows: approved, run, rolled back, failed with both counts.
+    let update = "UPDATE t SET v = 'touched' WHERE v = 'bulk'";
+    let out = send_with(&alice, &["SET airlock.max_rows = 5"], update);
+    assert!(out.stderr().contains("request #1"), "{}", out.describe());
+    assert!(cli(&proxy, &["approve", "1"]).success());
+    let out = send_with(&alice, &["SET airlock.max_rows = 5"], update);
+    assert!(!out.success(), "{}", out.describe());
+    assert!(
+        out.stderr().contains("50 rows") && out.stderr().contains("limit of 5"),
+        "{}",
+        out.describe()
+    );
+    assert_eq!(bulk(), "50", "the guard rolled the change back");
+    assert!(request_status(&proxy, 1).contains("\"failed\""));
+
+    // A rollback approved with the change runs on one call, no second review.
+    let change = "UPDATE t SET v = 'changed' WHERE id = 2";
+    let setup = ["SET airlock.rollback = 'UPDATE t SET v = ''v2'' WHERE id = 2'"];
+    let out = send_with(&alice, &setup, change);
+    assert!(out.stderr().contains("request #2"), "{}", out.describe());
+    assert!(cli(&proxy, &["approve", "2"]).success());
+    let out = send_with(&alice, &setup, change);
+    assert!(out.stdout().contains("UPDATE 1"), "{}", out.describe());
+    assert_eq!(admin_query(db, "SELECT v FROM t WHERE id = 2"), "changed");
+    let out = alice.psql(&["-c", "CALL airlock.rollback(2)"]);
+    assert!(out.success(), "{}", out.describe());
+    assert_eq!(admin_query(db, "SELECT v FROM t WHERE id = 2"), "v2");
+    assert!(request_status(&proxy, 2).contains("\"rolled_back\""));
+
+    // A script sent as one Query message is one request and runs atomically.
+    let script = "UPDATE t SET v = 's1' WHERE id = 1; INSERT INTO t VALUES (7, 's2'); INSERT INTO t VALUES (1, 'dup'); SELECT 1";
+    let out = send_with(&alice, &[], script);
+    assert!(out.stderr().contains("request #3"), "{}", out.describe());
+    let listed = alice.psql(&["-At", "-c", "SHOW airlock.requests"]);
+    assert!(
+        listed.stdout().starts_with("3|pending|"),
+        "one request: {}",
+        listed.describe()
+    );
+    assert!(cli(&proxy, &["approve", "3"]).success());
+    let out = alice.psql(&["-v", "VERBOSITY=verbose", "-c", "CALL airlock.run(3)"]);
+    assert!(
+        out.stderr().contains("23505"),
+        "the third write fails: {}",
+        out.describe()
+    );
+    assert_eq!(
+        admin_query(db, "SELECT v FROM t WHERE id = 1"),
+        "v1",
+        "nothing changed"
+    );
+    assert_eq!(admin_query(db, "SELECT count(*) FROM t WHERE id = 7"), "0");
+    assert!(request_status(&proxy, 3).contains("\"failed\""));
+}
