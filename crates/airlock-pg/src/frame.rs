@@ -176,6 +176,65 @@ pub fn bind_statement(frame: &[u8]) -> Result<&[u8], FrameError> {
     Ok(stmt)
 }
 
+/// Parameter type OIDs declared by a Parse ('P') frame.
+pub fn parse_types(frame: &[u8]) -> Result<Vec<u32>, FrameError> {
+    const E: FrameError = FrameError::Malformed("Parse");
+    let (_, rest) = cstr(body(frame)).ok_or(E)?;
+    let (_, rest) = cstr(rest).ok_or(E)?;
+    let n = u16::from_be_bytes([*rest.first().ok_or(E)?, *rest.get(1).ok_or(E)?]) as usize;
+    let mut types = Vec::with_capacity(n.min(1024));
+    for i in 0..n {
+        let b = rest.get(2 + i * 4..6 + i * 4).ok_or(E)?;
+        types.push(u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+    }
+    Ok(types)
+}
+
+/// The parameters of a Bind ('B') frame, typed with the Parse's declared OIDs.
+pub fn bind_params(
+    frame: &[u8],
+    types: &[u32],
+) -> Result<Vec<airlock_core::request::Param>, FrameError> {
+    const E: FrameError = FrameError::Malformed("Bind");
+    let (_, rest) = cstr(body(frame)).ok_or(E)?;
+    let (_, mut rest) = cstr(rest).ok_or(E)?;
+    let take16 = |r: &mut &[u8]| -> Result<i16, FrameError> {
+        let v = i16::from_be_bytes([*r.first().ok_or(E)?, *r.get(1).ok_or(E)?]);
+        *r = &r[2..];
+        Ok(v)
+    };
+    let nformats = take16(&mut rest)?.max(0) as usize;
+    let mut formats = Vec::with_capacity(nformats.min(1024));
+    for _ in 0..nformats {
+        formats.push(take16(&mut rest)? == 1);
+    }
+    let nparams = take16(&mut rest)?.max(0) as usize;
+    let mut params = Vec::with_capacity(nparams.min(1024));
+    for i in 0..nparams {
+        let len_bytes = rest.get(..4).ok_or(E)?;
+        let len = i32::from_be_bytes([len_bytes[0], len_bytes[1], len_bytes[2], len_bytes[3]]);
+        rest = &rest[4..];
+        let value = if len < 0 {
+            None
+        } else {
+            let v = rest.get(..len as usize).ok_or(E)?;
+            rest = &rest[len as usize..];
+            Some(v.to_vec())
+        };
+        let binary = match formats.len() {
+            0 => false,
+            1 => formats[0],
+            _ => *formats.get(i).ok_or(E)?,
+        };
+        params.push(airlock_core::request::Param {
+            type_id: types.get(i).copied().unwrap_or(0),
+            binary,
+            value,
+        });
+    }
+    Ok(params)
+}
+
 /// Decodes a Close ('C') frame into (kind `S` or `P`, name).
 pub fn close_target(frame: &[u8]) -> Result<(u8, &[u8]), FrameError> {
     let b = body(frame);
@@ -578,6 +637,44 @@ mod tests {
         assert_eq!(error_field(&frame, b'D'), Some(&b"why"[..]));
         assert_eq!(error_field(&frame, b'H'), None);
         assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn decodes_bind_parameters_with_parse_types() {
+        let p = typed(
+            b'P',
+            b"s\0UPDATE t SET v = $1 WHERE id = $2\0\0\x02\0\0\0\x19\0\0\0\x17",
+        );
+        assert_eq!(parse_types(&p).expect("types"), vec![25, 23]);
+        let mut b = BytesMut::new();
+        b.extend_from_slice(b"\0s\0");
+        b.put_i16(2);
+        b.put_i16(0);
+        b.put_i16(1);
+        b.put_i16(2);
+        b.put_i32(1);
+        b.extend_from_slice(b"x");
+        b.put_i32(-1);
+        b.put_i16(0);
+        let params = bind_params(&typed(b'B', &b), &[25, 23]).expect("params");
+        assert_eq!(params.len(), 2);
+        assert_eq!(
+            (
+                params[0].type_id,
+                params[0].binary,
+                params[0].value.as_deref()
+            ),
+            (25, false, Some(&b"x"[..]))
+        );
+        assert_eq!(
+            (
+                params[1].type_id,
+                params[1].binary,
+                params[1].value.as_deref()
+            ),
+            (23, true, None)
+        );
+        assert!(bind_params(&typed(b'B', b"\0s\0\0\0\0\x01\0\0\0\x09ab"), &[]).is_err());
     }
 
     #[test]

@@ -256,7 +256,12 @@ impl ProtectedHooks {
     }
 
     /// Holds a statement: a new request, a still-pending one, or the run of an approved one.
-    async fn hold(&mut self, raw_sql: &str, class: airlock_sql::StatementClass) -> Reply {
+    async fn hold(
+        &mut self,
+        raw_sql: &str,
+        class: airlock_sql::StatementClass,
+        params: Vec<airlock_core::request::Param>,
+    ) -> Reply {
         let (directives, sql) = airlock_sql::leading_directives(raw_sql);
         let mut settings = self.settings.clone();
         for key in DirectiveKey::ALL {
@@ -274,7 +279,8 @@ impl ProtectedHooks {
                 )
             }
         };
-        let details = self.details(sql.trim(), class, &settings);
+        let mut details = self.details(sql.trim(), class, &settings);
+        details.params = params;
         match self.workflow.hold(details).await {
             Ok(Held::Created(r)) if wait.is_some() => {
                 info!(request = r.id.0, user = %self.user.name, target = %self.target.name, "change request created; the client waits");
@@ -558,6 +564,21 @@ impl ProtectedHooks {
 }
 
 impl SessionHooks for ProtectedHooks {
+    fn held_bound<'a>(
+        &'a mut self,
+        judgement: &'a Judgement,
+        params: Vec<airlock_core::request::Param>,
+    ) -> BoxFuture<'a, Reply> {
+        Box::pin(async move {
+            match judgement {
+                Judgement::Hold { sql, class, .. } if !sql.trim().is_empty() => {
+                    self.hold(sql, *class, params).await
+                }
+                other => self.held(other).await,
+            }
+        })
+    }
+
     fn intercept<'a>(&'a mut self, sql: &'a str) -> BoxFuture<'a, Option<Reply>> {
         Box::pin(async move {
             let cmd = airlock_sql::proxy_command(sql)?;
@@ -569,7 +590,7 @@ impl SessionHooks for ProtectedHooks {
         Box::pin(async move {
             match judgement {
                 Judgement::Hold { sql, class, .. } if !sql.trim().is_empty() => {
-                    self.hold(sql, *class).await
+                    self.hold(sql, *class, Vec::new()).await
                 }
                 other => Reply {
                     frames: (self.refuse)(other),

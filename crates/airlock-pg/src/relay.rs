@@ -14,6 +14,7 @@
 
 use crate::frame::{self, peek_header, FrameError};
 use crate::gate::{Gate, Judgement};
+use airlock_core::request::Param;
 use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -61,6 +62,17 @@ pub trait SessionHooks: Send {
     /// A held message; the reply is usually an error, or the real result of
     /// an approved change run on its own connection.
     fn held<'a>(&'a mut self, judgement: &'a Judgement) -> BoxFuture<'a, Reply>;
+    /// A held Parse together with the parameters its Bind carried. A success
+    /// reply holds the result frames of the run (the relay adds ParseComplete
+    /// and BindComplete).
+    fn held_bound<'a>(
+        &'a mut self,
+        judgement: &'a Judgement,
+        params: Vec<Param>,
+    ) -> BoxFuture<'a, Reply> {
+        let _ = params;
+        self.held(judgement)
+    }
 }
 
 /// Settings of a protected relay.
@@ -116,12 +128,49 @@ struct Owed {
     /// Error: swap the ErrorResponse naming the nonce; success: swap the
     /// EmptyQueryResponse of the group.
     kind: ReplyKind,
+    /// Success of an extended batch: write the frames before the group's ReadyForQuery.
+    before_ready: bool,
+    /// Bytes of ParseComplete/BindComplete at the start of `frames`.
+    prefix_len: usize,
 }
 
 /// State shared by the two directions of a protected relay.
 #[derive(Default)]
 struct Ledger {
     owed: Mutex<VecDeque<Owed>>,
+}
+
+impl Ledger {
+    /// Adds NoData after ParseComplete/BindComplete of a success owed to
+    /// `group` whose result has no RowDescription.
+    fn describe_portal(&self, group: u64) {
+        let Ok(mut owed) = self.owed.lock() else {
+            return;
+        };
+        let Some(o) = owed
+            .iter_mut()
+            .rev()
+            .find(|o| o.group == group && o.before_ready)
+        else {
+            return;
+        };
+        // Frames already describing the result (the executor's own Describe
+        // answered NoData or RowDescription) need nothing more.
+        let at = o.prefix_len;
+        let mut rest = o.frames.get(at..).unwrap_or(&[]);
+        let mut described = false;
+        while let Ok(Some(h)) = peek_header(rest) {
+            described |= matches!(h.tag, b'T' | b'n');
+            rest = rest.get(h.frame_len..).unwrap_or(&[]);
+        }
+        if o.frames.len() >= at && !described {
+            let mut frames = BytesMut::with_capacity(o.frames.len() + 5);
+            frames.extend_from_slice(&o.frames[..at]);
+            frames.extend_from_slice(b"n\0\0\0\x04");
+            frames.extend_from_slice(&o.frames[at..]);
+            o.frames = frames.freeze();
+        }
+    }
 }
 
 /// Relays a protected session.
@@ -166,8 +215,18 @@ where
 enum BatchState {
     /// Forwarding judged messages.
     Open,
+    /// A Parse of a statement that is not read-only was kept back: if the
+    /// batch binds it, the held request carries the bound parameters.
+    Deferred(Deferred),
     /// A message was held: drop everything up to Sync, as Postgres would skip it.
     Held,
+}
+
+/// A kept-back Parse.
+struct Deferred {
+    name: Vec<u8>,
+    judgement: Judgement,
+    types: Vec<u32>,
 }
 
 async fn client_to_upstream<R, W, H>(
@@ -185,6 +244,8 @@ where
     let mut out = BytesMut::with_capacity(16 * 1024);
     let mut ready_producers: u64 = 0; // messages forwarded that end with ReadyForQuery
     let mut batch = BatchState::Open;
+    // Named statements kept back across a Sync, waiting for their Bind.
+    let mut kept: std::collections::HashMap<Vec<u8>, Deferred> = std::collections::HashMap::new();
     let mut batch_bytes: usize = 0;
     let mut skip: usize = 0; // bytes of an oversized frame still to discard
     loop {
@@ -268,9 +329,51 @@ where
                 }
                 flush(&mut upstream, &mut out).await?;
             }
+            b'B' if !held
+                && matches!(batch, BatchState::Open)
+                && frame::bind_statement(&f).is_ok_and(|n| kept.contains_key(n)) =>
+            {
+                let name = frame::bind_statement(&f)?.to_vec();
+                if let Some(d) = kept.get(&name) {
+                    let params = frame::bind_params(&f, &d.types).unwrap_or_default();
+                    let reply = guard.hooks.held_bound(&d.judgement, params).await;
+                    if reply.kind == ReplyKind::Success {
+                        owe_before_ready(&ledger, reply, ready_producers, false, true);
+                    } else {
+                        owe(&mut out, &guard, &ledger, reply, ready_producers, b'B');
+                    }
+                    batch = BatchState::Held;
+                }
+            }
             b'P' | b'B' => {
                 batch_bytes += f.len();
-                if !held {
+                if let BatchState::Deferred(d) = &batch {
+                    // Only a Bind of the kept-back statement completes it.
+                    let bound = h.tag == b'B'
+                        && frame::bind_statement(&f).is_ok_and(|n| n == d.name.as_slice());
+                    let BatchState::Deferred(d) = std::mem::replace(&mut batch, BatchState::Held)
+                    else {
+                        unreachable!("matched above")
+                    };
+                    if bound {
+                        let params = match frame::bind_params(&f, &d.types) {
+                            Ok(p) => p,
+                            Err(e) => {
+                                tracing::warn!(error = %e, "undecodable Bind parameters; the request is held without them");
+                                Vec::new()
+                            }
+                        };
+                        let reply = guard.hooks.held_bound(&d.judgement, params).await;
+                        if reply.kind == ReplyKind::Success {
+                            owe_before_ready(&ledger, reply, ready_producers, true, true);
+                        } else {
+                            owe(&mut out, &guard, &ledger, reply, ready_producers, b'B');
+                        }
+                    } else {
+                        let reply = guard.hooks.held(&d.judgement).await;
+                        owe(&mut out, &guard, &ledger, reply, ready_producers, b'B');
+                    }
+                } else if !held {
                     let j = if batch_bytes > guard.max_batch_bytes {
                         guard.gate.oversized(guard.max_batch_bytes)
                     } else if h.tag == b'P' {
@@ -281,6 +384,16 @@ where
                     };
                     match j {
                         Judgement::Pass => out.extend_from_slice(&f),
+                        Judgement::Hold { ref sql, .. }
+                            if h.tag == b'P' && !sql.trim().is_empty() =>
+                        {
+                            let (name, _) = frame::parse_message(&f)?;
+                            batch = BatchState::Deferred(Deferred {
+                                name: name.to_vec(),
+                                types: frame::parse_types(&f).unwrap_or_default(),
+                                judgement: j.clone(),
+                            });
+                        }
                         ref hold_it => {
                             let reply = guard.hooks.held(hold_it).await;
                             owe(&mut out, &guard, &ledger, reply, ready_producers, b'B');
@@ -289,8 +402,41 @@ where
                     }
                 }
             }
+            b'S' if matches!(&batch, BatchState::Deferred(d) if !d.name.is_empty()) => {
+                // A named statement parsed on its own (psycopg's prepare): the
+                // client gets its ParseComplete, the proxy keeps it until a
+                // Bind brings the parameters. The upstream never sees it.
+                if let BatchState::Deferred(d) = std::mem::replace(&mut batch, BatchState::Open) {
+                    owe_before_ready(
+                        &ledger,
+                        Reply {
+                            frames: Bytes::new(),
+                            kind: ReplyKind::Success,
+                        },
+                        ready_producers,
+                        true,
+                        false,
+                    );
+                    kept.insert(d.name.clone(), d);
+                }
+                out.extend_from_slice(&f);
+                ready_producers += 1;
+                batch_bytes = 0;
+                flush(&mut upstream, &mut out).await?;
+            }
+            b'C' | b'D' | b'E' | b'S' | b'H' if matches!(batch, BatchState::Deferred(_)) => {
+                // The kept-back statement was not bound in this batch: held as is.
+                if let BatchState::Deferred(d) = std::mem::replace(&mut batch, BatchState::Held) {
+                    let reply = guard.hooks.held(&d.judgement).await;
+                    owe(&mut out, &guard, &ledger, reply, ready_producers, b'B');
+                }
+                // Re-handle this message in the held state.
+                rbuf = [&f[..], &rbuf[..]].concat().as_slice().into();
+                continue;
+            }
             b'C' => {
                 if let (b'S', name) = frame::close_target(&f)? {
+                    kept.remove(name);
                     guard.gate.close_statement(name);
                 }
                 if !held {
@@ -302,6 +448,10 @@ where
                 if !held {
                     batch_bytes += f.len();
                     out.extend_from_slice(&f);
+                } else if h.tag == b'D' && frame::body(&f).first() == Some(&b'P') {
+                    // A Describe of the portal of a change run by the proxy
+                    // expects NoData when the change returns no rows.
+                    ledger.describe_portal(ready_producers);
                 }
             }
             b'S' => {
@@ -349,6 +499,30 @@ async fn flush<W: AsyncWrite + Unpin>(upstream: &mut W, out: &mut BytesMut) -> s
     Ok(())
 }
 
+/// Records a success owed to an extended batch whose stand-in is its own
+/// Sync: the frames go out right before the group's ReadyForQuery.
+fn owe_before_ready(ledger: &Ledger, reply: Reply, group: u64, parsed: bool, bound: bool) {
+    let mut frames = BytesMut::new();
+    // ParseComplete and BindComplete of the statement that was kept back.
+    if parsed {
+        frames.extend_from_slice(b"1\0\0\0\x04");
+    }
+    if bound {
+        frames.extend_from_slice(b"2\0\0\0\x04");
+    }
+    let prefix_len = frames.len();
+    frames.extend_from_slice(&reply.frames);
+    if let Ok(mut owed) = ledger.owed.lock() {
+        owed.push_back(Owed {
+            group,
+            frames: frames.freeze(),
+            kind: ReplyKind::Success,
+            before_ready: true,
+            prefix_len,
+        });
+    }
+}
+
 /// Records the owed reply and appends its stand-in: for an error, `EXECUTE
 /// nonce` (simple protocol) or a Bind to nonce (extended), which fail
 /// upstream; for a success, an empty query. An extended batch only ever owes
@@ -371,6 +545,8 @@ fn owe<H: SessionHooks>(
             group,
             frames: reply.frames,
             kind,
+            before_ready: false,
+            prefix_len: 0,
         });
     }
     match (kind, style) {
@@ -450,12 +626,27 @@ where
             }
             let f = &rbuf[pos..pos + h.frame_len];
             if h.tag == b'Z' {
+                let mut before = None;
                 if let Ok(mut owed) = ledger.owed.lock() {
+                    while owed.front().is_some_and(|o| o.group < ready_seen) {
+                        owed.pop_front();
+                    }
+                    if owed
+                        .front()
+                        .is_some_and(|o| o.group == ready_seen && o.before_ready)
+                    {
+                        before = owed.pop_front().map(|o| o.frames);
+                    }
                     // A held message whose group ended without our error (an
                     // earlier error made Postgres skip it) owes nothing more.
                     while owed.front().is_some_and(|o| o.group <= ready_seen) {
                         owed.pop_front();
                     }
+                }
+                if let Some(frames) = before {
+                    client.write_all(&rbuf[start..pos]).await?;
+                    client.write_all(&frames).await?;
+                    start = pos;
                 }
                 ready_seen += 1;
                 pos += h.frame_len;

@@ -2,13 +2,20 @@
 //! the CLI and scripts. Every call needs `Authorization: Bearer <token>`,
 //! where the token's SHA-256 is a user's `api_token_sha256` in the config.
 //! Errors are `{"error": {"code": "...", "message": "..."}}`.
+//!
+//! Besides reviewing, the API creates requests (`POST /api/v1/requests`, the
+//! same path as a statement held in a session: one script is one request) and
+//! runs approved requests or their rollback once (`…/run`, `…/rollback`).
 
 use airlock_core::{
-    Actor, ApprovalOutcome, Config, Refusal, RequestFilter, RequestId, RequestStatus, Workflow,
-    WorkflowError,
+    Actor, ApprovalOutcome, ChangeRequest, Config, Held, Refusal, RequestFilter, RequestId,
+    RequestStatus, RunResult, Workflow, WorkflowError,
 };
+use airlock_pg::runner::{ChangeRunner, Ran};
+use airlock_sql::{DirectiveKey, Directives};
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
+use axum::extract::ConnectInfo;
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
@@ -20,6 +27,7 @@ use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// Most requests one list call returns.
@@ -33,13 +41,17 @@ const AUDIT_LIMIT_DEFAULT: u32 = 100;
 #[derive(Clone)]
 pub struct ApiState {
     workflow: Workflow,
+    /// Users and targets (submit checks the target and who may use it).
+    config: Arc<Config>,
+    /// Runs approved requests (absent: `run`/`rollback` answer 503).
+    runner: Option<ChangeRunner>,
     /// Lowercase hex SHA-256 of a token → the user it belongs to.
     tokens: Arc<HashMap<String, Actor>>,
 }
 
 impl ApiState {
     /// Builds the state from the workflow and the users' token hashes.
-    pub fn new(workflow: Workflow, config: &Config) -> Self {
+    pub fn new(workflow: Workflow, config: Arc<Config>) -> Self {
         let tokens = config
             .users
             .iter()
@@ -54,19 +66,29 @@ impl ApiState {
             .collect();
         ApiState {
             workflow,
+            config,
+            runner: None,
             tokens: Arc::new(tokens),
         }
+    }
+
+    /// Lets the API run approved requests and rollbacks with `runner`.
+    pub fn with_runner(mut self, runner: Option<ChangeRunner>) -> Self {
+        self.runner = runner;
+        self
     }
 }
 
 /// The `/api/v1` routes (to be merged into the HTTP router).
 pub fn router(state: ApiState) -> Router {
     Router::new()
-        .route("/api/v1/requests", get(list_requests))
+        .route("/api/v1/requests", get(list_requests).post(submit))
         .route("/api/v1/requests/{id}", get(show_request))
         .route("/api/v1/requests/{id}/approve", post(approve))
         .route("/api/v1/requests/{id}/reject", post(reject))
         .route("/api/v1/requests/{id}/cancel", post(cancel))
+        .route("/api/v1/requests/{id}/run", post(run))
+        .route("/api/v1/requests/{id}/rollback", post(rollback))
         .route("/api/v1/audit", get(audit_events))
         .route("/api/v1/audit/head", get(audit_head))
         .route("/api/v1/{*rest}", axum::routing::any(unknown_route))
@@ -134,6 +156,8 @@ impl From<WorkflowError> for ApiError {
 struct Caller {
     actor: Actor,
     via: &'static str,
+    /// Client address and port (empty when unknown).
+    addr: String,
 }
 
 /// Lowercase hex SHA-256 of a token.
@@ -168,7 +192,12 @@ impl FromRequestParts<ApiState> for Caller {
             Some(ua) if ua.as_bytes().starts_with(b"airlock-cli") => "cli",
             _ => "http",
         };
-        Ok(Caller { actor, via })
+        let addr = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(a)| a.to_string())
+            .unwrap_or_default();
+        Ok(Caller { actor, via, addr })
     }
 }
 
@@ -315,6 +344,248 @@ async fn cancel(
         .cancel(id, &caller.actor, body.note.as_deref())
         .await?;
     Ok(Json(json!({ "request": request })))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubmitBody {
+    /// Target name.
+    target: Option<String>,
+    /// The statement or script (one request; a leading `/* airlock: … */` is read).
+    sql: Option<String>,
+    reason: Option<String>,
+    description: Option<String>,
+    /// Rollback statement, reviewed and approved with the change.
+    rollback: Option<String>,
+    /// Row guard.
+    max_rows: Option<i64>,
+}
+
+fn given(v: Option<String>) -> Option<String> {
+    v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+}
+
+/// Creates a change request for a statement or a whole script, as the
+/// caller, through the same path as a statement held in a session.
+async fn submit(
+    State(state): State<ApiState>,
+    caller: Caller,
+    body: Bytes,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let body: SubmitBody = parse_body(&body)?;
+    let target_name = given(body.target)
+        .ok_or_else(|| ApiError::bad_request("a submission needs a \"target\""))?;
+    let user = state.config.user(&caller.actor.name).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "unknown_user",
+            format!("{} is no longer a configured user", caller.actor.name),
+        )
+    })?;
+    let target = state.config.target(&target_name).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_target",
+            format!("no target {target_name:?} in the configuration"),
+        )
+    })?;
+    if !target.allows(user) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "target_not_allowed",
+            format!(
+                "{} may not use target {:?} (allowed groups: {})",
+                user.name,
+                target.name,
+                target.allowed_groups.join(", ")
+            ),
+        ));
+    }
+    if !target.protected {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "not_protected",
+            format!(
+                "target {:?} is not protected: changes run directly there, nothing to review",
+                target.name
+            ),
+        ));
+    }
+    let raw = body.sql.unwrap_or_default();
+    let (directives, sql) = airlock_sql::leading_directives(&raw);
+    if let Some(bad) = directives
+        .unknown
+        .iter()
+        .chain(directives.malformed.iter())
+        .next()
+    {
+        return Err(ApiError::bad_request(format!(
+            "bad airlock comment at the start of the statement: {bad:?}"
+        )));
+    }
+    let sql = sql.trim();
+    let classification = airlock_sql::classify(sql);
+    if sql.is_empty() || classification.statement_count == 0 {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "empty_statement",
+            "the submission has no SQL statement",
+        ));
+    }
+    if classification.read_only && classification.executes.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "read_only",
+            "every statement in the submission is read-only: nothing to review, run it directly through the proxy",
+        ));
+    }
+    let mut settings = Directives::default();
+    for key in [
+        DirectiveKey::Reason,
+        DirectiveKey::Description,
+        DirectiveKey::Rollback,
+        DirectiveKey::MaxRows,
+    ] {
+        if let Some(v) = directives.get(key) {
+            settings.set(key, v.to_string());
+        }
+    }
+    for (key, value) in [
+        (DirectiveKey::Reason, given(body.reason)),
+        (DirectiveKey::Description, given(body.description)),
+        (DirectiveKey::Rollback, given(body.rollback)),
+        (DirectiveKey::MaxRows, body.max_rows.map(|n| n.to_string())),
+    ] {
+        if let Some(v) = value {
+            settings.set(key, v);
+        }
+    }
+    if let Some(m) = settings.max_rows.as_deref() {
+        if !m.trim().parse::<i64>().is_ok_and(|n| n >= 0) {
+            return Err(ApiError::bad_request(format!(
+                "max_rows must be a number of rows, not {m:?}"
+            )));
+        }
+    }
+    let application_name = if caller.via == "cli" {
+        "airlock submit"
+    } else {
+        "airlock api"
+    };
+    let details = airlock_pg::holding::request_details(
+        user,
+        target,
+        &caller.addr,
+        application_name,
+        sql,
+        classification.class,
+        &settings,
+    );
+    let (status, created, request, note) = match state.workflow.hold(details).await {
+        Ok(Held::Created(r)) => (StatusCode::CREATED, true, r, None),
+        Ok(Held::StillPending(r)) => (
+            StatusCode::OK,
+            false,
+            r,
+            Some("the same statement is already pending approval: no new request was made"),
+        ),
+        Ok(Held::Approved(r)) => (
+            StatusCode::OK,
+            false,
+            r,
+            Some("the same statement is already approved: run it with `airlock requests run`"),
+        ),
+        Err(WorkflowError::Refused(Refusal::ReasonRequired { target })) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "reason_required",
+                format!("target {target:?} requires a reason for changes: give --reason"),
+            ))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if created {
+        tracing::info!(request = request.id.0, user = %user.name, target = %target.name, "change request submitted");
+    }
+    Ok((
+        status,
+        Json(json!({ "created": created, "note": note, "request": request })),
+    ))
+}
+
+fn result_json(result: &RunResult) -> serde_json::Value {
+    json!({
+        "ok": result.error.is_none(),
+        "rows_affected": result.rows_affected,
+        "command_tag": result.command_tag,
+        "duration_ms": result.duration_ms,
+        "error": result.error,
+    })
+}
+
+enum RunKind {
+    Change,
+    Rollback,
+}
+
+/// Runs an approved request (or the rollback of an executed one) once.
+/// The run is its own task: a client that goes away does not interrupt it
+/// between its start and its recorded result.
+async fn run_request(
+    state: ApiState,
+    caller: Caller,
+    id: &str,
+    kind: RunKind,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let id = parse_id(id)?;
+    let runner = state.runner.clone().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "runs_unavailable",
+            "this airlock process cannot run requests",
+        )
+    })?;
+    let actor = caller.actor.clone();
+    let task = tokio::spawn(async move {
+        match kind {
+            RunKind::Change => runner.run(id, &actor).await,
+            RunKind::Rollback => runner.rollback(id, &actor).await,
+        }
+    });
+    let ran: Ran = task.await.map_err(|e| {
+        tracing::error!(request = id.0, error = %e, "the run task failed");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!(
+                "the run of request {id} failed inside airlock: check `airlock requests show {}`",
+                id.0
+            ),
+        )
+    })??;
+    let request: ChangeRequest = match ran.request {
+        Some(r) => r,
+        None => state.workflow.get(id).await?,
+    };
+    Ok(Json(
+        json!({ "request": request, "result": result_json(&ran.result) }),
+    ))
+}
+
+async fn run(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    run_request(state, caller, &id, RunKind::Change).await
+}
+
+async fn rollback(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    run_request(state, caller, &id, RunKind::Rollback).await
 }
 
 #[derive(Debug, Default, Deserialize)]

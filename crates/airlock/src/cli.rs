@@ -2,6 +2,7 @@
 
 use crate::audit_cmd::{self, AuditAction};
 use crate::requests_cmd::{self, ApiArgs, RequestsAction};
+use crate::submit_cmd::{self, SubmitArgs};
 use crate::{api, config_file, serve};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -46,6 +47,13 @@ enum Command {
         #[command(subcommand)]
         action: RequestsAction,
     },
+    /// Submit a statement or a whole SQL script as one change request.
+    Submit {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(flatten)]
+        args: SubmitArgs,
+    },
     /// Verify, show or export the audit trail (reads the state store directly).
     Audit {
         #[command(subcommand)]
@@ -61,6 +69,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Passwd => passwd(),
         Command::Token { json } => Ok(token(json)),
         Command::Requests { api, action } => requests_cmd::run(api, action),
+        Command::Submit { api, args } => submit_cmd::run(api, args),
         Command::Audit { action } => audit_cmd::run(action),
     }
 }

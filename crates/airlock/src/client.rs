@@ -42,6 +42,7 @@ pub struct ApiClient {
     port: u16,
     prefix: String,
     token: Option<String>,
+    timeout: Duration,
 }
 
 impl ApiClient {
@@ -85,7 +86,14 @@ impl ApiClient {
                 format!("/{prefix}")
             },
             token: token.filter(|t| !t.trim().is_empty()),
+            timeout: CALL_TIMEOUT,
         })
+    }
+
+    /// How long one call may take (a run can take as long as its statement).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
     }
 
     fn url(&self, path: &str) -> String {
@@ -100,7 +108,7 @@ impl ApiClient {
         body: Option<serde_json::Value>,
     ) -> Result<(StatusCode, serde_json::Value), ClientError> {
         let url = self.url(path);
-        match tokio::time::timeout(CALL_TIMEOUT, self.call_inner(method, path, body)).await {
+        match tokio::time::timeout(self.timeout, self.call_inner(method, path, body)).await {
             Ok(Ok((status, bytes))) => match serde_json::from_slice(&bytes) {
                 Ok(v) => Ok((status, v)),
                 Err(_) => Err(ClientError::NotJson { url, status }),
@@ -108,7 +116,7 @@ impl ApiClient {
             Ok(Err(message)) => Err(ClientError::Transport { url, message }),
             Err(_) => Err(ClientError::Transport {
                 url,
-                message: format!("no answer within {}s", CALL_TIMEOUT.as_secs()),
+                message: format!("no answer within {}s", self.timeout.as_secs()),
             }),
         }
     }

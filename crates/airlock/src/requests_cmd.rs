@@ -6,6 +6,11 @@ use hyper::Method;
 use serde_json::{json, Value};
 use std::fmt::Write as _;
 use std::process::ExitCode;
+use std::time::Duration;
+
+/// How long the CLI waits for a run or rollback: as long as the statement
+/// may take upstream (the run goes on in airlock if the CLI gives up).
+const RUN_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
 
 /// Where the API is, who calls it, how to print.
 #[derive(Debug, Clone, clap::Args)]
@@ -73,6 +78,16 @@ pub enum RequestsAction {
         #[arg(long)]
         note: Option<String>,
     },
+    /// Run your approved request once (exit status 1 when it failed).
+    Run {
+        /// Request number.
+        id: String,
+    },
+    /// Run the approved rollback of your executed request (exit status 1 when it failed).
+    Rollback {
+        /// Request number.
+        id: String,
+    },
 }
 
 fn request_number(text: &str) -> anyhow::Result<i64> {
@@ -98,7 +113,7 @@ fn push_query(q: &mut String, key: &str, value: &str) {
 
 /// Runs a `requests` subcommand.
 pub fn run(api: ApiArgs, action: RequestsAction) -> anyhow::Result<ExitCode> {
-    let client = ApiClient::new(&api.url, api.token.clone())?;
+    let mut client = ApiClient::new(&api.url, api.token.clone())?;
     let (method, path, body) = match &action {
         RequestsAction::List {
             status,
@@ -141,26 +156,68 @@ pub fn run(api: ApiArgs, action: RequestsAction) -> anyhow::Result<ExitCode> {
             format!("/api/v1/requests/{}/cancel", request_number(id)?),
             Some(json!({ "note": note })),
         ),
+        RequestsAction::Run { id } => {
+            client = client.with_timeout(RUN_TIMEOUT);
+            (
+                Method::POST,
+                format!("/api/v1/requests/{}/run", request_number(id)?),
+                None,
+            )
+        }
+        RequestsAction::Rollback { id } => {
+            client = client.with_timeout(RUN_TIMEOUT);
+            (
+                Method::POST,
+                format!("/api/v1/requests/{}/rollback", request_number(id)?),
+                None,
+            )
+        }
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     let (status, value) = runtime.block_on(client.call(method, &path, body))?;
+    finish(&action, api.json, status, &value)
+}
+
+/// Prints an API answer (the error of a refused call on stderr) and gives
+/// the exit status: failure when the call was refused or the run failed.
+pub(crate) fn finish(
+    action: &RequestsAction,
+    json: bool,
+    status: hyper::StatusCode,
+    value: &Value,
+) -> anyhow::Result<ExitCode> {
     if !status.is_success() {
         let code = value["error"]["code"].as_str().unwrap_or("error");
         let message = value["error"]["message"].as_str().unwrap_or("(no message)");
-        if api.json {
+        if json {
             println!("{value}");
         }
         eprintln!("airlock: {message} ({code}, HTTP {})", status.as_u16());
         return Ok(ExitCode::FAILURE);
     }
-    if api.json {
+    let run_failed = matches!(
+        action,
+        RequestsAction::Run { .. } | RequestsAction::Rollback { .. }
+    ) && value["result"]["ok"].as_bool() != Some(true);
+    if json {
         println!("{value}");
-        return Ok(ExitCode::SUCCESS);
+    } else {
+        print!("{}", human(action, value));
     }
-    print!("{}", human(&action, &value));
+    if run_failed {
+        if !json {
+            eprintln!(
+                "airlock: request #{} {}: {}",
+                text(&value["request"]["id"]),
+                text(&value["request"]["status"]),
+                text(&value["result"]["error"])
+            );
+        }
+        return Ok(ExitCode::FAILURE);
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -326,6 +383,18 @@ fn human(action: &RequestsAction, v: &Value) -> String {
         }
         RequestsAction::Cancel { id, .. } => {
             let _ = writeln!(out, "cancelled #{}", id.trim_start_matches('#'));
+        }
+        RequestsAction::Run { .. } | RequestsAction::Rollback { .. } => {
+            let r = &v["request"];
+            let res = &v["result"];
+            let _ = write!(out, "request #{}: {}", text(&r["id"]), text(&r["status"]));
+            if !res["command_tag"].is_null() {
+                let _ = write!(out, ", {}", text(&res["command_tag"]));
+            }
+            if !res["rows_affected"].is_null() {
+                let _ = write!(out, ", {} row(s) affected", text(&res["rows_affected"]));
+            }
+            let _ = writeln!(out, ", {} ms", text(&res["duration_ms"]));
         }
     }
     out
