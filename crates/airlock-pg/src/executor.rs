@@ -214,8 +214,9 @@ fn millis(d: Duration) -> u128 {
     d.as_millis().max(1)
 }
 
-/// Runs `plan` once. `record_xid` is awaited with the upstream transaction
-/// id before COMMIT; if it fails, the change is rolled back.
+/// Runs `plan` once. In a transaction, `record_xid` is awaited with the
+/// upstream transaction id before the change runs (so before COMMIT); if it
+/// fails, nothing runs.
 pub async fn execute<F, Fut>(
     endpoint: &Endpoint,
     creds: &Credentials,
@@ -259,6 +260,25 @@ where
         }
     }
 
+    // In a transaction, the xid is assigned and recorded before the change
+    // runs: after a crash, pg_xact_status tells committed from aborted
+    // wherever the crash happened.
+    let mut xid = None;
+    if plan.in_transaction {
+        let answer = conn.simple("SELECT pg_current_xact_id()::text").await?;
+        let id = answer
+            .frames
+            .iter()
+            .find(|f| f.first() == Some(&b'D'))
+            .and_then(|f| first_column(f))
+            .ok_or_else(|| ExecError::Protocol("no transaction id returned".into()))?;
+        if let Err(e) = record_xid(id.clone()).await {
+            conn.simple("ROLLBACK").await?;
+            return Err(ExecError::Record(e));
+        }
+        xid = Some(id);
+    }
+
     let started = Instant::now();
     let answer = if plan.params.is_empty() {
         conn.simple(&plan.sql).await?
@@ -274,7 +294,7 @@ where
         command_tag: tag,
         duration: started.elapsed(),
         error: answer.error,
-        xid: None,
+        xid,
     };
     if !plan.in_transaction {
         let _ = conn.simple("").await;
@@ -294,18 +314,6 @@ where
         outcome.duration = started.elapsed();
         return Ok(outcome);
     }
-    let xid = conn.simple("SELECT pg_current_xact_id()::text").await?;
-    let xid = xid
-        .frames
-        .iter()
-        .find(|f| f.first() == Some(&b'D'))
-        .and_then(|f| first_column(f))
-        .ok_or_else(|| ExecError::Protocol("no transaction id returned".into()))?;
-    if let Err(e) = record_xid(xid.clone()).await {
-        conn.simple("ROLLBACK").await?;
-        return Err(ExecError::Record(e));
-    }
-    outcome.xid = Some(xid);
     let commit = conn.simple("COMMIT").await?;
     outcome.duration = started.elapsed();
     if let Some(e) = commit.error {

@@ -122,7 +122,10 @@ async fn the_row_guard_rolls_back_and_reports_the_counts() {
         err.contains("3 rows") && err.contains("limit of 1"),
         "{err}"
     );
-    assert_eq!(out.xid, None);
+    // The xid was recorded before the change ran; it ended aborted.
+    let xid = out.xid.expect("xid recorded before the run");
+    let status = xact_status(&endpoint(), &creds(), db, &xid).await.expect("asks");
+    assert_eq!(status.as_deref(), Some("aborted"));
     assert_eq!(psql(db, "SELECT count(*) FROM t WHERE v = 'y'"), "0");
 }
 
