@@ -46,9 +46,23 @@ fn cli(proxy: &Proxy, args: &[&str]) -> Out {
 
 #[test]
 fn held_update_is_approved_by_another_user_and_runs_once_on_resend() {
-    let db = "airlock_t_hold_flow";
+    hold_approve_resend_flow("airlock_t_hold_flow", None);
+}
+
+/// The same flow with the state in PostgreSQL instead of the SQLite file.
+#[test]
+fn held_update_flow_with_a_postgresql_store() {
+    let store = fresh_pg_store("hold_flow");
+    hold_approve_resend_flow("airlock_t_hold_flow_pgstore", Some(store));
+}
+
+/// Held → approved by another user with the CLI → re-sent: runs once.
+/// `store_url`: the state store (default: SQLite next to the config).
+fn hold_approve_resend_flow(db: &str, store_url: Option<String>) {
     seed(db);
-    let proxy = Proxy::start(ProxyConfig::for_db(db).with_api_token("bob", BOB_TOKEN));
+    let mut config = ProxyConfig::for_db(db).with_api_token("bob", BOB_TOKEN);
+    config.store_url = store_url;
+    let proxy = Proxy::start(config);
     let alice = proxy.conn("alice", &format!("{db}-prod"));
     let update = "UPDATE t SET v = 'x' WHERE id = 1";
     let send = |sql: &str| {

@@ -1264,3 +1264,22 @@ pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// A fresh, empty PostgreSQL database `airlock_state_t_<name>` for airlock's
+/// state store (dropped first if left over); returns its `store.url`.
+pub fn fresh_pg_store(name: &str) -> String {
+    ensure_postgres();
+    let db = format!("airlock_state_t_{name}");
+    assert!(
+        db.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+        "keep store database names simple: {db}"
+    );
+    admin_sql(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+        .assert_success("drop store database");
+    admin_sql(&format!(
+        "CREATE DATABASE {db} TEMPLATE template0 ENCODING 'UTF8'"
+    ))
+    .assert_success("create store database");
+    format!("postgres://postgres@{PG_HOST}:{PG_PORT}/{db}")
+}

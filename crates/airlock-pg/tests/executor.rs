@@ -124,7 +124,9 @@ async fn the_row_guard_rolls_back_and_reports_the_counts() {
     );
     // The xid was recorded before the change ran; it ended aborted.
     let xid = out.xid.expect("xid recorded before the run");
-    let status = xact_status(&endpoint(), &creds(), db, &xid).await.expect("asks");
+    let status = xact_status(&endpoint(), &creds(), db, &xid)
+        .await
+        .expect("asks");
     assert_eq!(status.as_deref(), Some("aborted"));
     assert_eq!(psql(db, "SELECT count(*) FROM t WHERE v = 'y'"), "0");
 }
