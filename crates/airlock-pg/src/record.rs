@@ -168,10 +168,13 @@ where
         let pos = walk(&buf, 0, &mut skip, wanted_from_client, |tag, f| {
             match tag {
                 b'Q' => {
-                    let sql = String::from_utf8_lossy(frame::query_sql(f)?).into_owned();
-                    let c = classifier.classify(&sql);
-                    if !c.read_only {
-                        push(&shared, groups, sql, c.class);
+                    let text = frame::query_sql(f)?;
+                    if !plainly_a_read(text) {
+                        let sql = String::from_utf8_lossy(text).into_owned();
+                        let c = classifier.classify(&sql);
+                        if !c.read_only {
+                            push(&shared, groups, sql, c.class);
+                        }
                     }
                     groups += 1;
                 }
@@ -211,6 +214,37 @@ where
             return Ok(());
         }
     }
+}
+
+/// A fast pre-filter for recording only (never for holding): a single
+/// SELECT/SHOW/FETCH/VALUES/TABLE without any write keyword is a read. On an
+/// unprotected target this only decides what is remembered for "earlier
+/// runs", and it keeps statements whose literals change every time (which
+/// miss the classification cache) off the parser on the hot path.
+fn plainly_a_read(sql: &[u8]) -> bool {
+    let trimmed = sql.trim_ascii();
+    let body = trimmed.strip_suffix(b";").unwrap_or(trimmed);
+    let first: Vec<u8> = body
+        .iter()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .map(u8::to_ascii_lowercase)
+        .collect();
+    if !matches!(
+        first.as_slice(),
+        b"select" | b"show" | b"fetch" | b"values" | b"table"
+    ) {
+        return false;
+    }
+    if body.contains(&b';') {
+        return false;
+    }
+    let lower = body.to_ascii_lowercase();
+    const WRITES: [&[u8]; 8] = [
+        b"insert", b"update", b"delete", b"merge", b"into", b"nextval", b"setval", b"lo_",
+    ];
+    !WRITES
+        .iter()
+        .any(|w| lower.windows(w.len()).any(|x| x == *w))
 }
 
 fn push(shared: &Shared, group: u64, sql: String, class: StatementClass) {
@@ -306,6 +340,28 @@ mod tests {
     use super::*;
     use crate::frame::{put_command_complete, put_query, split_frame};
     use tokio::io::duplex;
+
+    #[test]
+    fn the_recording_prefilter_lets_only_plain_reads_skip_the_parser() {
+        assert!(plainly_a_read(
+            b"SELECT abalance FROM pgbench_accounts WHERE aid = 7;"
+        ));
+        assert!(plainly_a_read(b"  show search_path"));
+        for not_plain in [
+            &b"UPDATE t SET a = 1"[..],
+            b"SELECT 1; DELETE FROM t",
+            b"WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d",
+            b"SELECT nextval('s')",
+            b"SELECT * INTO t2 FROM t",
+            b"select * from t where x in (select 1) ; update t set a = 1",
+        ] {
+            assert!(
+                !plainly_a_read(not_plain),
+                "{}",
+                String::from_utf8_lossy(not_plain)
+            );
+        }
+    }
 
     #[tokio::test]
     async fn writes_are_recorded_with_rows_and_reads_are_not() {
