@@ -93,6 +93,11 @@ fn hold_approve_resend_flow(db: &str, store_url: Option<String>) {
         "the dev run must be shown: {}",
         out.describe()
     );
+    assert!(
+        err.contains("planner estimate: about 1 row(s)"),
+        "the row estimate must be shown: {}",
+        out.describe()
+    );
     assert!(err.contains("request #1"), "{}", out.describe());
     assert!(
         err.contains("NOTICE:") && err.contains("summary"),

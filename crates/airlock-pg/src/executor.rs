@@ -377,9 +377,119 @@ pub async fn xact_status(
         .and_then(|f| first_column(f)))
 }
 
+/// The planner's estimate of the rows a single DML statement touches:
+/// `EXPLAIN (FORMAT JSON)` with the given credentials inside a READ ONLY
+/// transaction that is rolled back (with bound text parameters: `PREPARE` +
+/// `EXPLAIN EXECUTE`). `None` whenever it cannot tell; never an error, and
+/// bounded by `timeout`, since it only adds context to a request.
+pub async fn estimate_rows(
+    endpoint: &Endpoint,
+    creds: &Credentials,
+    database: &str,
+    sql: &str,
+    params: &[Param],
+    timeout: Duration,
+) -> Option<f64> {
+    tokio::time::timeout(
+        timeout,
+        estimate_inner(endpoint, creds, database, sql, params),
+    )
+    .await
+    .ok()
+    .flatten()
+}
+
+fn quote_literal(v: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(v).ok()?;
+    Some(format!("'{}'", text.replace('\'', "''")))
+}
+
+async fn estimate_inner(
+    endpoint: &Endpoint,
+    creds: &Credentials,
+    database: &str,
+    sql: &str,
+    params: &[Param],
+) -> Option<f64> {
+    let startup = vec![
+        ("user".to_string(), creds.user.clone()),
+        ("database".to_string(), database.to_string()),
+        (
+            "application_name".to_string(),
+            "airlock:estimate".to_string(),
+        ),
+        ("client_encoding".to_string(), "UTF8".to_string()),
+    ];
+    let session = upstream::open(endpoint, creds, &startup, Duration::from_secs(5))
+        .await
+        .ok()?;
+    let mut conn = Conn {
+        stream: session.stream,
+        buf: session.leftover,
+    };
+    conn.simple("BEGIN READ ONLY").await.ok()?;
+    let explain = if params.is_empty() {
+        format!("EXPLAIN (FORMAT JSON) {sql}")
+    } else {
+        let mut args = Vec::with_capacity(params.len());
+        for p in params {
+            match (&p.value, p.binary) {
+                (None, _) => args.push("NULL".to_string()),
+                (Some(v), false) => args.push(quote_literal(v)?),
+                (Some(_), true) => return None,
+            }
+        }
+        let prepared = conn
+            .simple(&format!("PREPARE airlock_estimate AS {sql}"))
+            .await
+            .ok()?;
+        if prepared.error.is_some() {
+            let _ = conn.simple("ROLLBACK").await;
+            return None;
+        }
+        format!(
+            "EXPLAIN (FORMAT JSON) EXECUTE airlock_estimate({})",
+            args.join(", ")
+        )
+    };
+    let answer = conn.simple(&explain).await.ok()?;
+    let _ = conn.simple("ROLLBACK").await;
+    let json = answer
+        .frames
+        .iter()
+        .find(|f| f.first() == Some(&b'D'))
+        .and_then(|f| first_column(f))?;
+    plan_rows(&json)
+}
+
+/// Rows from `EXPLAIN (FORMAT JSON)`: a ModifyTable node reports 0, so its
+/// input's estimate is the rows the change touches.
+pub fn plan_rows(json: &str) -> Option<f64> {
+    let v: serde_json::Value = serde_json::from_str(json).ok()?;
+    let plan = v.get(0)?.get("Plan")?;
+    let rows = plan.get("Plan Rows")?.as_f64()?;
+    if plan.get("Node Type").and_then(|t| t.as_str()) == Some("ModifyTable") {
+        if let Some(child) = plan.get("Plans").and_then(|p| p.get(0)) {
+            return child.get("Plan Rows")?.as_f64();
+        }
+    }
+    Some(rows)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plan_rows_looks_under_modify_table() {
+        let update = r#"[{"Plan": {"Node Type": "ModifyTable", "Plan Rows": 0, "Plans": [{"Node Type": "Seq Scan", "Plan Rows": 423}]}}]"#;
+        assert_eq!(plan_rows(update), Some(423.0));
+        assert_eq!(
+            plan_rows(r#"[{"Plan": {"Node Type": "Seq Scan", "Plan Rows": 7}}]"#),
+            Some(7.0)
+        );
+        assert_eq!(plan_rows("not json"), None);
+    }
 
     #[test]
     fn command_tags_give_row_counts() {

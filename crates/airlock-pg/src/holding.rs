@@ -212,6 +212,12 @@ impl ProtectedHooks {
             ),
         );
         put_notice(&mut out, &format!("airlock: summary: {}", d.summary));
+        if let Some(rows) = d.row_estimate {
+            put_notice(
+                &mut out,
+                &format!("airlock: planner estimate: about {rows:.0} row(s)"),
+            );
+        }
         put_notice(
             &mut out,
             &format!(
@@ -281,6 +287,22 @@ impl ProtectedHooks {
         };
         let mut details = self.details(sql.trim(), class, &settings);
         details.params = params;
+        if details.statement_count == 1 && class == airlock_sql::StatementClass::Write {
+            if let (Some(creds), Some(endpoint)) = (
+                self.target.write_credentials.as_ref(),
+                self.runner.endpoints.get(&self.target.name),
+            ) {
+                details.row_estimate = executor::estimate_rows(
+                    endpoint,
+                    creds,
+                    &self.target.upstream.database,
+                    &details.statement,
+                    &details.params,
+                    Duration::from_secs(2),
+                )
+                .await;
+            }
+        }
         match self.workflow.hold(details).await {
             Ok(Held::Created(r)) if wait.is_some() => {
                 info!(request = r.id.0, user = %self.user.name, target = %self.target.name, "change request created; the client waits");
