@@ -381,8 +381,7 @@ impl ProtectedHooks {
                 }
                 success(out)
             }
-            (Some(e), Some(o)) if o.frames.iter().any(|f| f.first() == Some(&b'E')) => {
-                let _ = e;
+            (Some(_), Some(o)) if o.frames.iter().any(|f| f.first() == Some(&b'E')) => {
                 for f in o.frames.iter().filter(|f| f.first() != Some(&b'E')) {
                     out.extend_from_slice(f);
                 }
