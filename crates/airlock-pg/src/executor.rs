@@ -110,7 +110,7 @@ impl Conn {
                 b'Z' => return Ok(Answer { frames, error }),
                 b'E' => {
                     if error.is_none() {
-                        error = Some(describe_error(&f));
+                        error = Some(frame::error_summary(&f));
                     }
                     frames.push(f);
                 }
@@ -128,15 +128,6 @@ impl Conn {
     }
 }
 
-fn describe_error(f: &[u8]) -> String {
-    let field = |c| {
-        frame::error_field(f, c)
-            .map(|v| String::from_utf8_lossy(v).into_owned())
-            .unwrap_or_default()
-    };
-    format!("{}: {}", field(b'C'), field(b'M'))
-}
-
 /// Rows a CommandComplete tag reports (`UPDATE 3`, `INSERT 0 5`, `DELETE 0`).
 pub fn tag_rows(tag: &str) -> Option<i64> {
     let mut words = tag.split_whitespace();
@@ -150,18 +141,22 @@ pub fn tag_rows(tag: &str) -> Option<i64> {
     }
 }
 
+/// Rows a tag reports as written: a SELECT's rows are read, not written.
+pub fn written_rows(tag: &str) -> Option<i64> {
+    if tag.starts_with("SELECT") {
+        None
+    } else {
+        tag_rows(tag)
+    }
+}
+
 fn summarise(frames: &[Bytes]) -> (Option<i64>, Option<String>) {
     let mut rows: Option<i64> = None;
     let mut last_tag = None;
     for f in frames.iter().filter(|f| f.first() == Some(&b'C')) {
-        let tag = frame::cstr(frame::body(f))
-            .map(|(t, _)| String::from_utf8_lossy(t).into_owned())
-            .unwrap_or_default();
-        // Rows written count; rows a trailing SELECT returns do not.
-        if !tag.starts_with("SELECT") {
-            if let Some(n) = tag_rows(&tag) {
-                rows = Some(rows.unwrap_or(0) + n);
-            }
+        let tag = frame::command_tag(f);
+        if let Some(n) = written_rows(&tag) {
+            rows = Some(rows.unwrap_or(0) + n);
         }
         last_tag = Some(tag);
     }
@@ -497,5 +492,7 @@ mod tests {
         assert_eq!(tag_rows("INSERT 0 5"), Some(5));
         assert_eq!(tag_rows("DELETE 0"), Some(0));
         assert_eq!(tag_rows("CREATE TABLE"), None);
+        assert_eq!(written_rows("SELECT 5"), None);
+        assert_eq!(written_rows("UPDATE 5"), Some(5));
     }
 }

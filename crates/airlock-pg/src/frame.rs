@@ -344,6 +344,25 @@ pub fn error_field(frame: &[u8], field: u8) -> Option<&[u8]> {
     None
 }
 
+/// One field of an ErrorResponse/NoticeResponse as text (empty when absent).
+pub fn error_text(frame: &[u8], field: u8) -> String {
+    error_field(frame, field)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .unwrap_or_default()
+}
+
+/// `SQLSTATE: message` of an ErrorResponse frame.
+pub fn error_summary(frame: &[u8]) -> String {
+    format!("{}: {}", error_text(frame, b'C'), error_text(frame, b'M'))
+}
+
+/// The tag of a CommandComplete ('C') frame (`UPDATE 3`).
+pub fn command_tag(frame: &[u8]) -> String {
+    cstr(body(frame))
+        .map(|(t, _)| String::from_utf8_lossy(t).into_owned())
+        .unwrap_or_default()
+}
+
 /// Decodes a SASLInitialResponse body into (mechanism, client-first data).
 pub fn sasl_initial(frame: &[u8]) -> Result<(&[u8], &[u8]), FrameError> {
     let (mech, rest) = cstr(body(frame)).ok_or(FrameError::Malformed("SASLInitialResponse"))?;

@@ -7,7 +7,7 @@
 //! client's traffic. Result rows are never decoded; only CommandComplete,
 //! ErrorResponse and ReadyForQuery are looked at.
 
-use crate::executor::tag_rows;
+use crate::executor::written_rows;
 use crate::frame::{self, peek_header};
 use crate::relay::RelayError;
 use airlock_sql::{Classifier, StatementClass};
@@ -277,23 +277,11 @@ where
         let pos = walk(&buf, 0, &mut skip, wanted_from_upstream, |tag, f| {
             match tag {
                 b'C' => {
-                    let tag = frame::cstr(frame::body(f))
-                        .map(|(t, _)| String::from_utf8_lossy(t).into_owned())
-                        .unwrap_or_default();
-                    if !tag.starts_with("SELECT") {
-                        if let Some(n) = tag_rows(&tag) {
-                            rows = Some(rows.unwrap_or(0) + n);
-                        }
+                    if let Some(n) = written_rows(&frame::command_tag(f)) {
+                        rows = Some(rows.unwrap_or(0) + n);
                     }
                 }
-                b'E' if error.is_none() => {
-                    let field = |c| {
-                        frame::error_field(f, c)
-                            .map(|v| String::from_utf8_lossy(v).into_owned())
-                            .unwrap_or_default()
-                    };
-                    error = Some(format!("{}: {}", field(b'C'), field(b'M')));
-                }
+                b'E' if error.is_none() => error = Some(frame::error_summary(f)),
                 b'Z' => {
                     let done = shared.pending.lock().ok().and_then(|mut p| {
                         while p.front().is_some_and(|x| x.group < ready_seen) {

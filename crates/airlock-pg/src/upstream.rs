@@ -238,14 +238,9 @@ async fn open_inner(
             }
             b'v' => {}
             b'E' => {
-                let field = |c| {
-                    frame::error_field(&f, c)
-                        .map(|v| String::from_utf8_lossy(v).into_owned())
-                        .unwrap_or_default()
-                };
                 return Err(UpstreamError::Refused {
-                    code: field(b'C'),
-                    message: field(b'M'),
+                    code: frame::error_text(&f, b'C'),
+                    message: frame::error_text(&f, b'M'),
                     frame: f,
                 });
             }
