@@ -32,8 +32,11 @@ fn interactive_psql_ctrl_c_cancels_and_session_goes_on() {
 
     // psql on a pseudo-terminal (script(1)), so it runs interactively and
     // Ctrl-C (0x03) reaches it as SIGINT from the terminal, as for a user.
+    // `exec` makes psql script's own child: otherwise the shell in between
+    // also gets the terminal's SIGINT, dies of it, and script reports 130
+    // although psql went on and quit cleanly.
     let psql_line = format!(
-        "psql -X -P pager=off -v VERBOSITY=verbose -d \"{}\"",
+        "exec psql -X -P pager=off -v VERBOSITY=verbose -d \"{}\"",
         conn.conninfo()
     );
     let mut cmd = Command::new("script");
@@ -41,6 +44,7 @@ fn interactive_psql_ctrl_c_cancels_and_session_goes_on() {
         .env("PGPASSWORD", &conn.password)
         .env("PGAPPNAME", APP_NAME)
         .env("PGCONNECT_TIMEOUT", "10")
+        .env("SHELL", "/bin/sh")
         .env("TERM", "dumb")
         .env("PSQL_HISTORY", "/dev/null")
         .env_remove("PGOPTIONS");

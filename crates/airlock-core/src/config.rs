@@ -11,6 +11,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod slack;
+pub use slack::{is_channel_id, is_user_id, SecretRef, SlackConfig, SlackMode, SLACK_API_URL};
+
 /// One problem found in a config, with the key path it concerns.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigProblem {
@@ -86,6 +89,8 @@ pub struct Config {
     /// The audit trail (`[audit]`).
     #[serde(default)]
     pub audit: AuditConfig,
+    /// Slack review messages and decisions (`[slack]`); none when absent.
+    pub slack: Option<SlackConfig>,
 }
 
 /// `[audit]`: how the audit chain is watched.
@@ -196,6 +201,9 @@ pub struct ServerConfig {
     pub auth_timeout: Duration,
     /// Async runtime worker threads; 0 means one per CPU core.
     pub worker_threads: usize,
+    /// Base URL people reach airlock's HTTP listener at, for links in
+    /// NOTICEs and Slack messages (`{public_url}/requests/{id}`).
+    pub public_url: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -209,6 +217,7 @@ impl Default for ServerConfig {
             classifier_cache_entries: 10_000,
             auth_timeout: Duration::from_secs(60),
             worker_threads: 0,
+            public_url: None,
         }
     }
 }
@@ -262,6 +271,8 @@ pub struct User {
     pub scram_verifier: Option<String>,
     /// Hex SHA-256 of the user's HTTP API bearer token (from `airlock token`).
     pub api_token_sha256: Option<String>,
+    /// Their Slack user id (`U…`): their clicks in Slack act as them, and they get DMs.
+    pub slack_user_id: Option<String>,
 }
 
 /// `[[targets]]`.
@@ -659,6 +670,9 @@ impl Config {
                 }
             }
         }
+        if let Some(slack) = &mut self.slack {
+            slack.anchor(base);
+        }
         if let Some(tls) = &mut self.tls {
             anchor(&mut tls.cert_file);
             anchor(&mut tls.key_file);
@@ -888,6 +902,38 @@ impl Config {
             });
         }
         self.policy.validate("policy", &all_groups, &mut out);
+        if let Some(url) = &self.server.public_url {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                out.push(ConfigProblem {
+                    path: "server.public_url".into(),
+                    message: format!("must be an http(s) URL, not {url:?}"),
+                });
+            }
+        }
+        slack::validate_user_ids(
+            self.users
+                .iter()
+                .enumerate()
+                .filter_map(|(i, u)| u.slack_user_id.as_deref().map(|id| (i, id))),
+            &mut out,
+        );
+        if let Some(slack) = &self.slack {
+            slack.validate(&self.review_channels(), &mut out);
+            if slack.review_channel.is_none() {
+                for (i, t) in self.targets.iter().enumerate().filter(|(_, t)| t.protected) {
+                    let p = self.approval_policy(t, StatementClass::Write);
+                    if p.review_channel.is_none() {
+                        out.push(ConfigProblem {
+                            path: format!("targets[{i}].policy.review_channel"),
+                            message: format!(
+                                "target {:?} has no Slack review channel: set it here, in [policy] or as slack.review_channel",
+                                t.name
+                            ),
+                        });
+                    }
+                }
+            }
+        }
         for (i, t) in self.targets.iter().enumerate() {
             t.policy
                 .validate(&format!("targets[{i}].policy"), &all_groups, &mut out);
@@ -919,6 +965,33 @@ impl Config {
         out
     }
 
+    /// Every `review_channel` set in a policy, with its key path.
+    fn review_channels(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let mut add = |path: String, p: &PolicyConfig| {
+            if let Some(c) = &p.review_channel {
+                out.push((format!("{path}.review_channel"), c.clone()));
+            }
+            for (class, rules) in &p.classes {
+                if let Some(c) = &rules.review_channel {
+                    out.push((format!("{path}.classes.{class}.review_channel"), c.clone()));
+                }
+            }
+        };
+        add("policy".into(), &self.policy);
+        for (i, t) in self.targets.iter().enumerate() {
+            add(format!("targets[{i}].policy"), &t.policy);
+        }
+        out
+    }
+
+    /// The user a Slack user id is mapped to.
+    pub fn user_by_slack_id(&self, slack_user_id: &str) -> Option<&User> {
+        self.users
+            .iter()
+            .find(|u| u.slack_user_id.as_deref() == Some(slack_user_id))
+    }
+
     /// Reads every configured secret, reporting the ones that cannot be read.
     pub fn resolve_secrets(&mut self, secrets: &dyn SecretReader) -> Vec<ConfigProblem> {
         let mut out = Vec::new();
@@ -936,6 +1009,9 @@ impl Config {
                     message: format!("environment variable {name} is not set"),
                 }),
             }
+        }
+        if let Some(slack) = &mut self.slack {
+            slack.resolve(secrets, &mut out);
         }
         for (i, t) in self.targets.iter_mut().enumerate() {
             for (key, c) in [

@@ -113,6 +113,22 @@ pub struct OutboxClaim {
     pub limit: u32,
 }
 
+/// A chat message airlock posted about a request (e.g. the Slack review
+/// message, or a DM to the requester), so it is posted once and then updated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessageRef {
+    /// The request.
+    pub request_id: RequestId,
+    /// What the message is for (`slack:review`, `slack:dm:approved`…).
+    pub purpose: String,
+    /// Channel (or DM conversation) id.
+    pub channel: String,
+    /// The chat tool's message id (Slack's `ts`).
+    pub ts: String,
+    /// When it was posted.
+    pub posted_at: Timestamp,
+}
+
 /// The durable state: change requests, approvals, executions, the audit
 /// chain and the notification outbox.
 ///
@@ -257,5 +273,29 @@ pub trait Store: Send + Sync {
         owner: &'a str,
         now: Timestamp,
         ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
+
+    /// The message posted for `purpose` about a request, if any.
+    fn chat_message<'a>(
+        &'a self,
+        request_id: RequestId,
+        purpose: &'a str,
+    ) -> BoxFuture<'a, Result<Option<ChatMessageRef>, StoreError>>;
+
+    /// Records a posted message; `Ok(false)` when one was already recorded
+    /// for that request and purpose (the first one stays).
+    fn record_chat_message<'a>(
+        &'a self,
+        message: &'a ChatMessageRef,
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
+
+    /// Remembers a one-time value (an accepted interaction payload's
+    /// signature); `Ok(false)` when it was seen before, i.e. a replay. Values
+    /// seen before `forget_before` are dropped.
+    fn remember_nonce<'a>(
+        &'a self,
+        nonce: &'a str,
+        now: Timestamp,
+        forget_before: Timestamp,
     ) -> BoxFuture<'a, Result<bool, StoreError>>;
 }

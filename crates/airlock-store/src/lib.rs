@@ -12,6 +12,7 @@
 //! (`UPDATE … WHERE id = ? AND status = ?`) that only one of them can win.
 
 mod audit;
+mod chat;
 mod error;
 mod executions;
 mod outbox;
@@ -21,8 +22,8 @@ pub use error::ConnectError;
 
 use airlock_core::audit::{AuditEvent, AuditHead, NewAuditEvent};
 use airlock_core::ports::{
-    BoxFuture, EarlierRunsQuery, NewOutboxMessage, OutboxClaim, OutboxMessage, StatusChange, Store,
-    StoreError,
+    BoxFuture, ChatMessageRef, EarlierRunsQuery, NewOutboxMessage, OutboxClaim, OutboxMessage,
+    StatusChange, Store, StoreError,
 };
 use airlock_core::request::matching::ExactMatch;
 use airlock_core::{
@@ -77,17 +78,46 @@ pub struct SqlStore {
 }
 
 fn migrations(backend: Backend) -> Result<Migrator, ConnectError> {
-    let initial = match backend {
-        Backend::Sqlite => include_str!("../migrations/sqlite/0001_initial.sql"),
-        Backend::Postgres => include_str!("../migrations/postgres/0001_initial.sql"),
+    let steps: [(i64, &str, &'static str); 2] = match backend {
+        Backend::Sqlite => [
+            (
+                1,
+                "initial",
+                include_str!("../migrations/sqlite/0001_initial.sql"),
+            ),
+            (
+                2,
+                "chat",
+                include_str!("../migrations/sqlite/0002_chat.sql"),
+            ),
+        ],
+        Backend::Postgres => [
+            (
+                1,
+                "initial",
+                include_str!("../migrations/postgres/0001_initial.sql"),
+            ),
+            (
+                2,
+                "chat",
+                include_str!("../migrations/postgres/0002_chat.sql"),
+            ),
+        ],
     };
-    Ok(Migrator::with_migrations(vec![Migration::new(
-        1,
-        "initial".into(),
-        MigrationType::Simple,
-        initial.into_sql_str(),
-        false,
-    )]))
+    Ok(Migrator::with_migrations(
+        steps
+            .into_iter()
+            .map(|(version, name, sql)| {
+                Migration::new(
+                    version,
+                    name.into(),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    ))
 }
 
 impl SqlStore {
@@ -336,5 +366,29 @@ impl Store for SqlStore {
         ttl: Duration,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(self.try_lease_impl(name, owner, now, ttl))
+    }
+
+    fn chat_message<'a>(
+        &'a self,
+        request_id: RequestId,
+        purpose: &'a str,
+    ) -> BoxFuture<'a, Result<Option<ChatMessageRef>, StoreError>> {
+        Box::pin(self.chat_message_impl(request_id, purpose))
+    }
+
+    fn record_chat_message<'a>(
+        &'a self,
+        message: &'a ChatMessageRef,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(self.record_chat_message_impl(message))
+    }
+
+    fn remember_nonce<'a>(
+        &'a self,
+        nonce: &'a str,
+        now: Timestamp,
+        forget_before: Timestamp,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(self.remember_nonce_impl(nonce, now, forget_before))
     }
 }

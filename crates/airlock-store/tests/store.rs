@@ -4,7 +4,8 @@ mod common;
 
 use airlock_core::audit::{verify_chain, AuditFault, AuditHead, NewAuditEvent};
 use airlock_core::ports::{
-    EarlierRunsQuery, NewOutboxMessage, OutboxClaim, StatusChange, Store, StoreError,
+    ChatMessageRef, EarlierRunsQuery, NewOutboxMessage, OutboxClaim, StatusChange, Store,
+    StoreError,
 };
 use airlock_core::request::approval::Refusal;
 use airlock_core::{
@@ -991,4 +992,67 @@ async fn in_memory_sqlite_works() {
     );
     assert_eq!(store.backend(), airlock_store::Backend::Sqlite);
     let _ = Kind::Sqlite;
+}
+
+both!(chat_messages_and_nonces);
+async fn chat_messages_and_nonces(ctx: Ctx) {
+    let store = ctx.store.clone();
+    let replica = ctx.replica().await;
+    let r = store
+        .create_request(&details(
+            "alice",
+            "orders-prod",
+            "DELETE FROM t WHERE id = 1",
+        ))
+        .await
+        .expect("create");
+    assert_eq!(
+        store.chat_message(r.id, "slack:review").await.expect("get"),
+        None
+    );
+    let first = ChatMessageRef {
+        request_id: r.id,
+        purpose: "slack:review".into(),
+        channel: "C123".into(),
+        ts: "1700000000.000100".into(),
+        posted_at: T0,
+    };
+    assert!(store.record_chat_message(&first).await.expect("record"));
+    // A second post for the same purpose (from another replica) does not replace the first.
+    let second = ChatMessageRef {
+        ts: "1700000000.000200".into(),
+        ..first.clone()
+    };
+    assert!(!replica.record_chat_message(&second).await.expect("record"));
+    assert_eq!(
+        replica
+            .chat_message(r.id, "slack:review")
+            .await
+            .expect("get"),
+        Some(first.clone())
+    );
+    assert_eq!(
+        store
+            .chat_message(r.id, "slack:dm:approved")
+            .await
+            .expect("get"),
+        None
+    );
+
+    // A nonce is accepted once, across replicas, until it is forgotten.
+    let later = T0.plus(Duration::from_secs(60));
+    assert!(store.remember_nonce("sig-a", T0, T0).await.expect("nonce"));
+    assert!(!replica
+        .remember_nonce("sig-a", later, T0)
+        .await
+        .expect("nonce"));
+    assert!(replica
+        .remember_nonce("sig-b", later, T0)
+        .await
+        .expect("nonce"));
+    let much_later = T0.plus(Duration::from_secs(3600));
+    assert!(store
+        .remember_nonce("sig-a", much_later, T0.plus(Duration::from_secs(30)))
+        .await
+        .expect("forgotten nonce"));
 }
