@@ -37,6 +37,9 @@ pub mod kinds {
     pub const LOGIN: &str = "login";
     /// A login was refused (bad password, unknown or forbidden target); the payload says why.
     pub const LOGIN_REFUSED: &str = "login.refused";
+    /// A chat interaction (a Slack click or modal) was refused before any
+    /// decision: bad signature, stale or replayed payload, unmapped user…
+    pub const INTERACTION_REFUSED: &str = "interaction.refused";
     /// Prefix of status changes: `request.approved`, `request.running`…
     pub const TRANSITION_PREFIX: &str = "request.";
 }

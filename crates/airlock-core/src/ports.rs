@@ -242,7 +242,10 @@ pub trait Store: Send + Sync {
     ) -> BoxFuture<'a, Result<i64, StoreError>>;
 
     /// Claims up to `limit` undelivered messages whose lease is free, oldest
-    /// first; no two owners hold the same message at once.
+    /// first; no two owners hold the same message at once. A message about a
+    /// request is not claimable while an earlier message of the same topic
+    /// about the same request is undelivered, so each request's messages are
+    /// delivered in order.
     fn claim_outbox<'a>(
         &'a self,
         claim: &'a OutboxClaim,

@@ -341,6 +341,64 @@ impl Workflow {
         }
     }
 
+    /// Checks, before asking a reviewer for a reason, that they may reject
+    /// the request now; a refusal is audited like a refused rejection.
+    pub async fn may_reject(
+        &self,
+        id: RequestId,
+        reviewer: &Actor,
+    ) -> Result<ChangeRequest, WorkflowError> {
+        let now = self.now();
+        let request = self.load(id).await?;
+        if let Err(refusal) = check_rejection(&request, reviewer, now) {
+            if matches!(refusal, Refusal::Expired { .. }) {
+                self.expire_if_overdue(&request, now).await?;
+            }
+            return Err(self
+                .audit_refusal(
+                    kinds::DECISION_REFUSED,
+                    &reviewer.name,
+                    Some(id),
+                    "reject",
+                    refusal,
+                )
+                .await);
+        }
+        Ok(request)
+    }
+
+    /// Audits a chat interaction refused before any decision (forged,
+    /// stale or replayed payload, unknown user…). `actor` names who it
+    /// claims to come from, e.g. `slack:U123`.
+    pub async fn refuse_interaction(
+        &self,
+        actor: &str,
+        request: Option<RequestId>,
+        why: &str,
+        detail: serde_json::Value,
+    ) -> Result<(), WorkflowError> {
+        let mut payload = json!({ "why": why });
+        if let (Some(obj), serde_json::Value::Object(extra)) = (payload.as_object_mut(), detail) {
+            obj.extend(extra);
+        }
+        let event = NewAuditEvent::new(
+            self.now(),
+            actor,
+            kinds::INTERACTION_REFUSED,
+            request,
+            payload,
+        );
+        self.store.append_audit(&event).await?;
+        Ok(())
+    }
+
+    /// The review channel the policy of a request's target and class names, if any.
+    pub fn review_channel(&self, request: &ChangeRequest) -> Option<String> {
+        self.policies
+            .policy(&request.details.target, request.details.class)
+            .and_then(|p| p.review_channel)
+    }
+
     /// A reviewer rejects, with a reason shown to the requester.
     pub async fn reject(
         &self,

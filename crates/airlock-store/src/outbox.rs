@@ -10,15 +10,19 @@ use std::time::Duration;
 
 const CLAIM_SQLITE: &str =
     "UPDATE outbox SET lease_owner = $1, lease_until = $2, attempts = attempts + 1 \
-     WHERE id IN (SELECT id FROM outbox WHERE done_at IS NULL AND available_at <= $3 \
+     WHERE id IN (SELECT id FROM outbox o WHERE done_at IS NULL AND available_at <= $3 \
         AND (lease_until IS NULL OR lease_until <= $3) AND ($4 IS NULL OR topic = $4) \
+        AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.request_id = o.request_id \
+            AND e.topic = o.topic AND e.done_at IS NULL AND e.id < o.id) \
         ORDER BY id LIMIT $5) \
      RETURNING id, topic, request_id, payload, created_at, attempts, last_error";
 
 const CLAIM_PG: &str =
     "UPDATE outbox SET lease_owner = $1, lease_until = $2, attempts = attempts + 1 \
-     WHERE id IN (SELECT id FROM outbox WHERE done_at IS NULL AND available_at <= $3 \
+     WHERE id IN (SELECT id FROM outbox o WHERE done_at IS NULL AND available_at <= $3 \
         AND (lease_until IS NULL OR lease_until <= $3) AND ($4::text IS NULL OR topic = $4) \
+        AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.request_id = o.request_id \
+            AND e.topic = o.topic AND e.done_at IS NULL AND e.id < o.id) \
         ORDER BY id LIMIT $5 FOR UPDATE SKIP LOCKED) \
      RETURNING id, topic, request_id, payload, created_at, attempts, last_error";
 

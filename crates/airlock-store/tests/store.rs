@@ -1056,3 +1056,81 @@ async fn chat_messages_and_nonces(ctx: Ctx) {
         .await
         .expect("forgotten nonce"));
 }
+
+both!(outbox_keeps_each_requests_order);
+async fn outbox_keeps_each_requests_order(ctx: Ctx) {
+    let store = ctx.store.clone();
+    let a = store
+        .create_request(&details(
+            "alice",
+            "orders-prod",
+            "DELETE FROM t WHERE id = 1",
+        ))
+        .await
+        .expect("create");
+    let b = store
+        .create_request(&details(
+            "alice",
+            "orders-prod",
+            "DELETE FROM t WHERE id = 2",
+        ))
+        .await
+        .expect("create");
+    let claim = |owner: &str, now: Timestamp| OutboxClaim {
+        owner: owner.into(),
+        topic: Some("request".into()),
+        now,
+        lease: Duration::from_secs(60),
+        limit: 100,
+    };
+    // Creation messages: one per request, both claimable at once.
+    let first = store.claim_outbox(&claim("w", T0)).await.expect("claim");
+    let ids: Vec<_> = first.iter().map(|m| m.request_id).collect();
+    assert_eq!(ids, vec![Some(a.id), Some(b.id)]);
+    // A's first message fails and is put off; A's later message must wait for it.
+    for extra in 0..2 {
+        store
+            .enqueue_outbox(&NewOutboxMessage {
+                topic: "request".into(),
+                request_id: Some(a.id),
+                payload: json!({ "extra": extra }).to_string(),
+                at: T0,
+            })
+            .await
+            .expect("enqueue");
+    }
+    assert!(store
+        .retry_outbox(
+            first[0].id,
+            "w",
+            "slack down",
+            T0.plus(Duration::from_secs(30))
+        )
+        .await
+        .expect("retry"));
+    assert!(store.ack_outbox(first[1].id, "w", T0).await.expect("ack"));
+    let now = T0.plus(Duration::from_secs(1));
+    assert!(
+        store
+            .claim_outbox(&claim("w", now))
+            .await
+            .expect("claim")
+            .is_empty(),
+        "a later message of request A was handed out before its earlier one"
+    );
+    // Once the first is due again, only it comes; then the next, one at a time.
+    let later = T0.plus(Duration::from_secs(31));
+    let mut order = Vec::new();
+    loop {
+        let got = store.claim_outbox(&claim("w", later)).await.expect("claim");
+        if got.is_empty() {
+            break;
+        }
+        assert_eq!(got.len(), 1, "one message of a request at a time: {got:?}");
+        order.push(got[0].id);
+        assert!(store.ack_outbox(got[0].id, "w", later).await.expect("ack"));
+    }
+    assert_eq!(order.len(), 3);
+    assert_eq!(order[0], first[0].id);
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}");
+}

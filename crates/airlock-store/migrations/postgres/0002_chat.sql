@@ -15,3 +15,6 @@ CREATE TABLE interaction_nonces (
     seen_at BIGINT NOT NULL
 );
 CREATE INDEX interaction_nonces_seen ON interaction_nonces (seen_at);
+
+-- A request's messages are delivered in order: finding its oldest undelivered one is an index lookup.
+CREATE INDEX outbox_request_pending ON outbox (request_id, id) WHERE done_at IS NULL;

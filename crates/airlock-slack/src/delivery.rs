@@ -1,0 +1,327 @@
+//! Delivery of request changes to Slack from the durable outbox: the
+//! review message is posted once and then updated in place (rendered from
+//! the request as stored, so any replica can do it and a late update never
+//! shows stale state), and the requester gets a DM on approval, rejection
+//! and the run's outcome.
+//!
+//! At-least-once: a message is acknowledged only after Slack answered ok;
+//! failures are retried with exponential backoff (Slack's `Retry-After` on
+//! 429 pauses all delivery); the store hands out a request's messages one
+//! at a time, oldest first, so each request's messages go out in order.
+//! A post is recorded as soon as Slack answers, and never repeated after
+//! that; it is repeated only when no answer arrived.
+
+use crate::api::{ApiError, SlackApi};
+use crate::directory::Directory;
+use crate::render::{requester_dm, review_message, ReviewView};
+use airlock_core::ports::{ChatMessageRef, OutboxClaim, OutboxMessage};
+use airlock_core::{ChangeRequest, RequestId, Workflow};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Outbox topic of request changes (written by the store with every change).
+pub const REQUEST_TOPIC: &str = "request";
+/// The lease that lets one replica at a time deliver.
+pub const DELIVERY_LEASE: &str = "slack-delivery";
+/// Purpose under which the review message is recorded.
+pub const REVIEW_PURPOSE: &str = "slack:review";
+
+/// How the deliverer behaves.
+#[derive(Debug, Clone)]
+pub struct DeliveryOptions {
+    /// Fallback review channel.
+    pub review_channel: Option<String>,
+    /// Base URL for request links.
+    pub public_url: Option<String>,
+    /// Statements longer than this are cut.
+    pub statement_max_chars: usize,
+    /// First retry delay (doubles per attempt).
+    pub retry_initial: Duration,
+    /// Longest retry delay.
+    pub retry_max: Duration,
+    /// How often the outbox is polled when idle.
+    pub poll_interval: Duration,
+}
+
+/// Why one outbox message could not be delivered yet.
+#[derive(Debug, thiserror::Error)]
+enum DeliveryError {
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error("{0}")]
+    Airlock(String),
+}
+
+/// Delivers request changes to Slack.
+#[derive(Debug, Clone)]
+pub struct Deliverer {
+    workflow: Workflow,
+    api: SlackApi,
+    directory: Arc<Directory>,
+    options: DeliveryOptions,
+    owner: String,
+}
+
+/// The delay before attempt `attempts + 1`.
+pub fn backoff(attempts: u32, initial: Duration, max: Duration) -> Duration {
+    let factor = 2u32.saturating_pow(attempts.saturating_sub(1).min(20));
+    initial.saturating_mul(factor).min(max)
+}
+
+impl Deliverer {
+    /// A deliverer; `owner` identifies this process in leases.
+    pub fn new(
+        workflow: Workflow,
+        api: SlackApi,
+        directory: Arc<Directory>,
+        options: DeliveryOptions,
+        owner: String,
+    ) -> Self {
+        Deliverer {
+            workflow,
+            api,
+            directory,
+            options,
+            owner,
+        }
+    }
+
+    fn link(&self, id: RequestId) -> Option<String> {
+        self.options
+            .public_url
+            .as_deref()
+            .map(|u| format!("{}/requests/{}", u.trim_end_matches('/'), id.0))
+    }
+
+    /// Runs until `stop` is cancelled.
+    pub async fn run(self, stop: CancellationToken) {
+        let store = self.workflow.store().clone();
+        let lease_ttl = (self.options.poll_interval * 5).max(Duration::from_secs(10));
+        loop {
+            let now = self.workflow.now();
+            let mut delivered_any = false;
+            match store
+                .try_lease(DELIVERY_LEASE, &self.owner, now, lease_ttl)
+                .await
+            {
+                Ok(true) => match self.drain_once().await {
+                    Ok((n, pause)) => {
+                        delivered_any = n > 0;
+                        if let Some(pause) = pause {
+                            tokio::select! {
+                                _ = stop.cancelled() => break,
+                                _ = tokio::time::sleep(pause) => {}
+                            }
+                            continue;
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "Slack delivery: the store failed"),
+                },
+                Ok(false) => {}
+                Err(e) => tracing::error!(error = %e, "Slack delivery: cannot take the lease"),
+            }
+            if delivered_any {
+                continue;
+            }
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tokio::time::sleep(self.options.poll_interval) => {}
+            }
+        }
+        // Let another replica take over at once.
+        let _ = store
+            .try_lease(
+                DELIVERY_LEASE,
+                &self.owner,
+                self.workflow.now(),
+                Duration::ZERO,
+            )
+            .await;
+    }
+
+    /// Claims and delivers one batch; returns how many were delivered and,
+    /// when Slack rate-limits, how long to pause.
+    async fn drain_once(&self) -> Result<(usize, Option<Duration>), airlock_core::StoreError> {
+        let store = self.workflow.store();
+        let now = self.workflow.now();
+        let batch = store
+            .claim_outbox(&OutboxClaim {
+                owner: self.owner.clone(),
+                topic: Some(REQUEST_TOPIC.into()),
+                now,
+                lease: Duration::from_secs(60),
+                limit: 20,
+            })
+            .await?;
+        let mut delivered = 0;
+        let mut pause: Option<Duration> = None;
+        for m in batch {
+            if let Some(p) = pause {
+                // Rate-limited: hand the rest back for after the pause.
+                let at = self.workflow.now().plus(p);
+                store
+                    .retry_outbox(m.id, &self.owner, "waiting for Slack's rate limit", at)
+                    .await?;
+                continue;
+            }
+            match self.deliver(&m).await {
+                Ok(()) => {
+                    store
+                        .ack_outbox(m.id, &self.owner, self.workflow.now())
+                        .await?;
+                    delivered += 1;
+                }
+                Err(e) => {
+                    let delay = match &e {
+                        DeliveryError::Api(ApiError::RateLimited(after)) => {
+                            pause = Some(*after);
+                            *after
+                        }
+                        _ => backoff(
+                            m.attempts,
+                            self.options.retry_initial,
+                            self.options.retry_max,
+                        ),
+                    };
+                    tracing::warn!(
+                        message = m.id,
+                        request = ?m.request_id.map(|r| r.0),
+                        attempts = m.attempts,
+                        retry_in = ?delay,
+                        error = %e,
+                        "Slack delivery failed; will retry"
+                    );
+                    let at = self.workflow.now().plus(delay);
+                    store
+                        .retry_outbox(m.id, &self.owner, &e.to_string(), at)
+                        .await?;
+                }
+            }
+        }
+        Ok((delivered, pause))
+    }
+
+    async fn deliver(&self, m: &OutboxMessage) -> Result<(), DeliveryError> {
+        let Some(id) = m.request_id else {
+            return Ok(());
+        };
+        let request = match self.workflow.get(id).await {
+            Ok(r) => r,
+            Err(airlock_core::WorkflowError::NotFound(_)) => return Ok(()),
+            Err(e) => return Err(DeliveryError::Airlock(e.to_string())),
+        };
+        let approvals = self
+            .workflow
+            .approvals(id)
+            .await
+            .map_err(|e| DeliveryError::Airlock(e.to_string()))?;
+        self.sync_review(&request, &approvals).await?;
+        self.notify_requester(&request, &approvals).await
+    }
+
+    /// Posts the review message if it was never posted, else updates it to the current state.
+    async fn sync_review(
+        &self,
+        request: &ChangeRequest,
+        approvals: &[airlock_core::Approval],
+    ) -> Result<(), DeliveryError> {
+        let store = self.workflow.store();
+        let link = self.link(request.id);
+        let content = review_message(ReviewView {
+            request,
+            approvals,
+            link: link.as_deref(),
+            statement_max_chars: self.options.statement_max_chars,
+        });
+        let posted = store
+            .chat_message(request.id, REVIEW_PURPOSE)
+            .await
+            .map_err(|e| DeliveryError::Airlock(e.to_string()))?;
+        match posted {
+            Some(p) => Ok(self.api.update(&p.channel, &p.ts, content).await?),
+            None => {
+                let Some(channel) = self
+                    .workflow
+                    .review_channel(request)
+                    .or_else(|| self.options.review_channel.clone())
+                else {
+                    tracing::error!(
+                        request = request.id.0,
+                        target = request.details.target,
+                        "no Slack review channel for this target; nothing posted"
+                    );
+                    return Ok(());
+                };
+                let (channel, ts) = self.api.post(&channel, content).await?;
+                self.record(request.id, REVIEW_PURPOSE, channel, ts).await
+            }
+        }
+    }
+
+    async fn record(
+        &self,
+        id: RequestId,
+        purpose: &str,
+        channel: String,
+        ts: String,
+    ) -> Result<(), DeliveryError> {
+        let message = ChatMessageRef {
+            request_id: id,
+            purpose: purpose.to_string(),
+            channel,
+            ts,
+            posted_at: self.workflow.now(),
+        };
+        self.workflow
+            .store()
+            .record_chat_message(&message)
+            .await
+            .map_err(|e| DeliveryError::Airlock(e.to_string()))?;
+        Ok(())
+    }
+
+    /// The requester's DM for the request's current state, once.
+    async fn notify_requester(
+        &self,
+        request: &ChangeRequest,
+        approvals: &[airlock_core::Approval],
+    ) -> Result<(), DeliveryError> {
+        let Some((kind, text)) = requester_dm(request, approvals) else {
+            return Ok(());
+        };
+        let Some(user) = self.directory.slack_id(&request.details.requester) else {
+            return Ok(());
+        };
+        let purpose = format!("slack:dm:{kind}");
+        let store = self.workflow.store();
+        if store
+            .chat_message(request.id, &purpose)
+            .await
+            .map_err(|e| DeliveryError::Airlock(e.to_string()))?
+            .is_some()
+        {
+            return Ok(());
+        }
+        let dm = self.api.open_dm(user).await?;
+        let content = slack_morphism::prelude::SlackMessageContent::new().with_text(text);
+        let (channel, ts) = self.api.post(&dm, content).await?;
+        self.record(request.id, &purpose, channel, ts).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff;
+    use std::time::Duration;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let i = Duration::from_secs(2);
+        let m = Duration::from_secs(60);
+        let got: Vec<u64> = (1..=8).map(|a| backoff(a, i, m).as_secs()).collect();
+        assert_eq!(got, vec![2, 4, 8, 16, 32, 60, 60, 60]);
+        assert_eq!(backoff(0, i, m), i);
+        assert_eq!(backoff(u32::MAX, i, m), m);
+    }
+}

@@ -1,0 +1,117 @@
+//! Making untrusted text safe for Slack: nothing a developer, a client
+//! application or an AI summary writes can mention anyone, link anywhere or
+//! break out of its block.
+
+/// Escapes the three characters Slack gives meaning to in any text
+/// (`&`, `<`, `>`): with them escaped no `<!channel>`, `<@U…>` or `<url|…>`
+/// can form.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// Escapes text for `mrkdwn` and also defuses its formatting characters
+/// (`*`, `_`, `~`, `` ` ``) by following each with a zero-width space, so
+/// the text shows as written and cannot open bold, code or strike spans
+/// that swallow what follows.
+pub fn escape_mrkdwn(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in escape(s).chars() {
+        out.push(c);
+        if matches!(c, '*' | '_' | '~' | '`') {
+            out.push('\u{200B}');
+        }
+    }
+    out
+}
+
+/// A `mrkdwn` code block holding `code` verbatim: escaped, and with every
+/// run of backticks broken up so the block cannot be closed from inside.
+pub fn code_block(code: &str) -> String {
+    let mut body = String::with_capacity(code.len() + 8);
+    for c in escape(code).chars() {
+        body.push(c);
+        if c == '`' {
+            body.push('\u{200B}');
+        }
+    }
+    // A block that starts or ends with a newline renders the same; keep it tidy.
+    format!("```{}```", body.trim_matches('\n'))
+}
+
+/// `s` cut to at most `max` characters (on a character boundary); the flag
+/// says whether anything was cut.
+pub fn cut(s: &str, max: usize) -> (&str, bool) {
+    match s.char_indices().nth(max) {
+        Some((at, _)) => (&s[..at], true),
+        None => (s, false),
+    }
+}
+
+/// A link in `mrkdwn` whose label is escaped.
+pub fn link(url: &str, label: &str) -> String {
+    // A URL cannot contain the separators unescaped; drop what would break it.
+    let url: String = url
+        .chars()
+        .filter(|c| !matches!(c, '<' | '>' | '|' | ' '))
+        .collect();
+    format!("<{url}|{}>", escape(label).replace('|', "\u{2758}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mentions_and_links_cannot_form() {
+        let hostile = "<!channel> <@U123> <!here> <https://evil.example|click> & more";
+        for out in [escape(hostile), escape_mrkdwn(hostile), code_block(hostile)] {
+            assert!(!out.contains('<') && !out.contains('>'), "{out}");
+            assert!(out.contains("&lt;!channel&gt;"), "{out}");
+            assert!(out.contains("&amp; more"), "{out}");
+        }
+    }
+
+    #[test]
+    fn formatting_is_defused() {
+        let out = escape_mrkdwn("*bold* _it_ ~s~ `code` ```block```");
+        assert!(!out.contains("**") && !out.contains("``"), "{out:?}");
+        for c in ['*', '_', '~', '`'] {
+            for (i, _) in out.match_indices(c) {
+                assert_eq!(out[i + 1..].chars().next(), Some('\u{200B}'), "{out:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn code_blocks_cannot_be_closed_from_inside() {
+        let out = code_block("SELECT '```' || 1; -- ``` <@U1>");
+        assert!(out.starts_with("```") && out.ends_with("```"));
+        let inner = &out[3..out.len() - 3];
+        assert!(!inner.contains("``"), "{inner:?}");
+        assert!(inner.contains("&lt;@U1&gt;"));
+    }
+
+    #[test]
+    fn cut_respects_characters() {
+        assert_eq!(cut("héllo", 2), ("hé", true));
+        assert_eq!(cut("héllo", 5), ("héllo", false));
+        assert_eq!(cut("", 3), ("", false));
+    }
+
+    #[test]
+    fn link_labels_are_escaped() {
+        assert_eq!(
+            link("https://a.example/requests/4", "<#4|x>"),
+            "<https://a.example/requests/4|&lt;#4\u{2758}x&gt;>"
+        );
+    }
+}
