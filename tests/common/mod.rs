@@ -8,7 +8,9 @@
 //!   panicked);
 //! - [`Conn`] runs `psql` / `pgbench` against the proxy or directly;
 //! - [`raw`] is a tiny Postgres wire client (startup, SCRAM-SHA-256, simple
-//!   query, CancelRequest) for checks that need SQLSTATEs and raw bytes.
+//!   query, CancelRequest) for checks that need SQLSTATEs and raw bytes;
+//! - [`fake_slack`] is an in-process fake Slack (Web API, Socket Mode) plus
+//!   signed interaction payloads to post to airlock.
 //!
 //! Tests run in parallel: every test uses its own database name and ports.
 #![allow(dead_code)]
@@ -23,6 +25,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+pub mod fake_slack;
 pub mod raw;
 
 /// Upstream role created by `tests/setup-postgres.sh` (LOGIN SUPERUSER, SCRAM).
@@ -849,6 +852,8 @@ pub struct ProxyConfig {
     pub store_url: Option<String>,
     /// Raw TOML appended at the end of the config (e.g. `[audit]`).
     pub extra_toml: String,
+    /// Users' Slack ids: (user, `U…`).
+    pub slack_ids: Vec<(String, String)>,
 }
 
 /// TOML basic string.
@@ -911,6 +916,7 @@ impl ProxyConfig {
             api_tokens: vec![],
             store_url: None,
             extra_toml: String::new(),
+            slack_ids: vec![],
         }
     }
 
@@ -1001,6 +1007,9 @@ impl ProxyConfig {
                     .map(|b| format!("{b:02x}"))
                     .collect();
                 writeln!(s, "api_token_sha256 = {}", toml_str(&hash)).unwrap();
+            }
+            for (_, id) in self.slack_ids.iter().filter(|(n, _)| *n == u.name) {
+                writeln!(s, "slack_user_id = {}", toml_str(id)).unwrap();
             }
         }
         for t in &self.targets {

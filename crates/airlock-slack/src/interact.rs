@@ -125,7 +125,7 @@ impl Interactions {
             match (action.action_id.as_ref(), id) {
                 (ACTION_APPROVE, Some(id)) => self.approve(&click, id).await,
                 (ACTION_REJECT, Some(id)) => {
-                    self.ask_reason(&click, id, &e.trigger_id.to_string()).await
+                    self.ask_reason(&click, id, e.trigger_id.as_ref()).await
                 }
                 (ACTION_APPROVE | ACTION_REJECT, None) => {
                     self.refuse(

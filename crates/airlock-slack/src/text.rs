@@ -18,15 +18,27 @@ pub fn escape(s: &str) -> String {
     out
 }
 
-/// Escapes text for `mrkdwn` and also defuses its formatting characters
-/// (`*`, `_`, `~`, `` ` ``) by following each with a zero-width space, so
-/// the text shows as written and cannot open bold, code or strike spans
-/// that swallow what follows.
+/// Escapes text for `mrkdwn` and also defuses its formatting characters by
+/// following them with a zero-width space: every backtick, and `*`, `_`,
+/// `~` where they could open or close a span (next to a space, punctuation
+/// or the ends). So the text shows as written and cannot open bold, code or
+/// strike spans that swallow what follows, while identifiers such as
+/// `orders_prod` stay intact (Slack does not format inside a word).
 pub fn escape_mrkdwn(s: &str) -> String {
+    let escaped: Vec<char> = escape(s).chars().collect();
     let mut out = String::with_capacity(s.len() + 8);
-    for c in escape(s).chars() {
+    for (i, &c) in escaped.iter().enumerate() {
         out.push(c);
-        if matches!(c, '*' | '_' | '~' | '`') {
+        let inside_word = |c: Option<&char>| c.is_some_and(|c| c.is_alphanumeric());
+        let defuse = match c {
+            '`' => true,
+            '*' | '_' | '~' => {
+                !(inside_word(i.checked_sub(1).and_then(|p| escaped.get(p)))
+                    && inside_word(escaped.get(i + 1)))
+            }
+            _ => false,
+        };
+        if defuse {
             out.push('\u{200B}');
         }
     }
@@ -89,6 +101,12 @@ mod tests {
                 assert_eq!(out[i + 1..].chars().next(), Some('\u{200B}'), "{out:?}");
             }
         }
+    }
+
+    #[test]
+    fn identifiers_stay_intact() {
+        assert_eq!(escape_mrkdwn("orders_prod a*b x~y"), "orders_prod a*b x~y");
+        assert_eq!(escape_mrkdwn("_x_"), "_\u{200B}x_\u{200B}");
     }
 
     #[test]

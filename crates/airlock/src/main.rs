@@ -9,6 +9,7 @@ mod http;
 mod logging;
 mod requests_cmd;
 mod serve;
+mod slack;
 mod submit_cmd;
 
 use clap::Parser;

@@ -2,7 +2,7 @@
 //! listeners and the background jobs (expiry, audit head log, crash
 //! recovery of interrupted runs), handles signals.
 
-use crate::{api, config_file, http, logging};
+use crate::{api, config_file, http, logging, slack};
 use airlock_core::{
     PolicySource, RefuseUnreviewed, RequestFilter, RequestId, RequestStatus, Settlement, Store,
     SystemClock, Workflow,
@@ -69,7 +69,12 @@ async fn run(config: Arc<airlock_core::Config>) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let runner = pg.runner();
     let recovery_task = runner.clone().map(|r| tokio::spawn(recover_interrupted(r)));
-    let api = api::router(api::ApiState::new(workflow.clone(), config.clone()).with_runner(runner));
+    let mut api =
+        api::router(api::ApiState::new(workflow.clone(), config.clone()).with_runner(runner));
+    let slack = slack::start(&config, &workflow, &shutdown).await?;
+    if let Some(routes) = slack.as_ref().and_then(|s| s.routes.clone()) {
+        api = api.merge(routes);
+    }
     let http_task = tokio::spawn(http::serve(http_listener, api, shutdown.clone()));
     let pg_task = tokio::spawn(pg.run(shutdown.clone(), config.server.shutdown_grace));
     let expiry_task = tokio::spawn(expire_loop(workflow.clone(), shutdown.clone()));
@@ -90,6 +95,9 @@ async fn run(config: Arc<airlock_core::Config>) -> anyhow::Result<()> {
     http_task.await.context("http task")??;
     expiry_task.await.context("expiry task")?;
     head_task.await.context("audit head task")?;
+    if let Some(slack) = slack {
+        slack.stop().await;
+    }
     if let Some(task) = recovery_task {
         if !task.is_finished() {
             task.abort();

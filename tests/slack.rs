@@ -1,0 +1,719 @@
+//! Slack end to end (SPEC §6): a real `airlock serve` against the real local
+//! PostgreSQL and the fake Slack of `tests/common/fake_slack.rs`. Review
+//! messages, signed clicks, the reject modal, refusals, two approvers on
+//! two processes sharing a PostgreSQL store, Slack outages and rate limits
+//! across a restart, escaping and redaction.
+
+mod common;
+
+use common::fake_slack::{self, block_action, now_unix, post_interaction, view_submission};
+use common::*;
+use serde_json::Value;
+use std::process::Command;
+use std::time::Duration;
+
+const SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
+const BOT_TOKEN: &str = "xoxb-airlock-test";
+const CHANNEL: &str = "CREVIEW1";
+const ALICE: &str = "U0ALICE";
+const BOB: &str = "U0BOB";
+const CAROL: &str = "U0CAROL";
+const MALLORY: &str = "U0MALLORY";
+const BOB_API_TOKEN: &str = "bob-api-token-slack-tests-0123456789";
+const APPROVE: &str = "airlock_approve";
+const REJECT: &str = "airlock_reject";
+const WAIT: Duration = Duration::from_secs(30);
+
+fn seed(db: &str) {
+    fresh_db(db);
+    Conn::direct(db)
+        .psql(&[
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            "CREATE TABLE orders (id int PRIMARY KEY, state text); \
+             INSERT INTO orders SELECT g, 'new' FROM generate_series(1, 5) g",
+        ])
+        .assert_success("seeding");
+}
+
+fn states(db: &str) -> String {
+    admin_query(
+        db,
+        "SELECT string_agg(id || '=' || state, ',' ORDER BY id) FROM orders",
+    )
+}
+
+/// The test config: carol is a second dba; everyone but a stranger is
+/// mapped to a Slack user; reviews go to `CHANNEL`; `approvals` approvers.
+fn config(db: &str, fake: &fake_slack::FakeSlack, approvals: u32) -> ProxyConfig {
+    let mut cfg = ProxyConfig::for_db(db).with_api_token("bob", BOB_API_TOKEN);
+    cfg.users.push(UserSpec {
+        name: "carol".into(),
+        team: "platform".into(),
+        groups: vec!["developers".into(), "dba".into()],
+        password: "carol-pw-5Rt".into(),
+    });
+    cfg.slack_ids = [
+        ("alice", ALICE),
+        ("bob", BOB),
+        ("carol", CAROL),
+        ("mallory", MALLORY),
+    ]
+    .iter()
+    .map(|(u, s)| (u.to_string(), s.to_string()))
+    .collect();
+    cfg.server_extra.push((
+        "public_url".into(),
+        toml_str("https://airlock.example.test"),
+    ));
+    cfg.env
+        .push(("AIRLOCK_TEST_SLACK_BOT".into(), BOT_TOKEN.into()));
+    cfg.env
+        .push(("AIRLOCK_TEST_SLACK_SECRET".into(), SECRET.into()));
+    cfg.extra_toml = format!(
+        "[policy]\napprover_groups = [\"dba\"]\napprovals_required = {approvals}\nreview_channel = {}\n\n\
+         [slack]\nmode = \"http\"\napi_url = {}\nbot_token_env = \"AIRLOCK_TEST_SLACK_BOT\"\n\
+         signing_secret_env = \"AIRLOCK_TEST_SLACK_SECRET\"\nretry_initial = \"200ms\"\n\
+         retry_max = \"1s\"\npoll_interval = \"100ms\"\n",
+        toml_str(CHANNEL),
+        toml_str(&fake.api_url())
+    );
+    cfg
+}
+
+fn interactions_url(proxy: &Proxy) -> String {
+    format!("http://127.0.0.1:{}/slack/interactions", proxy.http_port)
+}
+
+/// `alice` sends `sql` on the protected target with a reason; returns psql's output.
+fn hold(proxy: &Proxy, db: &str, user: &str, reason: &str, sql: &str) -> Out {
+    proxy.conn(user, &format!("{db}-prod")).psql(&[
+        "-X",
+        "-v",
+        "VERBOSITY=verbose",
+        "-c",
+        &format!("SET airlock.reason = '{}'", reason.replace('\'', "''")),
+        "-c",
+        sql,
+    ])
+}
+
+fn blocks_text(call: &fake_slack::SlackCall) -> String {
+    call.body["blocks"].to_string()
+}
+
+/// Whether a call's blocks are about request `id` (its header names it).
+fn is_about(call: &fake_slack::SlackCall, id: i64) -> bool {
+    blocks_text(call).contains(&format!("\"text\":\"#{id} · "))
+}
+
+/// The review message of request `id` (its `chat.postMessage` to the channel).
+fn review_post(fake: &fake_slack::FakeSlack, id: i64) -> fake_slack::SlackCall {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        if let Some(c) = fake
+            .calls_to("chat.postMessage")
+            .into_iter()
+            .find(|c| c.body["channel"] == CHANNEL && is_about(c, id))
+        {
+            return c;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no review message for #{id}: {}",
+            fake.describe_calls()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits for a `chat.update` of `ts` whose blocks contain `needle`.
+fn wait_update(fake: &fake_slack::FakeSlack, ts: &str, needle: &str) -> fake_slack::SlackCall {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        if let Some(c) = fake
+            .calls_to("chat.update")
+            .into_iter()
+            .find(|c| c.body["ts"] == ts && blocks_text(c).contains(needle))
+        {
+            return c;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no chat.update of {ts} showing {needle:?}: {}",
+            fake.describe_calls()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits for an ephemeral message to `user` containing `needle`.
+fn wait_ephemeral(fake: &fake_slack::FakeSlack, user: &str, needle: &str) {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        if fake.calls_to("chat.postEphemeral").iter().any(|c| {
+            c.body["user"] == user && c.body["text"].as_str().unwrap_or("").contains(needle)
+        }) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no ephemeral message to {user} saying {needle:?}: {}",
+            fake.describe_calls()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits for a DM to `user` (via `conversations.open`) containing `needle`.
+fn wait_dm(fake: &fake_slack::FakeSlack, user: &str, needle: &str) {
+    let dm = format!("D{user}");
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        if fake.calls_to("chat.postMessage").iter().any(|c| {
+            c.body["channel"] == dm.as_str()
+                && c.body["text"].as_str().unwrap_or("").contains(needle)
+        }) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no DM to {user} saying {needle:?}: {}",
+            fake.describe_calls()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn click(proxy: &Proxy, user: &str, action: &str, id: i64, ts: &str) -> (u16, String) {
+    post_interaction(
+        &interactions_url(proxy),
+        SECRET,
+        now_unix(),
+        &block_action(user, action, &id.to_string(), CHANNEL, ts),
+    )
+}
+
+/// `airlock requests show N --json` as bob.
+fn request_json(proxy: &Proxy, id: i64) -> Value {
+    let mut cmd = Command::new(airlock_bin());
+    cmd.args(["requests", "show", &id.to_string(), "--json"])
+        .env(
+            "AIRLOCK_URL",
+            format!("http://127.0.0.1:{}", proxy.http_port),
+        )
+        .env("AIRLOCK_TOKEN", BOB_API_TOKEN);
+    let out = run_with_timeout(cmd, None, Duration::from_secs(30));
+    assert!(out.success(), "{}", out.describe());
+    serde_json::from_str(&out.stdout()).unwrap_or_else(|e| panic!("{e}: {}", out.stdout()))
+}
+
+fn status(proxy: &Proxy, id: i64) -> String {
+    let v = request_json(proxy, id);
+    v["status"]
+        .as_str()
+        .or_else(|| v["request"]["status"].as_str())
+        .unwrap_or_else(|| panic!("no status in {v}"))
+        .to_string()
+}
+
+/// The audit trail, from `airlock audit export`.
+fn audit(proxy: &Proxy) -> Vec<Value> {
+    let mut cmd = Command::new(airlock_bin());
+    cmd.args(["audit", "export", "--format", "jsonl", "--config"])
+        .arg(&proxy.config_path)
+        .env_remove("AIRLOCK_CONFIG")
+        .env(UPSTREAM_PASSWORD_ENV, UPSTREAM_PASSWORD)
+        .envs(proxy.config.env.iter().map(|(k, v)| (k, v)));
+    let out = run_with_timeout(cmd, None, Duration::from_secs(60));
+    assert!(out.success(), "{}", out.describe());
+    out.stdout()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+#[test]
+fn review_message_approve_click_run_updates_and_dms() {
+    let db = "airlock_t_slack_flow";
+    seed(db);
+    let fake = fake_slack::FakeSlack::start();
+    let proxy = Proxy::start(config(db, &fake, 1));
+
+    // An earlier run of the same statement shape on dev.
+    let dev = proxy.conn("alice", &format!("{db}-dev"));
+    let ran = dev.psql(&["-c", "UPDATE orders SET state = 'new' WHERE id = 5"]);
+    assert!(ran.stdout().contains("UPDATE 1"), "{}", ran.describe());
+
+    let update = "UPDATE orders SET state = 'shipped' WHERE id = 1";
+    let out = hold(&proxy, db, "alice", "ship order 1 for ticket OPS-7", update);
+    assert!(out.stderr().contains("AL001"), "{}", out.describe());
+
+    // One review message, to the policy's channel, with the whole context.
+    let post = review_post(&fake, 1);
+    let posts: Vec<_> = fake
+        .calls_to("chat.postMessage")
+        .into_iter()
+        .filter(|c| c.body["channel"] == CHANNEL)
+        .collect();
+    assert_eq!(posts.len(), 1, "{}", fake.describe_calls());
+    assert_eq!(post.token.as_deref(), Some(BOT_TOKEN));
+    let blocks = blocks_text(&post);
+    for needle in [
+        update,
+        "alice",
+        "payments",
+        &format!("{db}-prod"),
+        "prod",
+        "ship order 1 for ticket OPS-7",
+        "Summary:",
+        "Earlier runs in lower environments",
+        &format!("dev on {db}-dev by alice"),
+        APPROVE,
+        REJECT,
+        "https://airlock.example.test/requests/1",
+    ] {
+        assert!(blocks.contains(needle), "{needle:?} missing: {blocks}");
+    }
+    let ts = post.response["ts"].as_str().expect("ts").to_string();
+
+    // Bob approves with a signed click: approved, the message says by whom,
+    // alice is told.
+    let (st, body) = click(&proxy, BOB, APPROVE, 1, &ts);
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(status(&proxy, 1), "approved");
+    let approved = wait_update(&fake, &ts, "Approved* by bob");
+    assert!(
+        !blocks_text(&approved).contains(APPROVE),
+        "no buttons once decided"
+    );
+    wait_dm(&fake, ALICE, "approved by bob");
+    wait_ephemeral(&fake, BOB, "You approved #1");
+
+    // Alice re-sends: it runs, once; the message shows the row count; DM.
+    let out = hold(&proxy, db, "alice", "ship order 1 for ticket OPS-7", update);
+    assert!(out.stdout().contains("UPDATE 1"), "{}", out.describe());
+    assert_eq!(states(db), "1=shipped,2=new,3=new,4=new,5=new");
+    wait_update(&fake, &ts, "Executed* — 1 row(s)");
+    wait_dm(&fake, ALICE, "was executed: 1 row(s)");
+
+    // Every update went to the one message; never a second post.
+    let posts = fake
+        .calls_to("chat.postMessage")
+        .into_iter()
+        .filter(|c| c.body["channel"] == CHANNEL)
+        .count();
+    assert_eq!(posts, 1, "{}", fake.describe_calls());
+    let opened = fake.calls_to("conversations.open");
+    assert!(
+        opened
+            .iter()
+            .all(|c| c.body["users"].to_string().contains(ALICE)),
+        "{}",
+        fake.describe_calls()
+    );
+}
+
+#[test]
+fn refused_clicks_are_audited_answered_and_change_nothing() {
+    let db = "airlock_t_slack_refusals";
+    seed(db);
+    let fake = fake_slack::FakeSlack::start();
+    let proxy = Proxy::start(config(db, &fake, 1));
+    let url = interactions_url(&proxy);
+
+    // #1 by alice, approved by carol with an accepted click.
+    assert!(hold(
+        &proxy,
+        db,
+        "alice",
+        "r1",
+        "UPDATE orders SET state = 'a' WHERE id = 1"
+    )
+    .stderr()
+    .contains("AL001"));
+    // #2 by bob (a dba himself), for the other refusals.
+    assert!(hold(
+        &proxy,
+        db,
+        "bob",
+        "r2",
+        "UPDATE orders SET state = 'b' WHERE id = 2"
+    )
+    .stderr()
+    .contains("AL001"));
+    let ts1 = review_post(&fake, 1).response["ts"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let ts2 = review_post(&fake, 2).response["ts"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let accepted = block_action(CAROL, APPROVE, "1", CHANNEL, &ts1);
+    let now = now_unix();
+    let (st, body) = post_interaction(&url, SECRET, now, &accepted);
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(status(&proxy, 1), "approved");
+
+    // A replay of the accepted payload (same timestamp and signature).
+    let (st, body) = post_interaction(&url, SECRET, now, &accepted);
+    assert_eq!(st, 401, "{body}");
+    wait_ephemeral(&fake, CAROL, "already processed");
+
+    // Wrong signature: refused, audited, and nothing is sent on its behalf.
+    let forged = block_action(BOB, APPROVE, "2", CHANNEL, &ts2);
+    let body_text = fake_slack::interaction_body(&forged);
+    let ts_now = now_unix();
+    let (st, _) = fake_slack::post_interaction_raw(
+        &url,
+        Some(&ts_now.to_string()),
+        Some(&fake_slack::sign("not-the-secret", ts_now, &body_text)),
+        &body_text,
+    );
+    assert_eq!(st, 401);
+    // Unsigned.
+    let (st, _) = fake_slack::post_interaction_raw(&url, None, None, &body_text);
+    assert_eq!(st, 401);
+
+    // Correctly signed, but 6 minutes old.
+    let (st, _) = post_interaction(
+        &url,
+        SECRET,
+        now_unix() - 360,
+        &block_action(CAROL, APPROVE, "2", CHANNEL, &ts2),
+    );
+    assert_eq!(st, 401);
+    wait_ephemeral(&fake, CAROL, "more than 5 minutes");
+
+    // Authentic clicks the rules refuse.
+    let (st, _) = click(&proxy, "U0STRANGER", APPROVE, 2, &ts2);
+    assert_eq!(st, 200);
+    wait_ephemeral(&fake, "U0STRANGER", "not mapped to an airlock user");
+    let (st, _) = click(&proxy, BOB, APPROVE, 2, &ts2);
+    assert_eq!(st, 200);
+    wait_ephemeral(&fake, BOB, "You cannot approve #2");
+    let (st, _) = click(&proxy, MALLORY, APPROVE, 2, &ts2);
+    assert_eq!(st, 200);
+    wait_ephemeral(&fake, MALLORY, "You cannot approve #2");
+    // Mallory cannot open the reject dialog either.
+    let (st, _) = click(&proxy, MALLORY, REJECT, 2, &ts2);
+    assert_eq!(st, 200);
+    wait_ephemeral(&fake, MALLORY, "You cannot reject #2");
+    assert!(
+        fake.calls_to("views.open").is_empty(),
+        "{}",
+        fake.describe_calls()
+    );
+
+    // Nothing changed: #2 is pending with no approval, #1 has one approval.
+    assert_eq!(status(&proxy, 2), "pending");
+    let one = request_json(&proxy, 1);
+    assert_eq!(
+        one["approvals"].as_array().map(|a| a.len()),
+        Some(1),
+        "{one}"
+    );
+    assert_eq!(states(db), "1=new,2=new,3=new,4=new,5=new");
+
+    // Every refusal is in the audit trail.
+    let events = audit(&proxy);
+    let refused: Vec<String> = events
+        .iter()
+        .filter(|e| e["kind"] == "interaction.refused" || e["kind"] == "decision.refused")
+        .map(|e| format!("{} {} {}", e["kind"], e["actor"], e["payload"]))
+        .collect();
+    let has = |actor: &str, what: &str| {
+        refused
+            .iter()
+            .any(|r| r.contains(actor) && r.to_lowercase().contains(what))
+    };
+    assert!(has("slack:U0CAROL", "replayed"), "{refused:#?}");
+    assert!(has("slack-unverified:U0BOB", "signature"), "{refused:#?}");
+    assert!(
+        has("slack-unverified:?", "not signed") || has("slack-unverified:U0BOB", "not signed"),
+        "{refused:#?}"
+    );
+    assert!(has("slack:U0CAROL", "5 minutes"), "{refused:#?}");
+    assert!(has("slack:U0STRANGER", "not mapped"), "{refused:#?}");
+    assert!(has("\"bob\"", "own"), "{refused:#?}");
+    assert!(has("\"mallory\"", "approve"), "{refused:#?}");
+    assert!(has("\"mallory\"", "reject"), "{refused:#?}");
+}
+
+#[test]
+fn reject_with_a_reason_from_the_modal_reaches_the_waiting_session() {
+    let db = "airlock_t_slack_reject";
+    seed(db);
+    let fake = fake_slack::FakeSlack::start();
+    let proxy = Proxy::start(config(db, &fake, 1));
+    let alice = proxy.conn("alice", &format!("{db}-prod"));
+    let mut cmd = alice.psql_cmd(&[
+        "-X",
+        "-v",
+        "VERBOSITY=verbose",
+        "-c",
+        "SET airlock.reason = 'bulk fix'",
+        "-c",
+        "SET airlock.wait = '60s'",
+        "-c",
+        "DELETE FROM orders WHERE state = 'new'",
+    ]);
+    cmd.env("PGPASSWORD", &alice.password);
+    let session = Background::spawn(cmd);
+    let ts = review_post(&fake, 1).response["ts"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Reject opens the modal right in the click's handling.
+    let (st, body) = click(&proxy, BOB, REJECT, 1, &ts);
+    assert_eq!(st, 200, "{body}");
+    let opened = fake.wait_for("views.open", 1, WAIT);
+    let view = &opened[0].body["view"];
+    assert_eq!(view["type"], "modal", "{view}");
+    let metadata = view["private_metadata"]
+        .as_str()
+        .expect("metadata")
+        .to_string();
+    assert_eq!(
+        status(&proxy, 1),
+        "pending",
+        "a click alone rejects nothing"
+    );
+
+    let reason = "use the nightly batch job <!channel> *now*";
+    let (st, body) = post_interaction(
+        &interactions_url(&proxy),
+        SECRET,
+        now_unix(),
+        &view_submission(
+            BOB,
+            "airlock_reject_reason",
+            &metadata,
+            "reason",
+            "reason",
+            reason,
+        ),
+    );
+    assert_eq!(st, 200, "{body}");
+
+    let out = session.wait(WAIT);
+    assert!(!out.success(), "{}", out.describe());
+    assert!(
+        out.stderr().contains("use the nightly batch job"),
+        "the waiting session must get the reason: {}",
+        out.describe()
+    );
+    assert_eq!(status(&proxy, 1), "rejected");
+    let update = wait_update(&fake, &ts, "Rejected* by bob");
+    let text = blocks_text(&update);
+    assert!(text.contains("use the nightly batch job"), "{text}");
+    assert!(
+        !text.contains("<!channel>"),
+        "the reason must be escaped: {text}"
+    );
+    wait_dm(&fake, ALICE, "rejected by bob");
+    assert_eq!(states(db), "1=new,2=new,3=new,4=new,5=new");
+}
+
+#[test]
+fn two_approvals_across_two_processes_sharing_a_postgres_store() {
+    let db = "airlock_t_slack_two";
+    seed(db);
+    let store = fresh_pg_store("slack_two");
+    let fake = fake_slack::FakeSlack::start();
+    let mut cfg = config(db, &fake, 2);
+    cfg.store_url = Some(store);
+    let first = Proxy::start(cfg.clone());
+    let second = Proxy::start(cfg);
+
+    assert!(hold(
+        &first,
+        db,
+        "alice",
+        "needs two",
+        "UPDATE orders SET state = 'x' WHERE id = 3"
+    )
+    .stderr()
+    .contains("AL001"));
+    let ts = review_post(&fake, 1).response["ts"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (st, body) = click(&first, BOB, APPROVE, 1, &ts);
+    assert_eq!(st, 200, "{body}");
+    wait_update(&fake, &ts, "1 of 2 approvals (bob)");
+    assert_eq!(status(&first, 1), "pending");
+    // The second click lands on the other process.
+    let (st, body) = click(&second, CAROL, APPROVE, 1, &ts);
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(status(&second, 1), "approved");
+    wait_update(&fake, &ts, "Approved* by bob, carol");
+    wait_dm(&fake, ALICE, "approved by bob, carol");
+    // One review message in all, whichever process delivered.
+    let posts = fake
+        .calls_to("chat.postMessage")
+        .into_iter()
+        .filter(|c| c.body["channel"] == CHANNEL)
+        .count();
+    assert_eq!(posts, 1, "{}", fake.describe_calls());
+}
+
+#[test]
+fn slack_outage_and_rate_limits_lose_nothing_across_a_restart() {
+    let db = "airlock_t_slack_outage";
+    seed(db);
+    let fake = fake_slack::FakeSlack::start();
+    let state = tempfile::tempdir().expect("tempdir");
+    let mut cfg = config(db, &fake, 1);
+    cfg.store_url = Some(format!(
+        "sqlite://{}?mode=rwc",
+        state.path().join("state.db").display()
+    ));
+
+    fake.set_down(Some(503));
+    let proxy = Proxy::start(cfg.clone());
+    for id in 1..=3 {
+        let out = hold(
+            &proxy,
+            db,
+            "alice",
+            &format!("change {id}"),
+            &format!("UPDATE orders SET state = 'o{id}' WHERE id = {id}"),
+        );
+        assert!(out.stderr().contains("AL001"), "{}", out.describe());
+    }
+    // Bob decides on #1 through the CLI while Slack is down.
+    let mut cmd = Command::new(airlock_bin());
+    cmd.args(["requests", "approve", "1"])
+        .env(
+            "AIRLOCK_URL",
+            format!("http://127.0.0.1:{}", proxy.http_port),
+        )
+        .env("AIRLOCK_TOKEN", BOB_API_TOKEN);
+    let out = run_with_timeout(cmd, None, Duration::from_secs(30));
+    assert!(out.success(), "{}", out.describe());
+    // Attempts were made and failed.
+    let deadline = std::time::Instant::now() + WAIT;
+    while fake.calls().iter().filter(|c| c.status == 503).count() < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            fake.describe_calls()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        fake.calls().iter().all(|c| !c.ok()),
+        "{}",
+        fake.describe_calls()
+    );
+
+    // Restart airlock while Slack is still down.
+    proxy.signal("TERM");
+    let mut proxy = proxy;
+    assert!(
+        proxy.wait_exit(Duration::from_secs(20)).is_some(),
+        "airlock did not stop"
+    );
+    drop(proxy);
+    let proxy = Proxy::start(cfg);
+
+    // Slack comes back rate-limiting, then healthy.
+    fake.fail_next(2, 429, Some(1));
+    fake.set_down(None);
+    for id in 1..=3 {
+        review_post(&fake, id);
+    }
+    let ts1 = review_post(&fake, 1).response["ts"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_update(&fake, &ts1, "Approved* by bob");
+    wait_dm(&fake, ALICE, "#1");
+
+    // Exactly one review message per request, and each request's calls in
+    // order: its post before any update of it.
+    let calls = fake.calls();
+    for id in 1..=3 {
+        let posts: Vec<usize> = calls
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| {
+                c.ok()
+                    && c.method == "chat.postMessage"
+                    && c.body["channel"] == CHANNEL
+                    && is_about(c, id)
+            })
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(posts.len(), 1, "request #{id}: {}", fake.describe_calls());
+    }
+    let first_post_1 = calls
+        .iter()
+        .position(|c| c.ok() && c.method == "chat.postMessage" && c.response["ts"] == ts1.as_str())
+        .expect("post of #1");
+    let first_update_1 = calls
+        .iter()
+        .position(|c| c.ok() && c.method == "chat.update" && c.body["ts"] == ts1.as_str())
+        .expect("update of #1");
+    assert!(first_post_1 < first_update_1, "{}", fake.describe_calls());
+    assert!(
+        calls.iter().any(|c| c.status == 429),
+        "the rate limit was exercised: {}",
+        fake.describe_calls()
+    );
+    drop(proxy);
+}
+
+#[test]
+fn hostile_text_is_escaped_and_passwords_redacted_in_slack() {
+    let db = "airlock_t_slack_escape";
+    seed(db);
+    let fake = fake_slack::FakeSlack::start();
+    let proxy = Proxy::start(config(db, &fake, 1));
+    let out = hold(
+        &proxy,
+        db,
+        "alice",
+        "<!channel> <@U123> *bold* ~strike~ `code` ```",
+        "ALTER ROLE airlock_t_nobody PASSWORD 'hunter2'",
+    );
+    assert!(out.stderr().contains("AL001"), "{}", out.describe());
+    let out = hold(
+        &proxy,
+        db,
+        "alice",
+        "backticks",
+        "UPDATE orders SET state = '```<!here>```' WHERE id = 4",
+    );
+    assert!(out.stderr().contains("AL001"), "{}", out.describe());
+    let first = review_post(&fake, 1);
+    let second = review_post(&fake, 2);
+    for post in [&first, &second] {
+        let all = post.body.to_string();
+        assert!(!all.contains("hunter2"), "password reached Slack: {all}");
+        for bad in ["<!channel>", "<@U123>", "<!here>"] {
+            assert!(!all.contains(bad), "{bad} reached Slack unescaped: {all}");
+        }
+    }
+    assert!(blocks_text(&first).contains("&lt;!channel&gt;"));
+    assert!(blocks_text(&first).contains("PASSWORD"));
+    // The statement block of #2 holds exactly one code block.
+    let statement = second.body["blocks"]
+        .as_array()
+        .and_then(|b| {
+            b.iter().find_map(|b| {
+                b["text"]["text"]
+                    .as_str()
+                    .filter(|t| t.starts_with("*Statement*"))
+                    .map(str::to_string)
+            })
+        })
+        .expect("statement block");
+    assert_eq!(statement.matches("```").count(), 2, "{statement}");
+}
