@@ -717,3 +717,78 @@ fn hostile_text_is_escaped_and_passwords_redacted_in_slack() {
         .expect("statement block");
     assert_eq!(statement.matches("```").count(), 2, "{statement}");
 }
+
+#[test]
+fn socket_mode_clicks_follow_the_same_rules_and_survive_a_dropped_socket() {
+    let db = "airlock_t_slack_socket";
+    seed(db);
+    let fake = fake_slack::FakeSlack::start();
+    let mut cfg = config(db, &fake, 1);
+    // Socket Mode: no signing secret, the app-level token opens the socket.
+    cfg.extra_toml = cfg
+        .extra_toml
+        .replace("mode = \"http\"", "mode = \"socket\"")
+        .replace(
+            "signing_secret_env = \"AIRLOCK_TEST_SLACK_SECRET\"",
+            "app_token_env = \"AIRLOCK_TEST_SLACK_APP\"",
+        );
+    cfg.env
+        .push(("AIRLOCK_TEST_SLACK_APP".into(), "xapp-airlock-test".into()));
+    let proxy = Proxy::start(cfg);
+    let deadline = std::time::Instant::now() + WAIT;
+    while fake.socket_connections() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "airlock opened no socket: {}",
+            fake.describe_calls()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The HTTP endpoint is not served in Socket Mode.
+    let (st, _) = click(&proxy, BOB, APPROVE, 1, "1.1");
+    assert_eq!(st, 404);
+
+    for id in 1..=2 {
+        let out = hold(
+            &proxy,
+            db,
+            "alice",
+            "via socket",
+            &format!("UPDATE orders SET state = 's' WHERE id = {id}"),
+        );
+        assert!(out.stderr().contains("AL001"), "{}", out.describe());
+    }
+    let ts1 = review_post(&fake, 1).response["ts"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let ts2 = review_post(&fake, 2).response["ts"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // The requester's own click is refused over the socket as over HTTP.
+    assert!(fake.socket_send_interaction(block_action(ALICE, APPROVE, "1", CHANNEL, &ts1), WAIT));
+    wait_ephemeral(&fake, ALICE, "You cannot approve #1");
+    assert_eq!(status(&proxy, 1), "pending");
+    // A mapped dba approves.
+    assert!(fake.socket_send_interaction(block_action(BOB, APPROVE, "1", CHANNEL, &ts1), WAIT));
+    wait_update(&fake, &ts1, "Approved* by bob");
+    assert_eq!(status(&proxy, 1), "approved");
+
+    // The socket drops: airlock reconnects and the next click works.
+    let connects = fake.socket_connects();
+    fake.drop_sockets();
+    let deadline = std::time::Instant::now() + WAIT;
+    while fake.socket_connects() <= connects || fake.socket_connections() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "airlock did not reconnect: {}",
+            fake.describe_calls()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(fake.socket_send_interaction(block_action(CAROL, APPROVE, "2", CHANNEL, &ts2), WAIT));
+    wait_update(&fake, &ts2, "Approved* by carol");
+    assert_eq!(status(&proxy, 2), "approved");
+}

@@ -1499,4 +1499,87 @@ read_credentials = {{ user = "reader" }}
         assert!(ScramVerifier::parse("SCRAM-SHA-256$10:a$b:c").is_err());
         assert!(ScramVerifier::parse("SCRAM-SHA-256$4096:a$b").is_err());
     }
+
+    fn with_slack(slack: &str) -> String {
+        good().replace(
+            "scram_verifier = \"",
+            "slack_user_id = \"U0ALICE\"\nscram_verifier = \"",
+        ) + slack
+    }
+
+    #[test]
+    fn slack_section_loads_and_resolves_its_secrets() {
+        let text = with_slack(
+            "\n[slack]\nmode = \"http\"\nbot_token_env = \"SET_VAR\"\nsigning_secret_env = \"SET_VAR\"\nreview_channel = \"C0123ABC\"\n",
+        );
+        let c = Config::load(&text, Path::new("/etc/airlock"), &NoSecrets).expect("valid");
+        let slack = c.slack.as_ref().expect("slack");
+        assert_eq!(slack.mode, SlackMode::Http);
+        assert_eq!(slack.api_url, SLACK_API_URL);
+        assert_eq!(slack.bot_token.value.as_deref(), Some("s3cret"));
+        assert_eq!(slack.signing_secret.value.as_deref(), Some("s3cret"));
+        assert!(!format!("{slack:?}").contains("s3cret"));
+        assert_eq!(
+            c.user_by_slack_id("U0ALICE").map(|u| u.name.as_str()),
+            Some("alice")
+        );
+        assert!(c.user_by_slack_id("U0BOB").is_none());
+    }
+
+    #[test]
+    fn slack_problems_are_reported_with_their_paths() {
+        let text = with_slack(
+            "\n[slack]\nmode = \"socket\"\napi_url = \"ftp://slack\"\nbot_token_file = \"missing-token\"\nreview_channel = \"#reviews\"\nstatement_max_chars = 10\n",
+        )
+        .replace("slack_user_id = \"U0ALICE\"", "slack_user_id = \"alice\"");
+        let err = Config::load(&text, Path::new("/etc/airlock"), &NoSecrets).expect_err("invalid");
+        let paths: Vec<String> = err.problems().into_iter().map(|p| p.path).collect();
+        for want in [
+            "slack.api_url",
+            "slack.app_token",
+            "slack.review_channel",
+            "slack.statement_max_chars",
+            "slack.bot_token_file",
+            "users[0].slack_user_id",
+        ] {
+            assert!(paths.iter().any(|p| p == want), "{want} not in {paths:?}");
+        }
+        let missing = err
+            .problems()
+            .into_iter()
+            .find(|p| p.path == "slack.bot_token_file")
+            .expect("file problem");
+        assert!(
+            missing.message.contains("/etc/airlock/missing-token"),
+            "{missing}"
+        );
+
+        // No review channel anywhere for a protected target; an unset env var;
+        // one Slack user mapped to two airlock users.
+        let text = with_slack(
+            "\n[slack]\nmode = \"http\"\nbot_token_env = \"UNSET_VAR\"\nsigning_secret_env = \"SET_VAR\"\n",
+        )
+        .replace(
+            "[[targets]]",
+            &format!("[[users]]\nname = \"bob\"\nslack_user_id = \"U0ALICE\"\nscram_verifier = \"{VERIFIER}\"\n\n[[targets]]"),
+        );
+        let err = Config::load(&text, Path::new("/"), &NoSecrets).expect_err("invalid");
+        let problems = err.problems();
+        let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+        for want in [
+            "targets[0].policy.review_channel",
+            "slack.bot_token_env",
+            "users[1].slack_user_id",
+        ] {
+            assert!(paths.contains(&want), "{want} not in {problems:?}");
+        }
+        // The policy's channel satisfies it, and is checked too.
+        let text = with_slack(
+            "\n[policy]\nreview_channel = \"reviews\"\n\n[slack]\nmode = \"http\"\nbot_token_env = \"SET_VAR\"\nsigning_secret_env = \"SET_VAR\"\n",
+        );
+        let err = Config::load(&text, Path::new("/"), &NoSecrets).expect_err("invalid");
+        let problems = err.problems();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].path, "policy.review_channel");
+    }
 }
