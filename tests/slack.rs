@@ -196,6 +196,32 @@ fn click(proxy: &Proxy, user: &str, action: &str, id: i64, ts: &str) -> (u16, St
     )
 }
 
+/// GET on airlock's HTTP listener, with Basic credentials; (status, body).
+fn http_get(port: u16, path: &str, basic: Option<(&str, &str)>) -> (u16, String) {
+    use base64::Engine;
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect http");
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
+    if let Some((user, token)) = basic {
+        let cred = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{token}"));
+        req.push_str(&format!("Authorization: Basic {cred}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).expect("send");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read");
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").expect("http response");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line: {head}"));
+    (status, body.to_string())
+}
+
 /// `airlock requests show N --json` as bob.
 fn request_json(proxy: &Proxy, id: i64) -> Value {
     let mut cmd = Command::new(airlock_bin());
@@ -278,6 +304,25 @@ fn review_message_approve_click_run_updates_and_dms() {
         assert!(blocks.contains(needle), "{needle:?} missing: {blocks}");
     }
     let ts = post.response["ts"].as_str().expect("ts").to_string();
+    assert!(
+        out.stderr()
+            .contains("request #1 is at https://airlock.example.test/requests/1"),
+        "the NOTICE carries the link: {}",
+        out.describe()
+    );
+
+    // The link's page: the whole statement, for a signed-in user only.
+    let (st, page) = http_get(proxy.http_port, "/requests/1", None);
+    assert_eq!(st, 401, "{page}");
+    let (st, page) = http_get(proxy.http_port, "/requests/1", Some(("bob", "wrong-token")));
+    assert_eq!(st, 401, "{page}");
+    let (st, page) = http_get(proxy.http_port, "/requests/1", Some(("bob", BOB_API_TOKEN)));
+    assert_eq!(st, 200, "{page}");
+    assert!(
+        page.contains("UPDATE orders SET state = &#39;shipped&#39; WHERE id = 1"),
+        "{page}"
+    );
+    assert!(page.contains("ship order 1 for ticket OPS-7"), "{page}");
 
     // Bob approves with a signed click: approved, the message says by whom,
     // alice is told.

@@ -211,6 +211,17 @@ impl ProtectedHooks {
                 }
             ),
         );
+        if let Some(url) = &self.config.server.public_url {
+            put_notice(
+                &mut out,
+                &format!(
+                    "airlock: request #{} is at {}/requests/{}",
+                    r.id.0,
+                    url.trim_end_matches('/'),
+                    r.id.0
+                ),
+            );
+        }
         put_notice(&mut out, &format!("airlock: summary: {}", d.summary));
         if let Some(rows) = d.row_estimate {
             put_notice(

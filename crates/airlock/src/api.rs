@@ -72,6 +72,16 @@ impl ApiState {
         }
     }
 
+    /// The workflow service.
+    pub fn workflow(&self) -> &Workflow {
+        &self.workflow
+    }
+
+    /// The user whose API token has this SHA-256 (lowercase hex).
+    pub fn actor_for_token_hash(&self, hash: &str) -> Option<&Actor> {
+        self.tokens.get(hash)
+    }
+
     /// Lets the API run approved requests and rollbacks with `runner`.
     pub fn with_runner(mut self, runner: Option<ChangeRunner>) -> Self {
         self.runner = runner;

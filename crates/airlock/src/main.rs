@@ -7,6 +7,7 @@ mod client;
 mod config_file;
 mod http;
 mod logging;
+mod page;
 mod requests_cmd;
 mod serve;
 mod slack;

@@ -2,7 +2,7 @@
 //! listeners and the background jobs (expiry, audit head log, crash
 //! recovery of interrupted runs), handles signals.
 
-use crate::{api, config_file, http, logging, slack};
+use crate::{api, config_file, http, logging, page, slack};
 use airlock_core::{
     PolicySource, RefuseUnreviewed, RequestFilter, RequestId, RequestStatus, Settlement, Store,
     SystemClock, Workflow,
@@ -69,8 +69,8 @@ async fn run(config: Arc<airlock_core::Config>) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let runner = pg.runner();
     let recovery_task = runner.clone().map(|r| tokio::spawn(recover_interrupted(r)));
-    let mut api =
-        api::router(api::ApiState::new(workflow.clone(), config.clone()).with_runner(runner));
+    let api_state = api::ApiState::new(workflow.clone(), config.clone()).with_runner(runner);
+    let mut api = api::router(api_state.clone()).merge(page::router(api_state));
     let slack = slack::start(&config, &workflow, &shutdown).await?;
     if let Some(routes) = slack.as_ref().and_then(|s| s.routes.clone()) {
         api = api.merge(routes);
