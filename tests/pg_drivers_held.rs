@@ -25,16 +25,10 @@ fn cli(proxy: &Proxy, args: &[&str]) -> Out {
 }
 
 fn seed(db: &str) {
-    fresh_db(db);
-    Conn::direct(db)
-        .psql(&[
-            "-q",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-c",
-            "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 3) g",
-        ])
-        .assert_success("seeding");
+    fresh_db_with(
+        db,
+        "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 3) g",
+    );
 }
 
 fn open_requests(proxy: &Proxy) -> usize {

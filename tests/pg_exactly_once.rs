@@ -24,17 +24,11 @@ const ALICE_TOKEN: &str = "alk_alice_once_token_0123456789";
 const BOB_TOKEN: &str = "alk_bob_once_token_0123456789";
 
 fn seed(db: &str) {
-    fresh_db(db);
-    Conn::direct(db)
-        .psql(&[
-            "-q",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-c",
-            "CREATE TABLE t (id int PRIMARY KEY, n int NOT NULL DEFAULT 0, v text); \
+    fresh_db_with(
+        db,
+        "CREATE TABLE t (id int PRIMARY KEY, n int NOT NULL DEFAULT 0, v text); \
              INSERT INTO t (id, v) SELECT g, 'v' || g FROM generate_series(1, 3) g",
-        ])
-        .assert_success("seeding");
+    );
 }
 
 fn config(db: &str, store_url: &str) -> ProxyConfig {

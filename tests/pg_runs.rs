@@ -25,16 +25,10 @@ const BOB_TOKEN: &str = "alk_bob_runs_token_0123456789";
 const MALLORY_TOKEN: &str = "alk_mallory_runs_token_0123456789";
 
 fn seed(db: &str) {
-    fresh_db(db);
-    Conn::direct(db)
-        .psql(&[
-            "-q",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-c",
-            "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 3) g",
-        ])
-        .assert_success("seeding");
+    fresh_db_with(
+        db,
+        "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 3) g",
+    );
 }
 
 fn values(db: &str) -> String {

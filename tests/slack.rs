@@ -25,17 +25,11 @@ const REJECT: &str = "airlock_reject";
 const WAIT: Duration = Duration::from_secs(30);
 
 fn seed(db: &str) {
-    fresh_db(db);
-    Conn::direct(db)
-        .psql(&[
-            "-q",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-c",
-            "CREATE TABLE orders (id int PRIMARY KEY, state text); \
+    fresh_db_with(
+        db,
+        "CREATE TABLE orders (id int PRIMARY KEY, state text); \
              INSERT INTO orders SELECT g, 'new' FROM generate_series(1, 5) g",
-        ])
-        .assert_success("seeding");
+    );
 }
 
 fn states(db: &str) -> String {
@@ -109,82 +103,70 @@ fn is_about(call: &fake_slack::SlackCall, id: i64) -> bool {
     blocks_text(call).contains(&format!("\"text\":\"#{id} · "))
 }
 
-/// The review message of request `id` (its `chat.postMessage` to the channel).
-fn review_post(fake: &fake_slack::FakeSlack, id: i64) -> fake_slack::SlackCall {
+/// Waits (up to `WAIT`) for an answered-ok call of `method` that `matches`.
+fn wait_call(
+    fake: &fake_slack::FakeSlack,
+    method: &str,
+    what: &str,
+    matches: impl Fn(&fake_slack::SlackCall) -> bool,
+) -> fake_slack::SlackCall {
     let deadline = std::time::Instant::now() + WAIT;
     loop {
-        if let Some(c) = fake
-            .calls_to("chat.postMessage")
-            .into_iter()
-            .find(|c| c.body["channel"] == CHANNEL && is_about(c, id))
-        {
+        if let Some(c) = fake.calls_to(method).into_iter().find(|c| matches(c)) {
             return c;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "no review message for #{id}: {}",
+            "no {method} {what}: {}",
             fake.describe_calls()
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+fn text_of(call: &fake_slack::SlackCall) -> &str {
+    call.body["text"].as_str().unwrap_or("")
+}
+
+/// The review message of request `id` (its `chat.postMessage` to the channel).
+fn review_post(fake: &fake_slack::FakeSlack, id: i64) -> fake_slack::SlackCall {
+    wait_call(
+        fake,
+        "chat.postMessage",
+        &format!("review message for #{id}"),
+        |c| c.body["channel"] == CHANNEL && is_about(c, id),
+    )
 }
 
 /// Waits for a `chat.update` of `ts` whose blocks contain `needle`.
 fn wait_update(fake: &fake_slack::FakeSlack, ts: &str, needle: &str) -> fake_slack::SlackCall {
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        if let Some(c) = fake
-            .calls_to("chat.update")
-            .into_iter()
-            .find(|c| c.body["ts"] == ts && blocks_text(c).contains(needle))
-        {
-            return c;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no chat.update of {ts} showing {needle:?}: {}",
-            fake.describe_calls()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_call(
+        fake,
+        "chat.update",
+        &format!("of {ts} showing {needle:?}"),
+        |c| c.body["ts"] == ts && blocks_text(c).contains(needle),
+    )
 }
 
 /// Waits for an ephemeral message to `user` containing `needle`.
 fn wait_ephemeral(fake: &fake_slack::FakeSlack, user: &str, needle: &str) {
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        if fake.calls_to("chat.postEphemeral").iter().any(|c| {
-            c.body["user"] == user && c.body["text"].as_str().unwrap_or("").contains(needle)
-        }) {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no ephemeral message to {user} saying {needle:?}: {}",
-            fake.describe_calls()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_call(
+        fake,
+        "chat.postEphemeral",
+        &format!("to {user} saying {needle:?}"),
+        |c| c.body["user"] == user && text_of(c).contains(needle),
+    );
 }
 
 /// Waits for a DM to `user` (via `conversations.open`) containing `needle`.
 fn wait_dm(fake: &fake_slack::FakeSlack, user: &str, needle: &str) {
     let dm = format!("D{user}");
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        if fake.calls_to("chat.postMessage").iter().any(|c| {
-            c.body["channel"] == dm.as_str()
-                && c.body["text"].as_str().unwrap_or("").contains(needle)
-        }) {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no DM to {user} saying {needle:?}: {}",
-            fake.describe_calls()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_call(
+        fake,
+        "chat.postMessage",
+        &format!("DM to {user} saying {needle:?}"),
+        |c| c.body["channel"] == dm.as_str() && text_of(c).contains(needle),
+    );
 }
 
 fn click(proxy: &Proxy, user: &str, action: &str, id: i64, ts: &str) -> (u16, String) {

@@ -1274,6 +1274,14 @@ pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     }
 }
 
+/// A fresh database `db` (see [`fresh_db`]) with `sql` run in it, stopping at the first error.
+pub fn fresh_db_with(db: &str, sql: &str) {
+    fresh_db(db);
+    Conn::direct(db)
+        .psql(&["-q", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .assert_success("seeding");
+}
+
 /// A fresh, empty PostgreSQL database `airlock_state_t_<name>` for airlock's
 /// state store (dropped first if left over); returns its `store.url`.
 pub fn fresh_pg_store(name: &str) -> String {

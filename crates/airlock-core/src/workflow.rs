@@ -406,22 +406,8 @@ impl Workflow {
         reviewer: &Actor,
         reason: &str,
     ) -> Result<ChangeRequest, WorkflowError> {
+        let mut request = self.may_reject(id, reviewer).await?;
         let now = self.now();
-        let mut request = self.load(id).await?;
-        if let Err(refusal) = check_rejection(&request, reviewer, now) {
-            if matches!(refusal, Refusal::Expired { .. }) {
-                self.expire_if_overdue(&request, now).await?;
-            }
-            return Err(self
-                .audit_refusal(
-                    kinds::DECISION_REFUSED,
-                    &reviewer.name,
-                    Some(id),
-                    "reject",
-                    refusal,
-                )
-                .await);
-        }
         let to = transition(request.status, Event::Reject)?;
         let patch = RequestPatch {
             decided_by: Some(reviewer.name.clone()),

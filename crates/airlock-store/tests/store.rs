@@ -205,17 +205,24 @@ async fn create_get_list(ctx: Ctx) {
     );
     let head = verify_chain(&events, None).expect("chain");
     assert_eq!(head, store.audit_head().await.expect("head"));
-    let notes = store
-        .claim_outbox(&OutboxClaim {
-            owner: "t".into(),
-            topic: Some("request".into()),
-            now: T0,
-            lease: Duration::from_secs(60),
-            limit: 100,
-        })
-        .await
-        .expect("claim");
-    assert_eq!(notes.len(), 42);
+    let claim = OutboxClaim {
+        owner: "t".into(),
+        topic: Some("request".into()),
+        now: T0,
+        lease: Duration::from_secs(60),
+        limit: 100,
+    };
+    // 42 messages: one creation per request, then the cancellation, which
+    // waits until its request's creation message is delivered.
+    let notes = store.claim_outbox(&claim).await.expect("claim");
+    assert_eq!(notes.len(), 41);
+    for n in &notes {
+        assert!(store.ack_outbox(n.id, "t", T0).await.expect("ack"));
+    }
+    let rest = store.claim_outbox(&claim).await.expect("claim");
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].request_id, Some(created.id));
+    assert!(rest[0].payload.contains("request.cancelled"), "{:?}", rest[0]);
 }
 
 both!(exact_matching);
