@@ -256,7 +256,17 @@ fn review_message_approve_click_run_updates_and_dms() {
     assert!(ran.stdout().contains("UPDATE 1"), "{}", ran.describe());
 
     let update = "UPDATE orders SET state = 'shipped' WHERE id = 1";
-    let out = hold(&proxy, db, "alice", "ship order 1 for ticket OPS-7", update);
+    let out = proxy.conn("alice", &format!("{db}-prod")).psql(&[
+        "-X",
+        "-v",
+        "VERBOSITY=verbose",
+        "-c",
+        "SET airlock.reason = 'ship order 1 for ticket OPS-7'",
+        "-c",
+        "SET airlock.rollback = 'UPDATE orders SET state = ''new'' WHERE id = 1'",
+        "-c",
+        update,
+    ]);
     assert!(out.stderr().contains("AL001"), "{}", out.describe());
 
     // One review message, to the policy's channel, with the whole context.
@@ -325,6 +335,21 @@ fn review_message_approve_click_run_updates_and_dms() {
     assert_eq!(states(db), "1=shipped,2=new,3=new,4=new,5=new");
     wait_update(&fake, &ts, "Executed* — 1 row(s)");
     wait_dm(&fake, ALICE, "was executed: 1 row(s)");
+
+    // A click on a request that is no longer pending changes nothing.
+    let (st, _) = click(&proxy, CAROL, APPROVE, 1, &ts);
+    assert_eq!(st, 200);
+    wait_ephemeral(&fake, CAROL, "You cannot approve #1");
+    assert_eq!(status(&proxy, 1), "executed");
+
+    // The pre-approved rollback runs on one call; the message follows.
+    let out =
+        proxy
+            .conn("alice", &format!("{db}-prod"))
+            .psql(&["-X", "-c", "CALL airlock.rollback(1)"]);
+    assert!(out.success(), "{}", out.describe());
+    assert_eq!(states(db), "1=new,2=new,3=new,4=new,5=new");
+    wait_update(&fake, &ts, "Rolled back* — 1 row(s)");
 
     // Every update went to the one message; never a second post.
     let posts = fake
@@ -574,6 +599,11 @@ fn two_approvals_across_two_processes_sharing_a_postgres_store() {
     let (st, body) = click(&first, BOB, APPROVE, 1, &ts);
     assert_eq!(st, 200, "{body}");
     wait_update(&fake, &ts, "1 of 2 approvals (bob)");
+    assert_eq!(status(&first, 1), "pending");
+    // Bob again, on the other process: distinct approvers only.
+    let (st, body) = click(&second, BOB, APPROVE, 1, &ts);
+    assert_eq!(st, 200, "{body}");
+    wait_ephemeral(&fake, BOB, "You cannot approve #1");
     assert_eq!(status(&first, 1), "pending");
     // The second click lands on the other process.
     let (st, body) = click(&second, CAROL, APPROVE, 1, &ts);

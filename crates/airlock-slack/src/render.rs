@@ -531,6 +531,53 @@ mod tests {
     }
 
     #[test]
+    fn every_status_has_its_own_line_and_only_pending_has_buttons() {
+        let mut r = request("DELETE FROM orders WHERE id = 1");
+        r.run.error = Some("deadlock detected".into());
+        r.rollback_run.error = Some("rollback went wrong".into());
+        r.decision_reason = Some("withdrawn".into());
+        r.decided_by = Some("alice".into());
+        let mut lines = std::collections::HashSet::new();
+        for status in [
+            RequestStatus::Pending,
+            RequestStatus::Approved,
+            RequestStatus::Rejected,
+            RequestStatus::Expired,
+            RequestStatus::Cancelled,
+            RequestStatus::Running,
+            RequestStatus::Executed,
+            RequestStatus::Failed,
+            RequestStatus::Unknown,
+            RequestStatus::RollingBack,
+            RequestStatus::RolledBack,
+            RequestStatus::RollbackFailed,
+        ] {
+            r.status = status;
+            let line = status_line(&r, &[]);
+            assert!(
+                lines.insert(line.clone()),
+                "{status:?} shares its line: {line}"
+            );
+            let json = json_of(&r, &[], 2500);
+            assert_eq!(
+                json.contains(ACTION_APPROVE),
+                status == RequestStatus::Pending,
+                "{status:?}: {json}"
+            );
+            match status {
+                RequestStatus::Failed | RequestStatus::Unknown => {
+                    assert!(json.contains("deadlock detected"), "{json}")
+                }
+                RequestStatus::RollbackFailed => {
+                    assert!(json.contains("rollback went wrong"), "{json}")
+                }
+                RequestStatus::Cancelled => assert!(json.contains("withdrawn"), "{json}"),
+                _ => {}
+            }
+        }
+    }
+
+    #[test]
     fn earlier_runs_are_listed() {
         let mut r = request("UPDATE orders SET state = 'x' WHERE id = 1");
         r.details.earlier_runs = vec![EarlierRun {

@@ -222,7 +222,11 @@ async fn create_get_list(ctx: Ctx) {
     let rest = store.claim_outbox(&claim).await.expect("claim");
     assert_eq!(rest.len(), 1);
     assert_eq!(rest[0].request_id, Some(created.id));
-    assert!(rest[0].payload.contains("request.cancelled"), "{:?}", rest[0]);
+    assert!(
+        rest[0].payload.contains("request.cancelled"),
+        "{:?}",
+        rest[0]
+    );
 }
 
 both!(exact_matching);
