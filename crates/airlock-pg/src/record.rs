@@ -207,6 +207,8 @@ where
         })?;
         if pos > 0 {
             upstream.write_all(&buf[..pos]).await?;
+            // TLS streams keep accepted bytes until flushed; we are about to wait.
+            upstream.flush().await?;
             let _ = buf.split_to(pos);
         }
         buf.reserve(32 * 1024);
@@ -314,6 +316,8 @@ where
         })?;
         if pos > 0 {
             client.write_all(&buf[..pos]).await?;
+            // TLS streams keep accepted bytes until flushed; we are about to wait.
+            client.flush().await?;
             let _ = buf.split_to(pos);
         }
         buf.reserve(32 * 1024);
@@ -397,5 +401,52 @@ mod tests {
         drop((client, upstream));
         relay.await.expect("join").expect("clean end");
         assert!(rx.try_recv().is_err(), "the SELECT is not recorded");
+    }
+}
+
+#[cfg(test)]
+mod flush_tests {
+    use super::*;
+    use crate::frame::put_query;
+    use std::time::Duration;
+    use tokio::io::{duplex, AsyncReadExt, AsyncWriteExt, BufWriter};
+
+    /// Both sides hold written bytes until flushed, as a TLS stream does:
+    /// the relay must flush before it waits, or the answer never arrives.
+    #[tokio::test]
+    async fn answers_reach_a_buffering_client_and_queries_a_buffering_upstream() {
+        let (mut client, proxy_client) = duplex(1 << 16);
+        let (proxy_upstream, mut upstream) = duplex(1 << 16);
+        let (tx, _rx) = mpsc::channel(16);
+        let _relay = tokio::spawn(relay_recorded(
+            BufWriter::new(proxy_client),
+            BytesMut::new(),
+            BufWriter::new(proxy_upstream),
+            BytesMut::new(),
+            Recording {
+                classifier: Arc::new(Classifier::new(16)),
+                sink: tx,
+            },
+        ));
+        let mut q = BytesMut::new();
+        put_query(&mut q, "SELECT 1");
+        client.write_all(&q).await.expect("write");
+        let mut got = BytesMut::new();
+        while got.len() < q.len() {
+            tokio::time::timeout(Duration::from_secs(5), upstream.read_buf(&mut got))
+                .await
+                .expect("the query stayed in the relay's write buffer")
+                .expect("read");
+        }
+        let answer = b"C\0\0\0\x0dSELECT 1\0Z\0\0\0\x05I";
+        upstream.write_all(answer).await.expect("write");
+        let mut seen = Vec::new();
+        while seen.len() < answer.len() {
+            tokio::time::timeout(Duration::from_secs(5), client.read_buf(&mut seen))
+                .await
+                .expect("the answer stayed in the relay's write buffer")
+                .expect("read");
+        }
+        assert_eq!(&seen[..], &answer[..]);
     }
 }

@@ -102,7 +102,9 @@ where
     U: AsyncRead + AsyncWrite + Unpin,
 {
     upstream.write_all(client_pending).await?;
+    upstream.flush().await?;
     client.write_all(upstream_pending).await?;
+    client.flush().await?;
     match tokio::io::copy_bidirectional_with_sizes(client, upstream, 64 * 1024, 64 * 1024).await {
         Ok(_) => Ok(()),
         // A peer that resets or closes mid-stream ends the session; not a proxy error.
@@ -256,10 +258,7 @@ where
         }
         let header = if skip == 0 { peek_header(&rbuf)? } else { None };
         let Some(h) = header else {
-            if !out.is_empty() {
-                upstream.write_all(&out).await?;
-                out.clear();
-            }
+            flush(&mut upstream, &mut out).await?;
             if client.read_buf(&mut rbuf).await? == 0 {
                 return Ok(());
             }
@@ -284,10 +283,7 @@ where
             continue;
         }
         if rbuf.len() < h.frame_len {
-            if !out.is_empty() {
-                upstream.write_all(&out).await?;
-                out.clear();
-            }
+            flush(&mut upstream, &mut out).await?;
             rbuf.reserve(h.frame_len - rbuf.len());
             if client.read_buf(&mut rbuf).await? == 0 {
                 return Ok(());
@@ -491,10 +487,14 @@ where
     }
 }
 
+/// Writes what `out` holds and flushes: a TLS stream may keep accepted
+/// bytes in its record buffer until flushed, and the relay is about to wait
+/// for the other side.
 async fn flush<W: AsyncWrite + Unpin>(upstream: &mut W, out: &mut BytesMut) -> std::io::Result<()> {
     if !out.is_empty() {
         upstream.write_all(out).await?;
         out.clear();
+        upstream.flush().await?;
     }
     Ok(())
 }
@@ -686,6 +686,9 @@ where
         if pos > start {
             client.write_all(&rbuf[start..pos]).await?;
         }
+        // Before waiting for upstream again: a TLS client stream may hold
+        // accepted bytes until flushed (a large result would stall).
+        client.flush().await?;
         let _ = rbuf.split_to(pos);
     }
 }
@@ -822,6 +825,49 @@ mod tests {
         assert_eq!(next_frame(&mut cr, &mut cbuf).await.0, b'Z');
         drop((cr, cw, ur, uw));
         relay.await.expect("join").expect("relay ends cleanly");
+    }
+
+    /// Both sides hold written bytes until flushed, as TLS streams do: the
+    /// relay must flush before it waits, or queries and answers stall.
+    #[tokio::test]
+    async fn buffering_streams_are_flushed_before_the_relay_waits() {
+        let (client_side, proxy_client) = duplex(1 << 16);
+        let (proxy_upstream, upstream_side) = duplex(1 << 16);
+        let guard = Guard {
+            gate: Gate::new(Arc::new(Classifier::new(16))),
+            hooks: FixedReply,
+            max_batch_bytes: 1 << 20,
+            nonce: "airlock_held_test".into(),
+            notices: None,
+        };
+        let _relay = tokio::spawn(relay_guarded(
+            tokio::io::BufWriter::new(proxy_client),
+            BytesMut::new(),
+            tokio::io::BufWriter::new(proxy_upstream),
+            BytesMut::new(),
+            guard,
+        ));
+        let (mut cr, mut cw) = tokio::io::split(client_side);
+        let (mut ur, mut uw) = tokio::io::split(upstream_side);
+        let limit = std::time::Duration::from_secs(5);
+        let mut q = BytesMut::new();
+        put_query(&mut q, "SELECT 1");
+        cw.write_all(&q).await.expect("write");
+        let mut ubuf = BytesMut::new();
+        let (tag, _) = tokio::time::timeout(limit, next_frame(&mut ur, &mut ubuf))
+            .await
+            .expect("the query stayed in the relay's write buffer");
+        assert_eq!(tag, b'Q');
+        let mut answer = BytesMut::new();
+        frame::put_command_complete(&mut answer, "SELECT 1");
+        answer.extend_from_slice(&ready(b'I'));
+        uw.write_all(&answer).await.expect("write");
+        let mut cbuf = BytesMut::new();
+        let (tag, _) = tokio::time::timeout(limit, next_frame(&mut cr, &mut cbuf))
+            .await
+            .expect("the answer stayed in the relay's write buffer");
+        assert_eq!(tag, b'C');
+        assert_eq!(next_frame(&mut cr, &mut cbuf).await.0, b'Z');
     }
 
     fn typed(tag: u8, body: &[u8]) -> BytesMut {
