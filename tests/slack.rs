@@ -732,7 +732,10 @@ fn hostile_text_is_escaped_and_passwords_redacted_in_slack() {
     let db = "airlock_t_slack_escape";
     seed(db);
     let fake = fake_slack::FakeSlack::start();
-    let proxy = Proxy::start(config(db, &fake, 1));
+    let mut cfg = config(db, &fake, 1);
+    cfg.extra_toml
+        .push_str("\n[redaction]\npatterns = [\"tok_[a-z0-9]+\"]\n");
+    let proxy = Proxy::start(cfg);
     let out = hold(
         &proxy,
         db,
@@ -760,6 +763,44 @@ fn hostile_text_is_escaped_and_passwords_redacted_in_slack() {
     }
     assert!(blocks_text(&first).contains("&lt;!channel&gt;"));
     assert!(blocks_text(&first).contains("PASSWORD"));
+
+    // A configured sensitive pattern is redacted too, in Slack, the API and the page.
+    let out = hold(
+        &proxy,
+        db,
+        "alice",
+        "rotate",
+        "UPDATE orders SET state = 'tok_s3cr3t' WHERE id = 5",
+    );
+    assert!(out.stderr().contains("AL001"), "{}", out.describe());
+    let third = review_post(&fake, 3);
+    assert!(
+        !third.body.to_string().contains("tok_s3cr3t"),
+        "{}",
+        third.body
+    );
+    assert!(
+        blocks_text(&third).contains("state = '***'"),
+        "{}",
+        third.body
+    );
+    for id in [1, 3] {
+        let shown = request_json(&proxy, id).to_string();
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("tok_s3cr3t"),
+            "the API must redact: {shown}"
+        );
+        let (st, page) = http_get(
+            proxy.http_port,
+            &format!("/requests/{id}"),
+            Some(("bob", BOB_API_TOKEN)),
+        );
+        assert_eq!(st, 200, "{page}");
+        assert!(
+            !page.contains("hunter2") && !page.contains("tok_s3cr3t"),
+            "the page must redact: {page}"
+        );
+    }
     // The statement block of #2 holds exactly one code block.
     let statement = second.body["blocks"]
         .as_array()

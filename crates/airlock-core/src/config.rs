@@ -91,6 +91,19 @@ pub struct Config {
     pub audit: AuditConfig,
     /// Slack review messages and decisions (`[slack]`); none when absent.
     pub slack: Option<SlackConfig>,
+    /// Sensitive patterns redacted in every rendering of a statement (`[redaction]`).
+    #[serde(default)]
+    pub redaction: RedactionConfig,
+}
+
+/// `[redaction]`: what besides password literals is never shown.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedactionConfig {
+    /// Regular expressions (Rust `regex` syntax); matches become `***` in
+    /// Slack, the request page, the API and the CLI.
+    #[serde(default)]
+    pub patterns: Vec<String>,
 }
 
 /// `[audit]`: how the audit chain is watched.
@@ -902,6 +915,12 @@ impl Config {
             });
         }
         self.policy.validate("policy", &all_groups, &mut out);
+        if let Err((i, e)) = airlock_sql::Redactor::new(&self.redaction.patterns) {
+            out.push(ConfigProblem {
+                path: format!("redaction.patterns[{i}]"),
+                message: format!("not a valid regular expression: {e}"),
+            });
+        }
         if let Some(url) = &self.server.public_url {
             if !(url.starts_with("https://") || url.starts_with("http://")) {
                 out.push(ConfigProblem {
@@ -983,6 +1002,13 @@ impl Config {
             add(format!("targets[{i}].policy"), &t.policy);
         }
         out
+    }
+
+    /// The redactor for statements: password literals and `[redaction] patterns`
+    /// (a pattern that does not compile was already refused by validation).
+    pub fn redactor(&self) -> Result<airlock_sql::Redactor, String> {
+        airlock_sql::Redactor::new(&self.redaction.patterns)
+            .map_err(|(i, e)| format!("redaction.patterns[{i}]: {e}"))
     }
 
     /// The user a Slack user id is mapped to.
@@ -1581,5 +1607,18 @@ read_credentials = {{ user = "reader" }}
         let problems = err.problems();
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert_eq!(problems[0].path, "policy.review_channel");
+    }
+
+    #[test]
+    fn redaction_patterns_must_compile() {
+        let ok = good() + "\n[redaction]\npatterns = [\"tok_[a-z0-9]+\"]\n";
+        let c = Config::load(&ok, Path::new("/"), &NoSecrets).expect("valid");
+        let r = c.redactor().expect("redactor");
+        assert_eq!(r.redact("SELECT 'tok_abc'"), "SELECT '***'");
+        let bad = good() + "\n[redaction]\npatterns = [\"fine\", \"(unclosed\"]\n";
+        let err = Config::load(&bad, Path::new("/"), &NoSecrets).expect_err("invalid");
+        let problems = err.problems();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].path, "redaction.patterns[1]");
     }
 }

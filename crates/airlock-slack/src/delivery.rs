@@ -42,6 +42,8 @@ pub struct DeliveryOptions {
     pub retry_max: Duration,
     /// How often the outbox is polled when idle.
     pub poll_interval: Duration,
+    /// Redacts statements (password literals, configured patterns).
+    pub redactor: airlock_sql::Redactor,
 }
 
 /// Why one outbox message could not be delivered yet.
@@ -233,6 +235,7 @@ impl Deliverer {
             approvals,
             link: link.as_deref(),
             statement_max_chars: self.options.statement_max_chars,
+            redactor: &self.options.redactor,
         });
         let posted = store
             .chat_message(request.id, REVIEW_PURPOSE)

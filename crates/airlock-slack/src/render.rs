@@ -31,6 +31,8 @@ pub struct ReviewView<'a> {
     pub link: Option<&'a str>,
     /// Statements longer than this are cut (with the link).
     pub statement_max_chars: usize,
+    /// Redacts password literals and configured sensitive patterns.
+    pub redactor: &'a airlock_sql::Redactor,
 }
 
 fn md(text: String) -> SlackBlockText {
@@ -202,7 +204,7 @@ pub fn review_message(v: ReviewView<'_>) -> SlackMessageContent {
     }
     blocks.push(SlackSectionBlock::new().with_fields(fields).into());
 
-    let statement = airlock_sql::redact(&d.statement);
+    let statement = v.redactor.redact(&d.statement);
     let (shown, was_cut) = cut(&statement, v.statement_max_chars);
     let mut text = format!("*Statement*\n{}", code_block(shown));
     if was_cut {
@@ -256,7 +258,7 @@ pub fn review_message(v: ReviewView<'_>) -> SlackMessageContent {
 
     let rollback = match &d.rollback_sql {
         Some(sql) => {
-            let sql = airlock_sql::redact(sql);
+            let sql = v.redactor.redact(sql);
             let (shown, was_cut) = cut(&sql, v.statement_max_chars);
             format!(
                 "*Rollback* (runs without a second review)\n{}{}",
@@ -472,6 +474,7 @@ mod tests {
             approvals,
             link: Some("https://airlock.example/requests/42"),
             statement_max_chars: max,
+            redactor: &airlock_sql::Redactor::default(),
         });
         serde_json::to_string(&content).expect("serializes")
     }
@@ -625,6 +628,7 @@ mod tests {
             approvals: &[],
             link: None,
             statement_max_chars: 2500,
+            redactor: &airlock_sql::Redactor::default(),
         });
         let blocks = serde_json::to_value(&content.blocks).expect("blocks");
         let statement = blocks

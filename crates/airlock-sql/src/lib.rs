@@ -35,7 +35,7 @@ pub use classify::classify;
 pub use directives::{leading_directives, proxy_command, DirectiveKey, Directives, ProxyCommand};
 pub use fingerprint::{fingerprint, Fingerprint};
 pub use functions::is_allowed_builtin;
-pub use redact::{redact, REDACTED};
+pub use redact::{redact, Redactor, REDACTED, REDACTED_MATCH};
 pub use risk::{assess_risk, needs_own_transaction, Risk, RiskLevel, NO_TRANSACTION_REASON};
 pub use settings::is_read_only_setting_change;
 pub use summary::summarize;

@@ -9,6 +9,42 @@ use crate::span::token_starts;
 /// What replaces a redacted literal.
 pub const REDACTED: &str = "'***'";
 
+/// What replaces text matched by a configured sensitive pattern.
+pub const REDACTED_MATCH: &str = "***";
+
+/// Password literals plus the operator's own sensitive patterns (regular
+/// expressions, e.g. card numbers or API keys), redacted together in every
+/// rendering of a statement.
+#[derive(Debug, Clone, Default)]
+pub struct Redactor {
+    patterns: Vec<regex::Regex>,
+}
+
+impl Redactor {
+    /// A redactor with these extra patterns; the error names the first one that does not compile.
+    pub fn new<S: AsRef<str>>(
+        patterns: impl IntoIterator<Item = S>,
+    ) -> Result<Self, (usize, regex::Error)> {
+        let patterns = patterns
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| regex::Regex::new(p.as_ref()).map_err(|e| (i, e)))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Redactor { patterns })
+    }
+
+    /// `sql` with password literals and every pattern match replaced.
+    pub fn redact(&self, sql: &str) -> String {
+        let mut out = redact(sql);
+        for p in &self.patterns {
+            if let std::borrow::Cow::Owned(replaced) = p.replace_all(&out, REDACTED_MATCH) {
+                out = replaced;
+            }
+        }
+        out
+    }
+}
+
 /// `sql` with password literals replaced by `'***'`, the rest byte-identical.
 ///
 /// Covers `PASSWORD 'x'` (`ALTER ROLE`, `CREATE USER … WITH [ENCRYPTED] PASSWORD`),
@@ -193,5 +229,29 @@ mod tests {
             "ALTER ROLE app PASSWORD '***'",
         );
         is("SELECT 'unterminated", "SELECT 'unterminated");
+    }
+}
+
+#[cfg(test)]
+mod redactor_tests {
+    use super::Redactor;
+
+    #[test]
+    fn patterns_and_passwords_are_redacted_together() {
+        let r = Redactor::new([r"\b4[0-9]{15}\b", r"(?i)api_key=[a-z0-9]+"]).expect("valid");
+        let out = r.redact(
+            "UPDATE cards SET n = '4242424242424242', note = 'api_key=abc123' WHERE id = 1; ALTER ROLE x PASSWORD 'hunter2'",
+        );
+        assert!(!out.contains("4242424242424242"), "{out}");
+        assert!(!out.contains("abc123"), "{out}");
+        assert!(!out.contains("hunter2"), "{out}");
+        assert!(out.contains("UPDATE cards SET n = '***'"), "{out}");
+        assert_eq!(Redactor::default().redact("SELECT 1"), "SELECT 1");
+    }
+
+    #[test]
+    fn a_bad_pattern_is_named() {
+        let err = Redactor::new(["ok", "(unclosed"]).expect_err("invalid");
+        assert_eq!(err.0, 1);
     }
 }

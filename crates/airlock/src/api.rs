@@ -47,11 +47,14 @@ pub struct ApiState {
     runner: Option<ChangeRunner>,
     /// Lowercase hex SHA-256 of a token → the user it belongs to.
     tokens: Arc<HashMap<String, Actor>>,
+    /// Redacts statements in every response (password literals, `[redaction]` patterns).
+    redactor: Arc<airlock_sql::Redactor>,
 }
 
 impl ApiState {
-    /// Builds the state from the workflow and the users' token hashes.
-    pub fn new(workflow: Workflow, config: Arc<Config>) -> Self {
+    /// Builds the state from the workflow, the users' token hashes and the
+    /// statement redactor.
+    pub fn new(workflow: Workflow, config: Arc<Config>, redactor: airlock_sql::Redactor) -> Self {
         let tokens = config
             .users
             .iter()
@@ -69,12 +72,18 @@ impl ApiState {
             config,
             runner: None,
             tokens: Arc::new(tokens),
+            redactor: Arc::new(redactor),
         }
     }
 
     /// The workflow service.
     pub fn workflow(&self) -> &Workflow {
         &self.workflow
+    }
+
+    /// A request as shown to people: statement and rollback redacted.
+    pub fn present(&self, request: &ChangeRequest) -> ChangeRequest {
+        request.for_display(|sql| self.redactor.redact(sql))
     }
 
     /// The user whose API token has this SHA-256 (lowercase hex).
@@ -260,7 +269,13 @@ async fn list_requests(
         before: q.before.map(RequestId),
         limit: Some(q.limit.unwrap_or(100).clamp(1, LIST_LIMIT_MAX)),
     };
-    let requests = state.workflow.list(&filter).await?;
+    let requests: Vec<ChangeRequest> = state
+        .workflow
+        .list(&filter)
+        .await?
+        .iter()
+        .map(|r| state.present(r))
+        .collect();
     Ok(Json(json!({ "requests": requests })))
 }
 
@@ -272,7 +287,9 @@ async fn show_request(
     let id = parse_id(&id)?;
     let request = state.workflow.get(id).await?;
     let approvals = state.workflow.approvals(id).await?;
-    Ok(Json(json!({ "request": request, "approvals": approvals })))
+    Ok(Json(
+        json!({ "request": state.present(&request), "approvals": approvals }),
+    ))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -302,7 +319,7 @@ async fn approve(
         "outcome": outcome,
         "approvals": have,
         "approvals_required": need,
-        "request": request,
+        "request": state.present(&request),
     })))
 }
 
@@ -332,7 +349,7 @@ async fn reject(
             )
         })?;
     let request = state.workflow.reject(id, &caller.actor, &reason).await?;
-    Ok(Json(json!({ "request": request })))
+    Ok(Json(json!({ "request": state.present(&request) })))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -353,7 +370,7 @@ async fn cancel(
         .workflow
         .cancel(id, &caller.actor, body.note.as_deref())
         .await?;
-    Ok(Json(json!({ "request": request })))
+    Ok(Json(json!({ "request": state.present(&request) })))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -519,7 +536,7 @@ async fn submit(
     }
     Ok((
         status,
-        Json(json!({ "created": created, "note": note, "request": request })),
+        Json(json!({ "created": created, "note": note, "request": state.present(&request) })),
     ))
 }
 
@@ -578,7 +595,7 @@ async fn run_request(
         None => state.workflow.get(id).await?,
     };
     Ok(Json(
-        json!({ "request": request, "result": result_json(&ran.result) }),
+        json!({ "request": state.present(&request), "result": result_json(&ran.result) }),
     ))
 }
 

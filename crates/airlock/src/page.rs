@@ -98,7 +98,7 @@ async fn request_page(
         }
     };
     let approvals = workflow.approvals(request.id).await.unwrap_or_default();
-    Html(render(&request, &approvals, &viewer)).into_response()
+    Html(render(&state.present(&request), &approvals, &viewer)).into_response()
 }
 
 fn row(out: &mut String, label: &str, value: &str) {
@@ -212,7 +212,8 @@ pub fn render(r: &ChangeRequest, approvals: &[Approval], viewer: &str) -> String
     run_rows(&mut o, "Run", &r.run);
     run_rows(&mut o, "Rollback run", &r.rollback_run);
     o.push_str("</table><h2>Statement</h2><pre>");
-    o.push_str(&html(&airlock_sql::redact(&d.statement)));
+    // `request` comes through `ApiState::present`: statements are redacted.
+    o.push_str(&html(&d.statement));
     o.push_str("</pre>");
     if !d.params.is_empty() {
         let _ = write!(o, "<p>With {} bound parameter(s).</p>", d.params.len());
@@ -221,7 +222,7 @@ pub fn render(r: &ChangeRequest, approvals: &[Approval], viewer: &str) -> String
     match &d.rollback_sql {
         Some(sql) => {
             o.push_str("<pre>");
-            o.push_str(&html(&airlock_sql::redact(sql)));
+            o.push_str(&html(sql));
             o.push_str("</pre>");
         }
         None => o.push_str("<p>None given.</p>"),

@@ -69,7 +69,9 @@ async fn run(config: Arc<airlock_core::Config>) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let runner = pg.runner();
     let recovery_task = runner.clone().map(|r| tokio::spawn(recover_interrupted(r)));
-    let api_state = api::ApiState::new(workflow.clone(), config.clone()).with_runner(runner);
+    let redactor = config.redactor().map_err(anyhow::Error::msg)?;
+    let api_state =
+        api::ApiState::new(workflow.clone(), config.clone(), redactor).with_runner(runner);
     let mut api = api::router(api_state.clone()).merge(page::router(api_state));
     let slack = slack::start(&config, &workflow, &shutdown).await?;
     if let Some(routes) = slack.as_ref().and_then(|s| s.routes.clone()) {

@@ -49,7 +49,7 @@ pub async fn start(
         workflow.clone(),
         api.clone(),
         directory.clone(),
-        delivery_options(config, cfg),
+        delivery_options(config, cfg)?,
         owner,
     );
     let deliverer = tokio::spawn(deliverer.run(shutdown.clone()));
@@ -81,15 +81,16 @@ pub async fn start(
     }))
 }
 
-fn delivery_options(config: &Config, cfg: &SlackConfig) -> DeliveryOptions {
-    DeliveryOptions {
+fn delivery_options(config: &Config, cfg: &SlackConfig) -> anyhow::Result<DeliveryOptions> {
+    Ok(DeliveryOptions {
         review_channel: cfg.review_channel.clone(),
         public_url: config.server.public_url.clone(),
         statement_max_chars: cfg.statement_max_chars,
         retry_initial: cfg.retry_initial,
         retry_max: cfg.retry_max,
         poll_interval: cfg.poll_interval,
-    }
+        redactor: config.redactor().map_err(anyhow::Error::msg)?,
+    })
 }
 
 impl Slack {

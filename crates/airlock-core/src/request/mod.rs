@@ -448,6 +448,15 @@ pub struct ChangeRequest {
 }
 
 impl ChangeRequest {
+    /// A copy for showing to people: the statement and the rollback passed
+    /// through `redact` (the stored request keeps the text that runs).
+    pub fn for_display(&self, redact: impl Fn(&str) -> String) -> ChangeRequest {
+        let mut shown = self.clone();
+        shown.details.statement = redact(&self.details.statement);
+        shown.details.rollback_sql = self.details.rollback_sql.as_deref().map(&redact);
+        shown
+    }
+
     /// Whether a pending request is past its expiry, or an approved one past its run deadline.
     pub fn is_overdue(&self, now: Timestamp) -> bool {
         match self.status {
