@@ -890,3 +890,41 @@ fn socket_mode_clicks_follow_the_same_rules_and_survive_a_dropped_socket() {
     wait_update(&fake, &ts2, "Approved* by carol");
     assert_eq!(status(&proxy, 2), "approved");
 }
+
+#[test]
+fn a_review_message_deleted_in_slack_is_posted_again() {
+    let db = "airlock_t_slack_deleted";
+    seed(db);
+    let fake = fake_slack::FakeSlack::start();
+    let proxy = Proxy::start(config(db, &fake, 1));
+    let update = "UPDATE orders SET state = 'd' WHERE id = 2";
+    let out = hold(&proxy, db, "alice", "r", update);
+    assert!(out.stderr().contains("AL001"), "{}", out.describe());
+    let ts = review_post(&fake, 1).response["ts"]
+        .as_str()
+        .expect("ts")
+        .to_string();
+    fake.delete_message(CHANNEL, &ts);
+
+    let mut cmd = Command::new(airlock_bin());
+    cmd.args(["requests", "approve", "1"])
+        .env(
+            "AIRLOCK_URL",
+            format!("http://127.0.0.1:{}", proxy.http_port),
+        )
+        .env("AIRLOCK_TOKEN", BOB_API_TOKEN);
+    let out = run_with_timeout(cmd, None, Duration::from_secs(30));
+    assert!(out.success(), "{}", out.describe());
+
+    // A second review message for #1, showing the approval; later updates follow it.
+    let again = wait_call(&fake, "chat.postMessage", "re-post of #1", |c| {
+        c.body["channel"] == CHANNEL
+            && is_about(c, 1)
+            && blocks_text(c).contains("Approved* by bob")
+    });
+    let new_ts = again.response["ts"].as_str().expect("ts").to_string();
+    assert_ne!(new_ts, ts);
+    let out = hold(&proxy, db, "alice", "r", update);
+    assert!(out.stdout().contains("UPDATE 1"), "{}", out.describe());
+    wait_update(&fake, &new_ts, "Executed* — 1 row(s)");
+}

@@ -92,6 +92,8 @@ struct FakeState {
     failures: VecDeque<(u16, Option<u64>)>,
     counter: u64,
     posted: HashSet<(String, String)>,
+    /// Channels posted to (a deleted message leaves its channel known).
+    channels: HashSet<String>,
     sockets: Vec<Socket>,
     socket_connects: usize,
     acks: HashMap<String, Value>,
@@ -242,6 +244,15 @@ impl FakeSlack {
             })
             .collect::<Vec<_>>()
             .join("\n")
+    }
+
+    /// Deletes a posted message, as a person in Slack can: later
+    /// `chat.update`s of it answer `message_not_found`.
+    pub fn delete_message(&self, channel: &str, ts: &str) {
+        self.shared
+            .lock()
+            .posted
+            .remove(&(channel.to_string(), ts.to_string()));
     }
 
     /// `Some(status)`: answer every API call with that status and
@@ -494,6 +505,7 @@ fn answer(
             let channel = channel_id(channel);
             let ts = format!("1700000000.{:06}", 100 + st.next());
             st.posted.insert((channel.clone(), ts.clone()));
+            st.channels.insert(channel.clone());
             let mut message = Map::new();
             message.insert("type".into(), "message".into());
             message.insert("ts".into(), ts.clone().into());
@@ -509,7 +521,7 @@ fn answer(
                 return err("invalid_arguments");
             };
             if !st.posted.contains(&(channel.to_string(), ts.to_string())) {
-                return if st.posted.iter().any(|(c, _)| c == channel) {
+                return if st.channels.contains(channel) {
                     err("message_not_found")
                 } else {
                     err("channel_not_found")

@@ -292,6 +292,13 @@ pub trait Store: Send + Sync {
         message: &'a ChatMessageRef,
     ) -> BoxFuture<'a, Result<bool, StoreError>>;
 
+    /// Records a message that replaces the one posted for the same request
+    /// and purpose (e.g. the review message was deleted in Slack and posted again).
+    fn replace_chat_message<'a>(
+        &'a self,
+        message: &'a ChatMessageRef,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+
     /// Remembers a one-time value (an accepted interaction payload's
     /// signature); `Ok(false)` when it was seen before, i.e. a replay. Values
     /// seen before `forget_before` are dropped.

@@ -242,7 +242,28 @@ impl Deliverer {
             .await
             .map_err(|e| DeliveryError::Airlock(e.to_string()))?;
         match posted {
-            Some(p) => Ok(self.api.update(&p.channel, &p.ts, content).await?),
+            Some(p) => match self.api.update(&p.channel, &p.ts, content.clone()).await {
+                Err(ApiError::Refused(code)) if code == "message_not_found" => {
+                    // Deleted in Slack: post it again, where it was, and follow the new one.
+                    tracing::warn!(
+                        request = request.id.0,
+                        "the review message was deleted in Slack; posting it again"
+                    );
+                    let (channel, ts) = self.api.post(&p.channel, content).await?;
+                    self.workflow
+                        .store()
+                        .replace_chat_message(&ChatMessageRef {
+                            request_id: request.id,
+                            purpose: REVIEW_PURPOSE.to_string(),
+                            channel,
+                            ts,
+                            posted_at: self.workflow.now(),
+                        })
+                        .await
+                        .map_err(|e| DeliveryError::Airlock(e.to_string()))
+                }
+                other => Ok(other?),
+            },
             None => {
                 let Some(channel) = self
                     .workflow

@@ -51,6 +51,26 @@ impl SqlStore {
         Ok(done.rows_affected() == 1)
     }
 
+    pub(crate) async fn replace_chat_message_impl(
+        &self,
+        m: &ChatMessageRef,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO chat_messages (request_id, purpose, channel, ts, posted_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (request_id, purpose) \
+             DO UPDATE SET channel = excluded.channel, ts = excluded.ts, posted_at = excluded.posted_at",
+        )
+        .bind(m.request_id.0)
+        .bind(&m.purpose)
+        .bind(&m.channel)
+        .bind(&m.ts)
+        .bind(m.posted_at.0)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
     pub(crate) async fn remember_nonce_impl(
         &self,
         nonce: &str,

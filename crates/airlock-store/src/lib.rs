@@ -383,6 +383,13 @@ impl Store for SqlStore {
         Box::pin(self.record_chat_message_impl(message))
     }
 
+    fn replace_chat_message<'a>(
+        &'a self,
+        message: &'a ChatMessageRef,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.replace_chat_message_impl(message))
+    }
+
     fn remember_nonce<'a>(
         &'a self,
         nonce: &'a str,

@@ -1049,6 +1049,16 @@ async fn chat_messages_and_nonces(ctx: Ctx) {
             .expect("get"),
         None
     );
+    // Replaced (the message was deleted in Slack and posted again).
+    let third = ChatMessageRef {
+        ts: "1700000000.000300".into(),
+        ..first.clone()
+    };
+    replica.replace_chat_message(&third).await.expect("replace");
+    assert_eq!(
+        store.chat_message(r.id, "slack:review").await.expect("get"),
+        Some(third)
+    );
 
     // A nonce is accepted once, across replicas, until it is forgotten.
     let later = T0.plus(Duration::from_secs(60));
