@@ -10,6 +10,9 @@
 #
 # Environment: DURATION (s per run), ROUNDS, CLIENTS (8), THREADS (2),
 # SCALE (10), REINIT=1 to rebuild the data, PROXY_PORT / HTTP_PORT,
+# WORKER_THREADS (airlock's server.worker_threads; 0 = one per core),
+# PGBOUNCER=1 to run pgbouncer (session pooling, if installed) in the same
+# interleave as a reference for what any extra hop costs on this machine,
 # CARGO_TARGET_DIR (default /root/.cache/airlock-target).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +23,9 @@ CLIENTS=${CLIENTS:-8}
 THREADS=${THREADS:-2}
 SCALE=${SCALE:-10}
 PROXY_PORT=${PROXY_PORT:-16432}
+WORKER_THREADS=${WORKER_THREADS:-0}
+PGBOUNCER=${PGBOUNCER:-0}
+PGBOUNCER_PORT=${PGBOUNCER_PORT:-16433}
 HTTP_PORT=${HTTP_PORT:-16480}
 DB=airlock_bench
 UPSTREAM_USER=airlock_scram
@@ -61,6 +67,7 @@ cleanup() {
         log "airlock log:"; tail -n 50 "$WORK/airlock.log" >&2
     fi
     if [ -n "$AIRLOCK_PID" ]; then kill "$AIRLOCK_PID" 2>/dev/null || true; wait "$AIRLOCK_PID" 2>/dev/null || true; fi
+    if [ -n "${PGBOUNCER_PID:-}" ]; then pkill -f "pgbouncer $WORK/pgbouncer.ini" 2>/dev/null || true; wait "$PGBOUNCER_PID" 2>/dev/null || true; fi
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -71,6 +78,7 @@ cat >"$WORK/proxy.toml" <<TOML
 postgres_listen = "127.0.0.1:$PROXY_PORT"
 http_listen = "127.0.0.1:$HTTP_PORT"
 log_format = "human"
+worker_threads = $WORKER_THREADS
 
 [[families]]
 name = "bench"
@@ -109,12 +117,40 @@ for _ in $(seq 1 100); do
 done
 pg_isready -q -h 127.0.0.1 -p "$PROXY_PORT" || { cat "$WORK/airlock.log" >&2; log "airlock is not listening"; exit 1; }
 
+PGBOUNCER_PID=
+if [ "$PGBOUNCER" = 1 ]; then
+    PGB=$(command -v pgbouncer || echo /usr/sbin/pgbouncer)
+    [ -x "$PGB" ] || { log "PGBOUNCER=1 but pgbouncer is not installed (apt-get install pgbouncer)"; exit 1; }
+    chmod 755 "$WORK"
+    cat >"$WORK/pgbouncer.ini" <<INI
+[databases]
+$DB = host=127.0.0.1 port=5432 dbname=$DB user=$UPSTREAM_USER password=$AIRLOCK_BENCH_UPSTREAM_PW
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $PGBOUNCER_PORT
+unix_socket_dir =
+auth_type = any
+pool_mode = session
+max_client_conn = 100
+default_pool_size = $((CLIENTS + 2))
+logfile = $WORK/pgbouncer.log
+INI
+    chown -R postgres "$WORK"
+    su postgres -s /bin/sh -c "exec $PGB $WORK/pgbouncer.ini" 2>>"$WORK/pgbouncer.err" &
+    PGBOUNCER_PID=$!
+    for _ in $(seq 1 50); do pg_isready -q -h 127.0.0.1 -p "$PGBOUNCER_PORT" && break; sleep 0.1; done
+fi
+
 # run_one MODE WHERE -> prints tps
 run_one() {
     local mode=$1 where=$2 out tps
     if [ "$where" = direct ]; then
         out=$(PGPASSWORD=$AIRLOCK_BENCH_UPSTREAM_PW pgbench -n -S -M "$mode" -c "$CLIENTS" -j "$THREADS" -T "$DURATION" \
             -h 127.0.0.1 -p 5432 -U "$UPSTREAM_USER" "$DB" 2>&1) || { echo "$out" >&2; return 1; }
+    elif [ "$where" = pgbouncer ]; then
+        out=$(pgbench -n -S -M "$mode" -c "$CLIENTS" -j "$THREADS" -T "$DURATION" \
+            -h 127.0.0.1 -p "$PGBOUNCER_PORT" -U "$UPSTREAM_USER" "$DB" 2>&1) || { echo "$out" >&2; return 1; }
     else
         out=$(PGPASSWORD=$BENCH_PW pgbench -n -S -M "$mode" -c "$CLIENTS" -j "$THREADS" -T "$DURATION" \
             -h 127.0.0.1 -p "$PROXY_PORT" -U "$BENCH_USER" bench-dev 2>&1) || { echo "$out" >&2; return 1; }
@@ -134,19 +170,30 @@ printf '%-9s %-5s %12s %12s %8s\n' mode round direct_tps proxy_tps ratio
 summary=()
 for mode in simple extended prepared; do
     ratios=()
+    bratios=()
     directs=()
     proxies=()
     for round in $(seq 1 "$ROUNDS"); do
         d=$(run_one "$mode" direct)
         p=$(run_one "$mode" proxy)
         r=$(awk -v p="$p" -v d="$d" 'BEGIN { printf "%.3f", p / d }')
-        printf '%-9s %-5s %12.1f %12.1f %8s\n' "$mode" "$round" "$d" "$p" "$r"
+        if [ "$PGBOUNCER" = 1 ]; then
+            b=$(run_one "$mode" pgbouncer)
+            br=$(awk -v b="$b" -v d="$d" 'BEGIN { printf "%.3f", b / d }')
+            printf '%-9s %-5s %12.1f %12.1f %8s   pgbouncer %10.1f %8s\n' "$mode" "$round" "$d" "$p" "$r" "$b" "$br"
+            bratios+=("$br")
+        else
+            printf '%-9s %-5s %12.1f %12.1f %8s\n' "$mode" "$round" "$d" "$p" "$r"
+        fi
         ratios+=("$r"); directs+=("$d"); proxies+=("$p")
     done
     md=$(printf '%s\n' "${directs[@]}" | median)
     mp=$(printf '%s\n' "${proxies[@]}" | median)
     mr=$(printf '%s\n' "${ratios[@]}" | median)
     summary+=("$(printf '%-9s median direct %10.1f tps   median proxy %10.1f tps   median ratio proxy/direct %s' "$mode" "$md" "$mp" "$mr")")
+    if [ "$PGBOUNCER" = 1 ]; then
+        summary+=("$(printf '%-9s median ratio pgbouncer/direct %s' "$mode" "$(printf '%s\n' "${bratios[@]}" | median)")")
+    fi
 done
 echo
 printf '%s\n' "${summary[@]}"
