@@ -541,20 +541,7 @@ mod tests {
         r.decision_reason = Some("withdrawn".into());
         r.decided_by = Some("alice".into());
         let mut lines = std::collections::HashSet::new();
-        for status in [
-            RequestStatus::Pending,
-            RequestStatus::Approved,
-            RequestStatus::Rejected,
-            RequestStatus::Expired,
-            RequestStatus::Cancelled,
-            RequestStatus::Running,
-            RequestStatus::Executed,
-            RequestStatus::Failed,
-            RequestStatus::Unknown,
-            RequestStatus::RollingBack,
-            RequestStatus::RolledBack,
-            RequestStatus::RollbackFailed,
-        ] {
+        for status in RequestStatus::ALL {
             r.status = status;
             let line = status_line(&r, &[]);
             assert!(
