@@ -25,11 +25,47 @@ pub const INTERACTIONS_PATH: &str = "/slack/interactions";
 /// window in both directions, so a replay is always caught.
 const NONCE_MEMORY: Duration = Duration::from_secs(15 * 60);
 
+/// Unverified payloads audited one by one per minute; beyond that they are
+/// counted and audited as one summary event, so a flood of forged posts
+/// cannot flood the audit trail.
+const UNVERIFIED_AUDITS_PER_MINUTE: u32 = 30;
+
+/// Paces the auditing of unverified payloads (a fixed one-minute window).
+#[derive(Debug, Default)]
+pub struct AuditPacer {
+    window_start_ms: i64,
+    audited: u32,
+    suppressed: u32,
+}
+
+impl AuditPacer {
+    /// Whether the payload refused at `now_ms` is audited on its own; when a
+    /// new window starts, also how many were only counted in the last one.
+    pub fn admit(&mut self, now_ms: i64) -> (bool, u32) {
+        let mut carried = 0;
+        if now_ms - self.window_start_ms >= 60_000 {
+            carried = self.suppressed;
+            *self = AuditPacer {
+                window_start_ms: now_ms,
+                ..AuditPacer::default()
+            };
+        }
+        if self.audited < UNVERIFIED_AUDITS_PER_MINUTE {
+            self.audited += 1;
+            (true, carried)
+        } else {
+            self.suppressed += 1;
+            (false, carried)
+        }
+    }
+}
+
 /// The HTTP receiver's state.
 #[derive(Clone)]
 pub struct HttpReceiver {
     interactions: Interactions,
     verifier: SlackEventSignatureVerifier,
+    pacer: Arc<std::sync::Mutex<AuditPacer>>,
 }
 
 impl std::fmt::Debug for HttpReceiver {
@@ -73,6 +109,7 @@ impl HttpReceiver {
             verifier: SlackEventSignatureVerifier::new(&SlackSigningSecret::new(
                 signing_secret.to_string(),
             )),
+            pacer: Arc::default(),
         }
     }
 
@@ -91,15 +128,35 @@ impl HttpReceiver {
         // Nothing from an unverified payload is trusted: no message is sent
         // on its behalf; the claimed sender is only recorded.
         let actor = format!("slack-unverified:{}", claimed_user.unwrap_or("?"));
-        if let Err(e) = self
-            .interactions
-            .workflow()
-            .refuse_interaction(&actor, None, why, json!({}))
-            .await
-        {
-            tracing::error!(error = %e, "could not audit a refused Slack payload");
+        let workflow = self.interactions.workflow();
+        let (audit, carried) = match self.pacer.lock() {
+            Ok(mut p) => p.admit(workflow.now().0),
+            Err(_) => (true, 0),
+        };
+        if carried > 0 {
+            let why =
+                format!("{carried} more unverified payload(s) refused in the previous minute");
+            if let Err(e) = workflow
+                .refuse_interaction(
+                    "slack-unverified:*",
+                    None,
+                    &why,
+                    json!({ "count": carried }),
+                )
+                .await
+            {
+                tracing::error!(error = %e, "could not audit refused Slack payloads");
+            }
         }
-        tracing::warn!(actor, why, "Slack payload refused");
+        if audit {
+            if let Err(e) = workflow
+                .refuse_interaction(&actor, None, why, json!({}))
+                .await
+            {
+                tracing::error!(error = %e, "could not audit a refused Slack payload");
+            }
+        }
+        tracing::warn!(actor, why, audited = audit, "Slack payload refused");
         (StatusCode::UNAUTHORIZED, format!("refused: {why}\n"))
     }
 }
@@ -200,4 +257,23 @@ async fn receive(
     };
     rx.interactions.handle(event).await;
     (StatusCode::OK, String::new())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{AuditPacer, UNVERIFIED_AUDITS_PER_MINUTE};
+
+    #[test]
+    fn a_flood_is_audited_as_a_count() {
+        let mut p = AuditPacer::default();
+        let t0 = 1_000_000;
+        let admitted = (0..100).filter(|i| p.admit(t0 + i).0).count();
+        assert_eq!(admitted as u32, UNVERIFIED_AUDITS_PER_MINUTE);
+        // The next window admits again and carries the count of the last one.
+        assert_eq!(
+            p.admit(t0 + 60_000),
+            (true, 100 - UNVERIFIED_AUDITS_PER_MINUTE)
+        );
+        assert_eq!(p.admit(t0 + 60_001), (true, 0));
+    }
 }
