@@ -180,28 +180,11 @@ fn click(proxy: &Proxy, user: &str, action: &str, id: i64, ts: &str) -> (u16, St
 
 /// GET on airlock's HTTP listener, with Basic credentials; (status, body).
 fn http_get(port: u16, path: &str, basic: Option<(&str, &str)>) -> (u16, String) {
-    use base64::Engine;
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect http");
-    s.set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("timeout");
-    let mut req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
-    if let Some((user, token)) = basic {
-        let cred = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{token}"));
-        req.push_str(&format!("Authorization: Basic {cred}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).expect("send");
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).expect("read");
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").expect("http response");
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("bad status line: {head}"));
-    (status, body.to_string())
+    let headers: Vec<(&str, String)> = basic
+        .map(|(u, t)| vec![("Authorization", basic_auth(u, t))])
+        .unwrap_or_default();
+    let (status, _, body) = http_raw(port, "GET", path, &headers, "");
+    (status, body)
 }
 
 /// `airlock requests show N --json` as bob.

@@ -81,6 +81,11 @@ impl ApiState {
         &self.workflow
     }
 
+    /// `[server] public_url`, the address people reach this listener at.
+    pub fn public_url(&self) -> Option<&str> {
+        self.config.server.public_url.as_deref()
+    }
+
     /// A request as shown to people: statement and rollback redacted.
     pub fn present(&self, request: &ChangeRequest) -> ChangeRequest {
         request.for_display(|sql| self.redactor.redact(sql))

@@ -1,15 +1,25 @@
 //! The request page, `GET /requests/{id}`: what the links in NOTICEs and
-//! Slack messages open. A read-only HTML rendering of one change request
-//! (the whole statement, redacted, with its context, approvals and runs).
+//! Slack messages open. An HTML rendering of one change request (the whole
+//! statement, redacted, with its context, approvals and runs) and, while it
+//! is pending, Approve and Reject forms for reviewers who are not on Slack
+//! (`POST /requests/{id}/approve|reject`, the same workflow rules as
+//! everywhere else).
 //!
 //! Browsers cannot send bearer tokens, so the page takes HTTP Basic
 //! authentication with the airlock user name and that user's API token
 //! (the same token the CLI uses); put airlock behind TLS when the page is
-//! reached over a network. Everything shown is HTML-escaped.
+//! reached over a network. Because browsers resend Basic credentials on
+//! their own, a form post is accepted only when its `Origin` (or, lacking
+//! it, `Referer`) is this listener itself or `server.public_url`: another
+//! site cannot make a signed-in reviewer's browser decide. Everything shown
+//! is HTML-escaped.
 
 use crate::api::{token_hash, ApiState};
-use airlock_core::{Approval, ChangeRequest, RequestId, RunRecord, WorkflowError};
-use axum::extract::{Path, State};
+use airlock_core::{
+    Actor, Approval, ApprovalOutcome, ChangeRequest, RequestId, RequestStatus, RunRecord,
+    WorkflowError,
+};
+use axum::extract::{Form, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -21,6 +31,8 @@ use std::fmt::Write;
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/requests/{id}", get(request_page))
+        .route("/requests/{id}/approve", axum::routing::post(approve_form))
+        .route("/requests/{id}/reject", axum::routing::post(reject_form))
         .with_state(state)
 }
 
@@ -54,7 +66,7 @@ fn unauthorized(why: &str) -> Response {
 }
 
 /// The user the Basic credentials belong to, if the token is theirs.
-fn authenticate(state: &ApiState, headers: &HeaderMap) -> Result<String, &'static str> {
+fn authenticate(state: &ApiState, headers: &HeaderMap) -> Result<Actor, &'static str> {
     let value = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -69,7 +81,7 @@ fn authenticate(state: &ApiState, headers: &HeaderMap) -> Result<String, &'stati
         .ok_or("malformed credentials")?;
     let (user, token) = decoded.split_once(':').ok_or("malformed credentials")?;
     match state.actor_for_token_hash(&token_hash(token)) {
-        Some(actor) if actor.name == user => Ok(actor.name.clone()),
+        Some(actor) if actor.name == user => Ok(actor.clone()),
         _ => Err("unknown user or token"),
     }
 }
@@ -80,7 +92,7 @@ async fn request_page(
     headers: HeaderMap,
 ) -> Response {
     let viewer = match authenticate(&state, &headers) {
-        Ok(u) => u,
+        Ok(actor) => actor.name,
         Err(why) => return unauthorized(why),
     };
     let Ok(id) = id.parse::<i64>() else {
@@ -99,6 +111,131 @@ async fn request_page(
     };
     let approvals = workflow.approvals(request.id).await.unwrap_or_default();
     Html(render(&state.present(&request), &approvals, &viewer)).into_response()
+}
+
+/// `scheme://host[:port]` of a URL.
+fn origin_of(url: &str) -> Option<&str> {
+    let (scheme, rest) = url.split_once("://")?;
+    let end = rest.find('/').unwrap_or(rest.len());
+    Some(&url[..scheme.len() + 3 + end])
+}
+
+/// Whether a form post comes from this listener's own pages (CSRF guard).
+fn same_origin(state: &ApiState, headers: &HeaderMap) -> bool {
+    let header_text = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    let claimed = match header_text(header::ORIGIN) {
+        Some(o) => Some(o),
+        None => header_text(header::REFERER).and_then(origin_of),
+    };
+    let Some(claimed) = claimed else {
+        return false;
+    };
+    let mut allowed: Vec<String> = Vec::new();
+    if let Some(host) = header_text(header::HOST) {
+        allowed.push(format!("http://{host}"));
+        allowed.push(format!("https://{host}"));
+    }
+    if let Some(origin) = state.public_url().and_then(origin_of) {
+        allowed.push(origin.to_string());
+    }
+    allowed.iter().any(|a| a.eq_ignore_ascii_case(claimed))
+}
+
+fn message_page(status: StatusCode, id: i64, text: &str) -> Response {
+    let body = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>airlock request #{id}</title></head>\
+         <body><p>{}</p><p><a href=\"/requests/{id}\">Back to request #{id}</a></p></body></html>\n",
+        html(text)
+    );
+    (status, Html(body)).into_response()
+}
+
+/// Checks credentials, origin and the id of a form post.
+fn form_caller(
+    state: &ApiState,
+    headers: &HeaderMap,
+    id: &str,
+) -> Result<(Actor, RequestId), Box<Response>> {
+    let actor = authenticate(state, headers).map_err(|why| Box::new(unauthorized(why)))?;
+    let id = id
+        .parse::<i64>()
+        .map_err(|_| Box::new((StatusCode::NOT_FOUND, "no such request\n").into_response()))?;
+    if !same_origin(state, headers) {
+        return Err(Box::new(message_page(
+            StatusCode::FORBIDDEN,
+            id,
+            "refused: the form was not posted from airlock's own page",
+        )));
+    }
+    Ok((actor, RequestId(id)))
+}
+
+fn decision_failed(id: RequestId, e: WorkflowError) -> Response {
+    match e {
+        WorkflowError::Refused(r) => {
+            message_page(StatusCode::CONFLICT, id.0, &format!("Refused: {r}"))
+        }
+        WorkflowError::NotFound(_) => (StatusCode::NOT_FOUND, "no such request\n").into_response(),
+        other => {
+            tracing::error!(error = %other, request = id.0, "a decision from the request page failed");
+            message_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                id.0,
+                "airlock could not record the decision",
+            )
+        }
+    }
+}
+
+fn back_to(id: RequestId) -> Response {
+    (
+        StatusCode::SEE_OTHER,
+        [(header::LOCATION, format!("/requests/{}", id.0))],
+    )
+        .into_response()
+}
+
+async fn approve_form(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let (actor, id) = match form_caller(&state, &headers, &id) {
+        Ok(c) => c,
+        Err(r) => return *r,
+    };
+    match state.workflow().approve(id, &actor, "web", None).await {
+        Ok(ApprovalOutcome::Approved { .. } | ApprovalOutcome::Recorded { .. }) => back_to(id),
+        Err(e) => decision_failed(id, e),
+    }
+}
+
+/// The reject form's fields.
+#[derive(Debug, serde::Deserialize)]
+struct RejectForm {
+    reason: String,
+}
+
+async fn reject_form(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    form: Result<Form<RejectForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let (actor, id) = match form_caller(&state, &headers, &id) {
+        Ok(c) => c,
+        Err(r) => return *r,
+    };
+    let reason = form
+        .map(|Form(f)| f.reason.trim().to_string())
+        .unwrap_or_default();
+    if reason.is_empty() {
+        return message_page(StatusCode::BAD_REQUEST, id.0, "A rejection needs a reason.");
+    }
+    match state.workflow().reject(id, &actor, &reason).await {
+        Ok(_) => back_to(id),
+        Err(e) => decision_failed(id, e),
+    }
 }
 
 fn row(out: &mut String, label: &str, value: &str) {
@@ -211,7 +348,18 @@ pub fn render(r: &ChangeRequest, approvals: &[Approval], viewer: &str) -> String
     }
     run_rows(&mut o, "Run", &r.run);
     run_rows(&mut o, "Rollback run", &r.rollback_run);
-    o.push_str("</table><h2>Statement</h2><pre>");
+    o.push_str("</table>");
+    if r.status == RequestStatus::Pending && viewer != d.requester {
+        let _ = write!(
+            o,
+            "<h2>Decide</h2><form method=\"post\" action=\"/requests/{id}/approve\"><button type=\"submit\">Approve</button></form>\
+             <form method=\"post\" action=\"/requests/{id}/reject\"><p><label>Reason for rejecting<br>\
+             <textarea name=\"reason\" rows=\"3\" cols=\"60\" required></textarea></label></p>\
+             <button type=\"submit\">Reject</button></form>",
+            id = r.id.0
+        );
+    }
+    o.push_str("<h2>Statement</h2><pre>");
     // `request` comes through `ApiState::present`: statements are redacted.
     o.push_str(&html(&d.statement));
     o.push_str("</pre>");
