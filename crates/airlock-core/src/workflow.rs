@@ -158,6 +158,26 @@ impl Workflow {
         }
     }
 
+    /// A refusal from a rule check on `request`: an overdue request is moved
+    /// to `expired` on the way (best effort), then the refusal is audited.
+    async fn refuse_checked(
+        &self,
+        request: &ChangeRequest,
+        actor: &str,
+        kind: &str,
+        action: &str,
+        refusal: Refusal,
+        now: Timestamp,
+    ) -> WorkflowError {
+        if matches!(refusal, Refusal::Expired { .. }) {
+            if let Err(e) = self.expire_if_overdue(request, now).await {
+                return e;
+            }
+        }
+        self.audit_refusal(kind, actor, Some(request.id), action, refusal)
+            .await
+    }
+
     /// A refusal because the request is no longer in the status we read:
     /// re-reads it to say what it is now.
     async fn lost_race(&self, id: RequestId, action: &str) -> WorkflowError {
@@ -307,16 +327,14 @@ impl Workflow {
         let request = self.load(id).await?;
         let existing = self.store.approvals(id).await?;
         if let Err(refusal) = check_approval(&request, approver, &existing, now) {
-            if matches!(refusal, Refusal::Expired { .. }) {
-                self.expire_if_overdue(&request, now).await?;
-            }
             return Err(self
-                .audit_refusal(
-                    kinds::DECISION_REFUSED,
+                .refuse_checked(
+                    &request,
                     &approver.name,
-                    Some(id),
+                    kinds::DECISION_REFUSED,
                     "approve",
                     refusal,
+                    now,
                 )
                 .await);
         }
@@ -351,16 +369,14 @@ impl Workflow {
         let now = self.now();
         let request = self.load(id).await?;
         if let Err(refusal) = check_rejection(&request, reviewer, now) {
-            if matches!(refusal, Refusal::Expired { .. }) {
-                self.expire_if_overdue(&request, now).await?;
-            }
             return Err(self
-                .audit_refusal(
-                    kinds::DECISION_REFUSED,
+                .refuse_checked(
+                    &request,
                     &reviewer.name,
-                    Some(id),
+                    kinds::DECISION_REFUSED,
                     "reject",
                     refusal,
+                    now,
                 )
                 .await);
         }
@@ -504,11 +520,15 @@ impl Workflow {
         let mut request = self.load(id).await?;
         let policy = self.policy_for(&request.details.target, request.details.class)?;
         if let Err(refusal) = policy.may_run(actor, &request, now) {
-            if matches!(refusal, Refusal::Expired { .. }) {
-                self.expire_if_overdue(&request, now).await?;
-            }
             return Err(self
-                .audit_refusal(kinds::ACTION_REFUSED, &actor.name, Some(id), "run", refusal)
+                .refuse_checked(
+                    &request,
+                    &actor.name,
+                    kinds::ACTION_REFUSED,
+                    "run",
+                    refusal,
+                    now,
+                )
                 .await);
         }
         let to = transition(request.status, Event::StartRun)?;
