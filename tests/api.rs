@@ -6,11 +6,12 @@
 mod common;
 
 use airlock_core::{
-    ApprovalPolicy, ChangeRequest, Engine, Held, PolicySource, RequestDetails, RequestId,
-    RiskLevel, SystemClock, Timestamp, Workflow,
+    ApprovalPolicy, ChangeRequest, Held, PolicySource, RequestDetails, RequestId, SystemClock,
+    Workflow,
 };
 use airlock_sql::StatementClass;
 use airlock_store::SqlStore;
+use common::requests::request_details;
 use common::*;
 use serde_json::Value;
 use std::io::{Read, Write};
@@ -52,37 +53,9 @@ fn runtime() -> tokio::runtime::Runtime {
 
 fn details(requester: &str, target: &str, statement: &str) -> RequestDetails {
     RequestDetails {
-        requester: requester.into(),
-        team: "payments".into(),
-        groups: vec!["developers".into()],
-        application_name: "psql".into(),
-        client_addr: "127.0.0.1:50000".into(),
-        target: target.into(),
-        family: None,
-        environment: "prod".into(),
-        engine: Engine::Postgres,
-        statement: statement.into(),
-        params: vec![],
-        fingerprint: statement.into(),
-        class: StatementClass::Write,
-        statement_count: 1,
-        transactional: true,
         tables: vec!["orders".into()],
-        summary: format!("summary of {statement}"),
-        ai_summary: None,
-        risk: RiskLevel::Low,
-        risk_reasons: vec![],
         row_estimate: Some(1.0),
-        earlier_runs: vec![],
-        reason: Some("ticket OPS-1".into()),
-        description: None,
-        rollback_sql: None,
-        max_rows: None,
-        approvals_required: 1,
-        approver_groups: vec![],
-        run_window: Duration::from_secs(3600),
-        created_at: Timestamp(0),
-        expires_at: Timestamp(0),
+        ..request_details(requester, target, statement, "ticket OPS-1")
     }
 }
 

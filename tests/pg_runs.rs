@@ -8,11 +8,10 @@
 mod common;
 
 use airlock_core::{
-    Actor, ApprovalPolicy, ChangeRequest, Engine, Held, PolicySource, RequestDetails, RequestId,
-    RequestStatus, RiskLevel, SystemClock, Timestamp, Workflow,
+    Actor, ChangeRequest, Held, RequestDetails, RequestId, RequestStatus, SystemClock, Workflow,
 };
-use airlock_sql::StatementClass;
 use airlock_store::SqlStore;
+use common::requests::{request_details, AnyApprover};
 use common::*;
 use serde_json::Value;
 use std::path::Path;
@@ -338,55 +337,8 @@ fn submitted_scripts_run_once_atomically_and_roll_back_from_the_cli() {
     assert_eq!(values(db), "1=v1,2=v2,4=v4");
 }
 
-/// The approval policy the test config implies: one approver from the target's groups.
-struct AnyApprover;
-
-impl PolicySource for AnyApprover {
-    fn policy(&self, _target: &str, _class: StatementClass) -> Option<ApprovalPolicy> {
-        Some(ApprovalPolicy {
-            approver_groups: vec!["developers".into(), "dba".into()],
-            ..ApprovalPolicy::default()
-        })
-    }
-    fn lower_environments(&self, _family: &str, _environment: &str) -> Vec<String> {
-        Vec::new()
-    }
-}
-
 fn details(target: &str, statement: &str) -> RequestDetails {
-    RequestDetails {
-        requester: "alice".into(),
-        team: "payments".into(),
-        groups: vec!["developers".into()],
-        application_name: "psql".into(),
-        client_addr: "127.0.0.1:50000".into(),
-        target: target.into(),
-        family: None,
-        environment: "prod".into(),
-        engine: Engine::Postgres,
-        statement: statement.into(),
-        params: vec![],
-        fingerprint: statement.into(),
-        class: StatementClass::Write,
-        statement_count: 1,
-        transactional: true,
-        tables: vec!["t".into()],
-        summary: format!("summary of {statement}"),
-        ai_summary: None,
-        risk: RiskLevel::Low,
-        risk_reasons: vec![],
-        row_estimate: None,
-        earlier_runs: vec![],
-        reason: Some("ticket OPS-8".into()),
-        description: None,
-        rollback_sql: None,
-        max_rows: None,
-        approvals_required: 1,
-        approver_groups: vec![],
-        run_window: Duration::from_secs(3600),
-        created_at: Timestamp(0),
-        expires_at: Timestamp(0),
-    }
+    request_details("alice", target, statement, "ticket OPS-8")
 }
 
 /// The xid of a transaction that ran an UPDATE and then committed or aborted.

@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 pub mod fake_slack;
 pub mod raw;
+pub mod requests;
 
 /// Upstream role created by `tests/setup-postgres.sh` (LOGIN SUPERUSER, SCRAM).
 pub const UPSTREAM_USER: &str = "airlock_scram";

@@ -1,0 +1,64 @@
+//! Change requests made directly through the workflow (no session), for
+//! tests that need requests in a store before airlock starts.
+
+use airlock_core::{ApprovalPolicy, Engine, PolicySource, RequestDetails, RiskLevel, Timestamp};
+use airlock_sql::StatementClass;
+use std::time::Duration;
+
+/// The policy the default test config implies: one approver from the
+/// target's groups (developers, dba).
+pub struct AnyApprover;
+
+impl PolicySource for AnyApprover {
+    fn policy(&self, _target: &str, _class: StatementClass) -> Option<ApprovalPolicy> {
+        Some(ApprovalPolicy {
+            approver_groups: vec!["developers".into(), "dba".into()],
+            ..ApprovalPolicy::default()
+        })
+    }
+    fn lower_environments(&self, _family: &str, _environment: &str) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// Details of a write on table `t` of `target` by `requester`, with `reason`.
+pub fn request_details(
+    requester: &str,
+    target: &str,
+    statement: &str,
+    reason: &str,
+) -> RequestDetails {
+    RequestDetails {
+        requester: requester.into(),
+        team: "payments".into(),
+        groups: vec!["developers".into()],
+        application_name: "psql".into(),
+        client_addr: "127.0.0.1:50000".into(),
+        target: target.into(),
+        family: None,
+        environment: "prod".into(),
+        engine: Engine::Postgres,
+        statement: statement.into(),
+        params: vec![],
+        fingerprint: statement.into(),
+        class: StatementClass::Write,
+        statement_count: 1,
+        transactional: true,
+        tables: vec!["t".into()],
+        summary: format!("summary of {statement}"),
+        ai_summary: None,
+        risk: RiskLevel::Low,
+        risk_reasons: vec![],
+        row_estimate: None,
+        earlier_runs: vec![],
+        reason: Some(reason.into()),
+        description: None,
+        rollback_sql: None,
+        max_rows: None,
+        approvals_required: 1,
+        approver_groups: vec![],
+        run_window: Duration::from_secs(3600),
+        created_at: Timestamp(0),
+        expires_at: Timestamp(0),
+    }
+}
