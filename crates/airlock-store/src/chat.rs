@@ -32,43 +32,46 @@ impl SqlStore {
         .transpose()
     }
 
+    /// Inserts `m`; on an existing record for the request and purpose,
+    /// `on_conflict` decides (`DO NOTHING` or `DO UPDATE …`). Rows written.
+    async fn insert_chat_message(
+        &self,
+        m: &ChatMessageRef,
+        on_conflict: &'static str,
+    ) -> Result<u64, StoreError> {
+        let sql = format!(
+            "INSERT INTO chat_messages (request_id, purpose, channel, ts, posted_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (request_id, purpose) {on_conflict}"
+        );
+        let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(m.request_id.0)
+            .bind(&m.purpose)
+            .bind(&m.channel)
+            .bind(&m.ts)
+            .bind(m.posted_at.0)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(done.rows_affected())
+    }
+
     pub(crate) async fn record_chat_message_impl(
         &self,
         m: &ChatMessageRef,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "INSERT INTO chat_messages (request_id, purpose, channel, ts, posted_at) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (request_id, purpose) DO NOTHING",
-        )
-        .bind(m.request_id.0)
-        .bind(&m.purpose)
-        .bind(&m.channel)
-        .bind(&m.ts)
-        .bind(m.posted_at.0)
-        .execute(&self.pool)
-        .await
-        .map_err(db)?;
-        Ok(done.rows_affected() == 1)
+        Ok(self.insert_chat_message(m, "DO NOTHING").await? == 1)
     }
 
     pub(crate) async fn replace_chat_message_impl(
         &self,
         m: &ChatMessageRef,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO chat_messages (request_id, purpose, channel, ts, posted_at) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (request_id, purpose) \
-             DO UPDATE SET channel = excluded.channel, ts = excluded.ts, posted_at = excluded.posted_at",
+        self.insert_chat_message(
+            m,
+            "DO UPDATE SET channel = excluded.channel, ts = excluded.ts, posted_at = excluded.posted_at",
         )
-        .bind(m.request_id.0)
-        .bind(&m.purpose)
-        .bind(&m.channel)
-        .bind(&m.ts)
-        .bind(m.posted_at.0)
-        .execute(&self.pool)
         .await
-        .map_err(db)?;
-        Ok(())
+        .map(|_| ())
     }
 
     pub(crate) async fn remember_nonce_impl(
