@@ -14,8 +14,6 @@ use airlock_store::SqlStore;
 use common::requests::request_details;
 use common::*;
 use serde_json::Value;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
@@ -107,28 +105,16 @@ fn http(
     token: Option<&str>,
     body: Option<&str>,
 ) -> (u16, Value) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect http");
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
+    let mut headers = Vec::new();
     if let Some(t) = token {
-        req.push_str(&format!("Authorization: Bearer {t}\r\n"));
+        headers.push(("Authorization", format!("Bearer {t}")));
     }
     let body = body.unwrap_or("");
     if !body.is_empty() {
-        req.push_str("Content-Type: application/json\r\n");
+        headers.push(("Content-Type", "application/json".to_string()));
     }
-    req.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
-    s.write_all(req.as_bytes()).unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).expect("read http response");
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").expect("http response");
-    let status: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("bad status line: {head}"));
-    let json = serde_json::from_str(body)
+    let (status, _, body) = http_raw(port, method, path, &headers, body);
+    let json = serde_json::from_str(&body)
         .unwrap_or_else(|e| panic!("{method} {path}: body is not JSON ({e}): {body:?}"));
     (status, json)
 }
