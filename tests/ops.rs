@@ -4,7 +4,6 @@
 mod common;
 
 use common::*;
-use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -91,20 +90,6 @@ fn passwd_prints_a_verifier_never_the_password() {
     assert!(!empty.success(), "an empty password must be refused");
 }
 
-fn http_get(port: u16, path: &str) -> String {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect http");
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send");
-    let mut body = String::new();
-    s.read_to_string(&mut body).expect("read");
-    body
-}
-
 #[test]
 fn healthz_answers_and_json_logs_never_carry_a_password() {
     let db = "airlock_t_ops_health";
@@ -113,12 +98,11 @@ fn healthz_answers_and_json_logs_never_carry_a_password() {
     cfg.server_extra
         .push(("log_format".into(), "\"json\"".into()));
     let mut proxy = Proxy::start(cfg);
-    let health = http_get(proxy.http_port, "/healthz");
-    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
-    let ready = http_get(proxy.http_port, "/readyz");
-    assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
-    let missing = http_get(proxy.http_port, "/nope");
-    assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
+    for (path, want) in [("/healthz", 200), ("/readyz", 200), ("/nope", 404)] {
+        let (status, head, body) = http_raw(proxy.http_port, "GET", path, &[], "");
+        assert_eq!(status, want, "{path}: {head}\n{body}");
+        assert!(head.starts_with("HTTP/1.1 "), "{head}");
+    }
     let conn = proxy.conn("alice", &format!("{db}-dev"));
     conn.psql(&["-c", "SELECT 1"])
         .assert_success("query through the proxy");

@@ -35,8 +35,7 @@ use axum::Router;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Map, Value};
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -736,7 +735,7 @@ pub fn post_interaction_raw(
     http_post(url, &headers, body)
 }
 
-/// A minimal blocking HTTP/1.1 POST (`Connection: close`, plain http only).
+/// A blocking HTTP/1.1 POST to a plain `http://` URL; (status, body).
 fn http_post(url: &str, headers: &[(&str, String)], body: &str) -> (u16, String) {
     let rest = url
         .strip_prefix("http://")
@@ -745,61 +744,8 @@ fn http_post(url: &str, headers: &[(&str, String)], body: &str) -> (u16, String)
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
-    let mut stream =
-        TcpStream::connect(authority).unwrap_or_else(|e| panic!("connect to {url}: {e}"));
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("read timeout");
-    let mut req = format!(
-        "POST {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    req.push_str(body);
-    stream
-        .write_all(req.as_bytes())
-        .unwrap_or_else(|e| panic!("send to {url}: {e}"));
-    let mut raw = Vec::new();
-    stream
-        .read_to_end(&mut raw)
-        .unwrap_or_else(|e| panic!("read the answer of {url}: {e}"));
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, payload) = text
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("malformed HTTP answer from {url}: {text:?}"));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no HTTP status from {url}: {head:?}"));
-    let chunked = head.lines().any(|l| {
-        let l = l.to_ascii_lowercase();
-        l.starts_with("transfer-encoding:") && l.contains("chunked")
-    });
-    let payload = if chunked {
-        dechunk(payload)
-    } else {
-        payload.to_string()
-    };
+    let (status, _, payload) = super::http_request(authority, "POST", path, headers, body);
     (status, payload)
-}
-
-/// Decodes a chunked transfer-encoded body.
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = s.split_once("\r\n") {
-        let size = usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16)
-            .unwrap_or_else(|_| panic!("bad chunk size in {s:?}"));
-        if size == 0 || rest.len() < size {
-            break;
-        }
-        out.push_str(&rest[..size]);
-        s = rest[size..].trim_start_matches("\r\n");
-    }
-    out
 }
 
 // ---------------------------------------------------------------------------
