@@ -51,8 +51,10 @@ pub struct DeliveryOptions {
 enum DeliveryError {
     #[error(transparent)]
     Api(#[from] ApiError),
-    #[error("{0}")]
-    Airlock(String),
+    #[error(transparent)]
+    Store(#[from] airlock_core::StoreError),
+    #[error(transparent)]
+    Workflow(#[from] airlock_core::WorkflowError),
 }
 
 /// Delivers request changes to Slack.
@@ -211,13 +213,9 @@ impl Deliverer {
         let request = match self.workflow.get(id).await {
             Ok(r) => r,
             Err(airlock_core::WorkflowError::NotFound(_)) => return Ok(()),
-            Err(e) => return Err(DeliveryError::Airlock(e.to_string())),
+            Err(e) => return Err(e.into()),
         };
-        let approvals = self
-            .workflow
-            .approvals(id)
-            .await
-            .map_err(|e| DeliveryError::Airlock(e.to_string()))?;
+        let approvals = self.workflow.approvals(id).await?;
         self.sync_review(&request, &approvals).await?;
         self.notify_requester(&request, &approvals).await
     }
@@ -237,10 +235,7 @@ impl Deliverer {
             statement_max_chars: self.options.statement_max_chars,
             redactor: &self.options.redactor,
         });
-        let posted = store
-            .chat_message(request.id, REVIEW_PURPOSE)
-            .await
-            .map_err(|e| DeliveryError::Airlock(e.to_string()))?;
+        let posted = store.chat_message(request.id, REVIEW_PURPOSE).await?;
         match posted {
             Some(p) => match self.api.update(&p.channel, &p.ts, content.clone()).await {
                 Err(ApiError::Refused(code)) if code == "message_not_found" => {
@@ -260,7 +255,7 @@ impl Deliverer {
                             posted_at: self.workflow.now(),
                         })
                         .await
-                        .map_err(|e| DeliveryError::Airlock(e.to_string()))
+                        .map_err(DeliveryError::from)
                 }
                 other => Ok(other?),
             },
@@ -297,11 +292,7 @@ impl Deliverer {
             ts,
             posted_at: self.workflow.now(),
         };
-        self.workflow
-            .store()
-            .record_chat_message(&message)
-            .await
-            .map_err(|e| DeliveryError::Airlock(e.to_string()))?;
+        self.workflow.store().record_chat_message(&message).await?;
         Ok(())
     }
 
@@ -319,12 +310,7 @@ impl Deliverer {
         };
         let purpose = format!("slack:dm:{kind}");
         let store = self.workflow.store();
-        if store
-            .chat_message(request.id, &purpose)
-            .await
-            .map_err(|e| DeliveryError::Airlock(e.to_string()))?
-            .is_some()
-        {
+        if store.chat_message(request.id, &purpose).await?.is_some() {
             return Ok(());
         }
         let dm = self.api.open_dm(user).await?;

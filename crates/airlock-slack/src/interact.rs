@@ -142,10 +142,6 @@ impl Interactions {
         }
     }
 
-    fn actor_or_refusal(&self, user: &str) -> Option<airlock_core::Actor> {
-        self.directory.actor(user).cloned()
-    }
-
     async fn unmapped(&self, click: &Click<'_>, id: RequestId) {
         self.refuse(
             Some(click.user),
@@ -173,7 +169,7 @@ impl Interactions {
     }
 
     async fn approve(&self, click: &Click<'_>, id: RequestId) {
-        let Some(actor) = self.actor_or_refusal(click.user) else {
+        let Some(actor) = self.directory.actor(click.user).cloned() else {
             return self.unmapped(click, id).await;
         };
         match self.workflow.approve(id, &actor, "slack", None).await {
@@ -195,7 +191,7 @@ impl Interactions {
     }
 
     async fn ask_reason(&self, click: &Click<'_>, id: RequestId, trigger_id: &str) {
-        let Some(actor) = self.actor_or_refusal(click.user) else {
+        let Some(actor) = self.directory.actor(click.user).cloned() else {
             return self.unmapped(click, id).await;
         };
         let request = match self.workflow.may_reject(id, &actor).await {
@@ -274,7 +270,7 @@ impl Interactions {
             );
             return;
         };
-        let Some(actor) = self.actor_or_refusal(click.user) else {
+        let Some(actor) = self.directory.actor(click.user).cloned() else {
             return self.unmapped(&click, id).await;
         };
         match self.workflow.reject(id, &actor, &reason).await {
