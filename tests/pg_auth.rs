@@ -302,6 +302,12 @@ fn upstream_session_carries_developer_and_startup_parameters() {
         Some("UTF8"),
         "{hs:?}"
     );
+    // The label is for the upstream; the client sees the value it set.
+    assert_eq!(
+        hs.params.get("application_name").map(String::as_str),
+        Some("billing-job"),
+        "{hs:?}"
+    );
     for p in [
         "integer_datetimes",
         "standard_conforming_strings",
@@ -329,9 +335,38 @@ fn upstream_session_carries_developer_and_startup_parameters() {
             Some("Asia/Tokyo".into()),
         ]]
     );
-    // A SET is reported back as ParameterStatus, as directly.
+    // A SET is reported back as ParameterStatus, as directly, with the
+    // client's value; upstream it keeps the developer's label, and a client
+    // cannot pose as another developer.
     let r = c.simple_query("SET application_name = 'renamed'").unwrap();
     assert!(r.errors.is_empty(), "{r:?}");
+    assert_eq!(
+        r.params,
+        vec![("application_name".to_string(), "renamed".to_string())]
+    );
+    let r = c.simple_query("SHOW application_name").unwrap();
+    assert_eq!(r.rows, vec![vec![Some("renamed".into())]], "{r:?}");
+    let r = c
+        .simple_query("SELECT application_name FROM pg_stat_activity WHERE pid = pg_backend_pid()")
+        .unwrap();
+    assert_eq!(r.rows, vec![vec![Some("airlock:alice:renamed".into())]]);
+    let r = c
+        .simple_query("set application_name to 'airlock:bob:psql';")
+        .unwrap();
+    assert_eq!(
+        r.params,
+        vec![(
+            "application_name".to_string(),
+            "airlock:bob:psql".to_string()
+        )]
+    );
+    let r = c
+        .simple_query("SELECT application_name FROM pg_stat_activity WHERE pid = pg_backend_pid()")
+        .unwrap();
+    assert_eq!(
+        r.rows,
+        vec![vec![Some("airlock:alice:airlock:bob:psql".into())]]
+    );
     c.terminate();
 }
 

@@ -207,6 +207,8 @@ pub struct QueryResult {
     pub notices: Vec<PgError>,
     /// Transaction status byte of ReadyForQuery.
     pub status: u8,
+    /// ParameterStatus reports (name, value), in order.
+    pub params: Vec<(String, String)>,
 }
 
 /// A raw client connection.
@@ -404,6 +406,12 @@ impl RawConn {
                 }
                 b'E' => r.errors.push(PgError::parse(&body)),
                 b'N' => r.notices.push(PgError::parse(&body)),
+                b'S' => {
+                    let mut parts = body.split(|&b| b == 0);
+                    let name = String::from_utf8_lossy(parts.next().unwrap_or(&[])).into_owned();
+                    let value = String::from_utf8_lossy(parts.next().unwrap_or(&[])).into_owned();
+                    r.params.push((name, value));
+                }
                 b'Z' => {
                     r.status = body.first().copied().unwrap_or(0);
                     return Ok(r);

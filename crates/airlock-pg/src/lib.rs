@@ -2,17 +2,20 @@
 //! authentication (SCRAM-SHA-256), upstream sessions, and the raw-frame relay
 //! that holds what is not provably read-only on protected targets.
 
+pub mod appname;
 pub mod cancel;
 pub mod executor;
 pub mod frame;
 pub mod gate;
 pub mod holding;
+pub mod plain;
 pub mod record;
 pub mod relay;
 pub mod runner;
 pub mod scram;
 pub mod server;
 pub mod session;
+pub mod splice;
 pub mod stream;
 pub mod tls;
 pub mod upstream;

@@ -7,9 +7,11 @@
 //! client's traffic. Result rows are never decoded; only CommandComplete,
 //! ErrorResponse and ReadyForQuery are looked at.
 
+use crate::appname::{AppName, ShowRows};
 use crate::executor::written_rows;
-use crate::frame::{self, peek_header};
+use crate::frame;
 use crate::relay::RelayError;
+use crate::splice::{write_spliced, Fns, FrameHandler, Splices, Walker};
 use airlock_sql::{Classifier, StatementClass};
 use bytes::BytesMut;
 use std::collections::{HashMap, VecDeque};
@@ -39,6 +41,8 @@ pub struct Recording {
     pub classifier: Arc<Classifier>,
     /// Where observed executions go (bounded; full means dropped).
     pub sink: mpsc::Sender<Observed>,
+    /// The session's `application_name` mapping.
+    pub app_name: Arc<AppName>,
 }
 
 struct Pending {
@@ -74,6 +78,7 @@ where
         upstream_w,
         recording.classifier,
         shared.clone(),
+        recording.app_name.clone(),
     );
     let down = watch_upstream(
         upstream_r,
@@ -81,6 +86,7 @@ where
         client_w,
         recording.sink,
         shared,
+        recording.app_name,
     );
     let result = tokio::select! {
         r = up => r,
@@ -106,54 +112,13 @@ fn wanted_from_client(tag: u8) -> bool {
     matches!(tag, b'Q' | b'P' | b'B' | b'E' | b'S' | b'F')
 }
 
-/// Frame types whose body the upstream side must see whole.
-fn wanted_from_upstream(tag: u8) -> bool {
-    matches!(tag, b'C' | b'E' | b'Z')
-}
-
-/// Walks complete frames at the start of `buf[pos..]`, calling `on_frame`
-/// for wanted ones and skipping (streaming) the others. Returns the new
-/// position and the bytes of a partially received unwanted frame still to skip.
-fn walk(
-    buf: &[u8],
-    mut pos: usize,
-    skip: &mut usize,
-    wanted: fn(u8) -> bool,
-    mut on_frame: impl FnMut(u8, &[u8]) -> Result<(), RelayError>,
-) -> Result<usize, RelayError> {
-    while pos < buf.len() {
-        if *skip > 0 {
-            let n = (*skip).min(buf.len() - pos);
-            pos += n;
-            *skip -= n;
-            continue;
-        }
-        let Some(h) = peek_header(&buf[pos..])? else {
-            break;
-        };
-        let available = buf.len() - pos;
-        if wanted(h.tag) {
-            if available < h.frame_len {
-                break;
-            }
-            on_frame(h.tag, &buf[pos..pos + h.frame_len])?;
-            pos += h.frame_len;
-        } else if available >= h.frame_len {
-            pos += h.frame_len;
-        } else {
-            *skip = h.frame_len - available;
-            pos = buf.len();
-        }
-    }
-    Ok(pos)
-}
-
 async fn watch_client<R, W>(
     mut client: R,
     mut buf: BytesMut,
     mut upstream: W,
     classifier: Arc<Classifier>,
     shared: Arc<Shared>,
+    app: Arc<AppName>,
 ) -> Result<(), RelayError>
 where
     R: AsyncRead + Unpin,
@@ -163,9 +128,10 @@ where
     let mut writes: HashMap<Vec<u8>, (String, StatementClass)> = HashMap::new();
     let mut bound: Option<Vec<u8>> = None;
     let mut batch: Option<(String, StatementClass)> = None;
-    let mut skip = 0usize;
+    let mut walker = Walker::default();
+    let mut splices = Splices::new();
     loop {
-        let pos = walk(&buf, 0, &mut skip, wanted_from_client, |tag, f| {
+        let mut handler = Fns(wanted_from_client, |tag, f: &[u8]| {
             match tag {
                 b'Q' => {
                     let text = frame::query_sql(f)?;
@@ -203,16 +169,16 @@ where
                 b'F' => groups += 1,
                 _ => {}
             }
-            Ok(())
-        })?;
+            crate::plain::client_frame(&app, tag, f)
+        });
+        let pos = walker.walk(&buf, &mut handler, &mut splices)?;
         if pos > 0 {
-            upstream.write_all(&buf[..pos]).await?;
-            // TLS streams keep accepted bytes until flushed; we are about to wait.
-            upstream.flush().await?;
+            write_spliced(&mut upstream, &buf, pos, &mut splices).await?;
             let _ = buf.split_to(pos);
         }
         buf.reserve(32 * 1024);
         if client.read_buf(&mut buf).await? == 0 {
+            let _ = upstream.shutdown().await;
             return Ok(());
         }
     }
@@ -266,64 +232,94 @@ async fn watch_upstream<R, W>(
     mut client: W,
     sink: mpsc::Sender<Observed>,
     shared: Arc<Shared>,
+    app: Arc<AppName>,
 ) -> Result<(), RelayError>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let mut ready_seen: u64 = 0;
-    let mut rows: Option<i64> = None;
-    let mut error: Option<String> = None;
-    let mut skip = 0usize;
+    let mut walker = Walker::default();
+    let mut splices = Splices::new();
+    let mut handler = Outcomes {
+        sink,
+        shared,
+        app,
+        show: ShowRows::default(),
+        ready_seen: 0,
+        rows: None,
+        error: None,
+    };
     loop {
-        let pos = walk(&buf, 0, &mut skip, wanted_from_upstream, |tag, f| {
-            match tag {
-                b'C' => {
-                    if let Some(n) = written_rows(&frame::command_tag(f)) {
-                        rows = Some(rows.unwrap_or(0) + n);
-                    }
-                }
-                b'E' if error.is_none() => error = Some(frame::error_summary(f)),
-                b'Z' => {
-                    let done = shared.pending.lock().ok().and_then(|mut p| {
-                        while p.front().is_some_and(|x| x.group < ready_seen) {
-                            p.pop_front();
-                        }
-                        if p.front().is_some_and(|x| x.group == ready_seen) {
-                            p.pop_front()
-                        } else {
-                            None
-                        }
-                    });
-                    if let Some(d) = done {
-                        let observed = Observed {
-                            sql: d.sql,
-                            class: d.class,
-                            rows: rows.take(),
-                            duration_ms: d.started.elapsed().as_millis() as i64,
-                            error: error.take(),
-                        };
-                        // Full channel: the record is dropped, the session never waits.
-                        let _ = sink.try_send(observed);
-                    }
-                    rows = None;
-                    error = None;
-                    ready_seen += 1;
-                }
-                _ => {}
-            }
-            Ok(())
-        })?;
+        let pos = walker.walk(&buf, &mut handler, &mut splices)?;
         if pos > 0 {
-            client.write_all(&buf[..pos]).await?;
-            // TLS streams keep accepted bytes until flushed; we are about to wait.
-            client.flush().await?;
+            write_spliced(&mut client, &buf, pos, &mut splices).await?;
             let _ = buf.split_to(pos);
         }
         buf.reserve(32 * 1024);
         if upstream.read_buf(&mut buf).await? == 0 {
+            // A clean close towards the client (close_notify over TLS).
+            let _ = client.shutdown().await;
             return Ok(());
         }
+    }
+}
+
+/// The upstream-to-client side: outcomes of recorded statements, and the
+/// client's view of `application_name`.
+struct Outcomes {
+    sink: mpsc::Sender<Observed>,
+    shared: Arc<Shared>,
+    app: Arc<AppName>,
+    show: ShowRows,
+    ready_seen: u64,
+    rows: Option<i64>,
+    error: Option<String>,
+}
+
+impl FrameHandler for Outcomes {
+    fn wants(&self, tag: u8) -> bool {
+        matches!(tag, b'C' | b'E' | b'Z') || self.show.wants(tag)
+    }
+
+    fn on_frame(&mut self, tag: u8, f: &[u8]) -> Result<Option<BytesMut>, RelayError> {
+        let replaced = self.show.on_frame(&self.app, tag, f);
+        match tag {
+            b'C' => {
+                if let Some(n) = written_rows(&frame::command_tag(f)) {
+                    self.rows = Some(self.rows.unwrap_or(0) + n);
+                }
+            }
+            b'E' if self.error.is_none() => self.error = Some(frame::error_summary(f)),
+            b'Z' => {
+                let ready_seen = self.ready_seen;
+                let done = self.shared.pending.lock().ok().and_then(|mut p| {
+                    while p.front().is_some_and(|x| x.group < ready_seen) {
+                        p.pop_front();
+                    }
+                    if p.front().is_some_and(|x| x.group == ready_seen) {
+                        p.pop_front()
+                    } else {
+                        None
+                    }
+                });
+                if let Some(d) = done {
+                    let observed = Observed {
+                        sql: d.sql,
+                        class: d.class,
+                        rows: self.rows.take(),
+                        duration_ms: d.started.elapsed().as_millis() as i64,
+                        error: self.error.take(),
+                    };
+                    // Full channel: the record is dropped, the session never waits.
+                    let _ = self.sink.try_send(observed);
+                }
+                self.rows = None;
+                self.error = None;
+                self.ready_seen += 1;
+            }
+            _ => {}
+        }
+        Ok(replaced)
     }
 }
 
@@ -368,6 +364,7 @@ mod tests {
             Recording {
                 classifier: Arc::new(Classifier::new(16)),
                 sink: tx,
+                app_name: Arc::new(AppName::new("alice")),
             },
         ));
         let mut q = BytesMut::new();
@@ -426,6 +423,7 @@ mod flush_tests {
             Recording {
                 classifier: Arc::new(Classifier::new(16)),
                 sink: tx,
+                app_name: Arc::new(AppName::new("alice")),
             },
         ));
         let mut q = BytesMut::new();

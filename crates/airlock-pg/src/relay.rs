@@ -12,6 +12,7 @@
 //! upstream-to-client side swaps that one ErrorResponse (recognised by the
 //! nonce) for the proxy's own. Result rows are never decoded.
 
+use crate::appname::{AppName, ShowRows};
 use crate::frame::{self, peek_header, FrameError};
 use crate::gate::{Gate, Judgement};
 use airlock_core::request::Param;
@@ -88,32 +89,12 @@ pub struct Guard<H: SessionHooks> {
     /// Notices the hooks send while the client waits (e.g. for an approval);
     /// written to the client between upstream messages.
     pub notices: Option<tokio::sync::mpsc::Receiver<Bytes>>,
+    /// The session's `application_name` mapping.
+    pub app_name: Arc<AppName>,
 }
 
-/// Relays an unprotected session: a plain bidirectional copy.
-pub async fn relay_plain<C, U>(
-    client: &mut C,
-    client_pending: &[u8],
-    upstream: &mut U,
-    upstream_pending: &[u8],
-) -> Result<(), RelayError>
-where
-    C: AsyncRead + AsyncWrite + Unpin,
-    U: AsyncRead + AsyncWrite + Unpin,
-{
-    upstream.write_all(client_pending).await?;
-    upstream.flush().await?;
-    client.write_all(upstream_pending).await?;
-    client.flush().await?;
-    match tokio::io::copy_bidirectional_with_sizes(client, upstream, 64 * 1024, 64 * 1024).await {
-        Ok(_) => Ok(()),
-        // A peer that resets or closes mid-stream ends the session; not a proxy error.
-        Err(e) if is_disconnect(&e) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
-}
-
-fn is_disconnect(e: &std::io::Error) -> bool {
+/// Whether an I/O error means a peer went away (not a proxy error).
+pub(crate) fn is_disconnect(e: &std::io::Error) -> bool {
     use std::io::ErrorKind::*;
     matches!(
         e.kind(),
@@ -194,6 +175,7 @@ where
     let nonce = Bytes::from(guard.nonce.clone().into_bytes());
     let mut guard = guard;
     let notices = guard.notices.take();
+    let app = guard.app_name.clone();
     let up = client_to_upstream(client_r, client_pending, upstream_w, guard, ledger.clone());
     let down = upstream_to_client(
         upstream_r,
@@ -202,6 +184,7 @@ where
         nonce,
         ledger,
         notices,
+        app,
     );
     let result = tokio::select! {
         r = up => r,
@@ -314,7 +297,12 @@ where
                                 .function_call(frame::function_call(&f).ok().as_ref())
                         };
                         match j {
-                            Judgement::Pass => out.extend_from_slice(&f),
+                            Judgement::Pass => {
+                                match crate::plain::client_frame(&guard.app_name, h.tag, &f)? {
+                                    Some(labelled) => out.extend_from_slice(&labelled),
+                                    None => out.extend_from_slice(&f),
+                                }
+                            }
                             ref hold_it => {
                                 let reply = guard.hooks.held(hold_it).await;
                                 owe(&mut out, &guard, &ledger, reply, ready_producers, b'Q');
@@ -379,7 +367,12 @@ where
                         guard.gate.bind(frame::bind_statement(&f)?)
                     };
                     match j {
-                        Judgement::Pass => out.extend_from_slice(&f),
+                        Judgement::Pass => {
+                            match crate::plain::client_frame(&guard.app_name, h.tag, &f)? {
+                                Some(labelled) => out.extend_from_slice(&labelled),
+                                None => out.extend_from_slice(&f),
+                            }
+                        }
                         Judgement::Hold { ref sql, .. }
                             if h.tag == b'P' && !sql.trim().is_empty() =>
                         {
@@ -563,11 +556,13 @@ async fn upstream_to_client<R, W>(
     nonce: Bytes,
     ledger: Arc<Ledger>,
     mut notices: Option<tokio::sync::mpsc::Receiver<Bytes>>,
+    app: Arc<AppName>,
 ) -> Result<(), RelayError>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
+    let mut show = ShowRows::default();
     let mut ready_seen: u64 = 0;
     let mut skip: usize = 0; // bytes of the current frame still to pass through
     loop {
@@ -594,7 +589,8 @@ where
                 _ => upstream.read_buf(&mut rbuf).await?,
             };
             if read == 0 {
-                client.flush().await?;
+                // A clean close towards the client (close_notify over TLS).
+                let _ = client.shutdown().await;
                 return Ok(());
             }
         }
@@ -611,7 +607,7 @@ where
                 break;
             };
             let available = rbuf.len() - pos;
-            let interesting = matches!(h.tag, b'Z' | b'E' | b'I');
+            let interesting = matches!(h.tag, b'Z' | b'E' | b'I') || show.wants(h.tag);
             if !interesting {
                 if available >= h.frame_len {
                     pos += h.frame_len;
@@ -625,7 +621,13 @@ where
                 break;
             }
             let f = &rbuf[pos..pos + h.frame_len];
-            if h.tag == b'Z' {
+            if let Some(own) = show.on_frame(&app, h.tag, f) {
+                // application_name as the client set it.
+                client.write_all(&rbuf[start..pos]).await?;
+                client.write_all(&own).await?;
+                pos += h.frame_len;
+                start = pos;
+            } else if h.tag == b'Z' {
                 let mut before = None;
                 if let Ok(mut owed) = ledger.owed.lock() {
                     while owed.front().is_some_and(|o| o.group < ready_seen) {
@@ -768,6 +770,7 @@ mod tests {
             max_batch_bytes: 1 << 20,
             nonce: "airlock_held_test".into(),
             notices: None,
+            app_name: Arc::new(AppName::new("alice")),
         };
         let relay = tokio::spawn(relay_guarded(
             proxy_client,
@@ -839,6 +842,7 @@ mod tests {
             max_batch_bytes: 1 << 20,
             nonce: "airlock_held_test".into(),
             notices: None,
+            app_name: Arc::new(AppName::new("alice")),
         };
         let _relay = tokio::spawn(relay_guarded(
             tokio::io::BufWriter::new(proxy_client),
@@ -893,6 +897,7 @@ mod tests {
             max_batch_bytes,
             nonce: "airlock_held_test".into(),
             notices: None,
+            app_name: Arc::new(AppName::new("alice")),
         };
         let relay = tokio::spawn(relay_guarded(
             proxy_client,

@@ -2,6 +2,7 @@
 //! TLS negotiation (pgwire), startup packet, SCRAM authentication, target
 //! authorization (only after authentication), upstream session, relay.
 
+use crate::appname::AppName;
 use crate::cancel::{CancelRegistry, Registration};
 use crate::frame::{self, put_auth, put_auth_sasl, put_error, Report, StartupPacket};
 use crate::gate::{Gate, Judgement};
@@ -79,12 +80,13 @@ pub async fn handle(
         .map_err(|_| SessionError::Timeout(timeout))??;
     let Some(ready) = ready else { return Ok(()) };
     let Ready {
-        mut client,
+        client,
         client_buf,
         upstream,
         target,
         user,
         application_name,
+        app_name,
         _registration,
     } = ready;
     info!(user = %user.name, target = %target.name, %peer, protected = target.protected, "session started");
@@ -121,6 +123,7 @@ pub async fn handle(
                     max_batch_bytes,
                     nonce,
                     notices: Some(notice_rx),
+                    app_name: app_name.clone(),
                 };
                 relay::relay_guarded(
                     client,
@@ -138,6 +141,7 @@ pub async fn handle(
                     max_batch_bytes,
                     nonce,
                     notices: None,
+                    app_name: app_name.clone(),
                 };
                 relay::relay_guarded(
                     client,
@@ -161,6 +165,7 @@ pub async fn handle(
         let recording = crate::record::Recording {
             classifier: ctx.classifier.clone(),
             sink: tx,
+            app_name,
         };
         crate::record::relay_recorded(
             client,
@@ -171,8 +176,14 @@ pub async fn handle(
         )
         .await
     } else {
-        let mut up = upstream.stream;
-        relay::relay_plain(&mut client, &client_buf, &mut up, &upstream.leftover).await
+        crate::plain::relay_plain(
+            client,
+            client_buf,
+            upstream.stream,
+            upstream.leftover,
+            app_name,
+        )
+        .await
     };
     info!(user = %user.name, target = %target.name, %peer, "session ended");
     result.map_err(Into::into)
@@ -186,6 +197,7 @@ struct Ready {
     target: Target,
     user: User,
     application_name: String,
+    app_name: Arc<AppName>,
     _registration: Registration,
 }
 
@@ -273,6 +285,9 @@ async fn startup(
     let (minor, params) = match frame::parse_startup(&packet)? {
         StartupPacket::Cancel { pid, key } => {
             forward_cancel(ctx, pid, key).await;
+            // A clean close (close_notify over TLS): libpq 17 sends the
+            // CancelRequest inside TLS and reports a bare EOF as a failure.
+            let _ = stream.shutdown().await;
             return Ok(None);
         }
         StartupPacket::Negotiation => {
@@ -472,7 +487,8 @@ async fn startup(
                 .map(|_| None);
         }
     }
-    let upstream_params = upstream_parameters(&params, &user.name, &target);
+    let app_name = Arc::new(AppName::new(&user.name));
+    let upstream_params = upstream_parameters(&params, &app_name, &target);
     let session = match upstream::open(
         endpoint,
         creds,
@@ -522,7 +538,11 @@ async fn startup(
         .register(session.pid, session.key, endpoint.clone());
     put_auth(&mut out, 0, &[]);
     for f in &session.startup_frames {
-        out.extend_from_slice(f);
+        // The label is for the upstream; the client sees its own value.
+        match app_name.parameter_status(f) {
+            Some(own) => out.extend_from_slice(&own),
+            None => out.extend_from_slice(f),
+        }
     }
     frame::put_backend_key(&mut out, session.pid, registration.key);
     out.extend_from_slice(&session.ready);
@@ -535,6 +555,7 @@ async fn startup(
         target,
         user,
         application_name,
+        app_name,
         _registration: registration,
     }))
 }
@@ -587,7 +608,7 @@ async fn record_executions(
 /// start option instead of any client `options`.
 pub fn upstream_parameters(
     client: &[(String, String)],
-    user: &str,
+    app_name: &AppName,
     target: &Target,
 ) -> Vec<(String, String)> {
     let creds_user = target
@@ -602,14 +623,8 @@ pub fn upstream_parameters(
         .iter()
         .find(|(k, _)| k == "application_name")
         .map(|(_, v)| v.as_str())
-        .filter(|v| !v.is_empty())
-        .unwrap_or("unknown");
-    let mut label = format!("airlock:{user}:{app}");
-    // Postgres truncates to NAMEDATALEN-1 bytes; cut on a char boundary.
-    while label.len() > 63 {
-        label.pop();
-    }
-    out.push(("application_name".to_string(), label));
+        .unwrap_or("");
+    out.push(("application_name".to_string(), app_name.label(app)));
     for (k, v) in client {
         match k.as_str() {
             "user" | "database" | "application_name" | "replication" => {}
@@ -803,7 +818,7 @@ mod tests {
 
     #[test]
     fn protected_sessions_start_read_only_and_drop_client_options() {
-        let p = upstream_parameters(&client(), "alice", &target(true));
+        let p = upstream_parameters(&client(), &AppName::new("alice"), &target(true));
         let get = |k: &str| {
             p.iter()
                 .filter(|(n, _)| n == k)
@@ -820,7 +835,7 @@ mod tests {
 
     #[test]
     fn unprotected_sessions_use_write_role_and_client_options() {
-        let p = upstream_parameters(&client(), "alice", &target(false));
+        let p = upstream_parameters(&client(), &AppName::new("alice"), &target(false));
         assert!(p.contains(&("user".into(), "writer".into())));
         assert!(p.contains(&(
             "options".into(),
@@ -852,7 +867,7 @@ mod tests {
     fn long_application_names_are_cut_to_63_bytes() {
         let mut c = client();
         c[2].1 = "é".repeat(60);
-        let p = upstream_parameters(&c, "alice", &target(false));
+        let p = upstream_parameters(&c, &AppName::new("alice"), &target(false));
         let app = &p
             .iter()
             .find(|(k, _)| k == "application_name")

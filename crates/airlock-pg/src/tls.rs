@@ -25,6 +25,19 @@ pub enum TlsError {
     Rustls(#[from] rustls::Error),
 }
 
+/// Largest TLS record airlock writes, header included. PostgreSQL never
+/// sends records over 8 KB, and libpq in non-blocking mode (psycopg, async
+/// drivers) can stall for good on a larger one: OpenSSL keeps decrypted bytes
+/// that do not fit libpq's free buffer while the socket never becomes
+/// readable again. Every airlock TLS config, towards clients and upstreams,
+/// uses this cap.
+pub const MAX_TLS_RECORD: usize = 8192;
+
+/// rustls counts the 5-byte record header in `max_fragment_size` but not the
+/// AEAD expansion: at most 24 bytes (TLS 1.2 GCM: explicit nonce and tag;
+/// TLS 1.3: tag and content type take 17).
+const MAX_FRAGMENT: usize = MAX_TLS_RECORD - 24;
+
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
@@ -49,6 +62,13 @@ fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
 
 /// Builds the acceptor for client connections from PEM files.
 pub fn server_acceptor(cert: &Path, key: &Path) -> Result<tokio_rustls::TlsAcceptor, TlsError> {
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(server_config(
+        cert, key,
+    )?)))
+}
+
+/// The rustls configuration behind [`server_acceptor`].
+fn server_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, TlsError> {
     let certs = load_certs(cert)?;
     let key = PrivateKeyDer::from_pem_file(key).map_err(|e| pem_err(key, e))?;
     let mut config = rustls::ServerConfig::builder_with_provider(provider())
@@ -57,7 +77,8 @@ pub fn server_acceptor(cert: &Path, key: &Path) -> Result<tokio_rustls::TlsAccep
         .with_single_cert(certs, key)?;
     // Postgres 17 direct TLS negotiates ALPN "postgresql".
     config.alpn_protocols = vec![b"postgresql".to_vec()];
-    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+    config.max_fragment_size = Some(MAX_FRAGMENT);
+    Ok(config)
 }
 
 /// Builds the connector for one upstream's TLS mode (`None` for `disable`).
@@ -65,9 +86,17 @@ pub fn upstream_connector(
     mode: UpstreamTlsMode,
     ca_file: Option<&Path>,
 ) -> Result<Option<tokio_rustls::TlsConnector>, TlsError> {
+    Ok(upstream_config(mode, ca_file)?.map(|c| tokio_rustls::TlsConnector::from(Arc::new(c))))
+}
+
+/// The rustls configuration behind [`upstream_connector`].
+fn upstream_config(
+    mode: UpstreamTlsMode,
+    ca_file: Option<&Path>,
+) -> Result<Option<rustls::ClientConfig>, TlsError> {
     let builder = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?;
-    let config = match mode {
+    let mut config = match mode {
         UpstreamTlsMode::Disable => return Ok(None),
         UpstreamTlsMode::Prefer | UpstreamTlsMode::Require => builder
             .dangerous()
@@ -82,7 +111,8 @@ pub fn upstream_connector(
             builder.with_root_certificates(roots).with_no_client_auth()
         }
     };
-    Ok(Some(tokio_rustls::TlsConnector::from(Arc::new(config))))
+    config.max_fragment_size = Some(MAX_FRAGMENT);
+    Ok(Some(config))
 }
 
 /// The server name to verify for an upstream host.
@@ -139,5 +169,99 @@ impl ServerCertVerifier for NoVerification {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    /// A self-signed certificate for `localhost` made with the openssl CLI.
+    fn self_signed(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        let status = std::process::Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+            .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"])
+            .args([
+                "-subj",
+                "/CN=localhost",
+                "-addext",
+                "subjectAltName=DNS:localhost",
+            ])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl runs");
+        assert!(status.success(), "openssl req failed");
+        (cert, key)
+    }
+
+    /// Moves every pending TLS byte from `from` to `to`, returning the bytes.
+    fn pump(
+        from: &mut impl std::ops::DerefMut<Target = rustls::ConnectionCommon<impl Sized>>,
+        to: &mut impl std::ops::DerefMut<Target = rustls::ConnectionCommon<impl Sized>>,
+    ) -> Vec<u8> {
+        let mut wire = Vec::new();
+        while from.wants_write() {
+            from.write_tls(&mut wire).expect("write_tls");
+        }
+        let mut rd = &wire[..];
+        while !rd.is_empty() {
+            to.read_tls(&mut rd).expect("read_tls");
+            to.process_new_packets().expect("process");
+            // Drain the plaintext so the receiver keeps accepting records.
+            let mut sink = [0u8; 16 * 1024];
+            while matches!(to.reader().read(&mut sink), Ok(n) if n > 0) {}
+        }
+        wire
+    }
+
+    /// Lengths of the TLS records in `wire` (header included).
+    fn record_sizes(wire: &[u8]) -> Vec<usize> {
+        let mut sizes = Vec::new();
+        let mut rest = wire;
+        while rest.len() >= 5 {
+            let n = 5 + u16::from_be_bytes([rest[3], rest[4]]) as usize;
+            sizes.push(n);
+            rest = &rest[n.min(rest.len())..];
+        }
+        sizes
+    }
+
+    #[test]
+    fn records_to_clients_and_upstreams_stay_within_8_kb() {
+        let dir = std::env::temp_dir().join(format!("airlock-tls-{}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let (cert, key) = self_signed(&dir);
+        let server_cfg = Arc::new(server_config(&cert, &key).expect("server config"));
+        let client_cfg = Arc::new(
+            upstream_config(UpstreamTlsMode::Require, None)
+                .expect("client config")
+                .expect("TLS on"),
+        );
+        let mut server = rustls::ServerConnection::new(server_cfg).expect("server");
+        let mut client =
+            rustls::ClientConnection::new(client_cfg, server_name("localhost").expect("name"))
+                .expect("client");
+        while client.is_handshaking() || server.is_handshaking() {
+            pump(&mut client, &mut server);
+            pump(&mut server, &mut client);
+        }
+        let payload = vec![7u8; 60_000];
+        server.writer().write_all(&payload).expect("server write");
+        let down = pump(&mut server, &mut client);
+        client.writer().write_all(&payload).expect("client write");
+        let up = pump(&mut client, &mut server);
+        for (side, wire) in [("to the client", down), ("to the upstream", up)] {
+            let sizes = record_sizes(&wire);
+            assert!(sizes.len() > 60_000 / MAX_TLS_RECORD, "{side}: {sizes:?}");
+            let max = sizes.iter().copied().max().unwrap_or(0);
+            assert!(max <= MAX_TLS_RECORD, "{side}: a {max}-byte TLS record");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -130,6 +130,7 @@ impl Endpoint {
         // Postgres closes the connection without answering.
         let mut sink = [0u8; 64];
         let _ = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut sink)).await;
+        let _ = stream.shutdown().await;
         Ok(())
     }
 }

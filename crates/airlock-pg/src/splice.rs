@@ -1,0 +1,137 @@
+//! Walking raw frames in a read buffer: frames a relay must look at are
+//! handed over whole, all others are streamed by length without waiting for
+//! their end, and a looked-at frame may be replaced on the way out.
+
+use crate::frame::peek_header;
+use crate::relay::RelayError;
+use bytes::BytesMut;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+
+/// Replacements found by one walk: (start, end, frames) in buffer order.
+pub type Splices = Vec<(usize, usize, BytesMut)>;
+
+/// What a relay direction does with frames.
+pub trait FrameHandler {
+    /// Whether frames of this type must be handed over whole.
+    fn wants(&self, tag: u8) -> bool;
+    /// A complete wanted frame; a returned frame replaces it on the way out.
+    fn on_frame(&mut self, tag: u8, frame: &[u8]) -> Result<Option<BytesMut>, RelayError>;
+}
+
+/// A [`FrameHandler`] from a fixed set of types and a closure.
+pub struct Fns<F>(pub fn(u8) -> bool, pub F);
+
+impl<F> FrameHandler for Fns<F>
+where
+    F: FnMut(u8, &[u8]) -> Result<Option<BytesMut>, RelayError>,
+{
+    fn wants(&self, tag: u8) -> bool {
+        (self.0)(tag)
+    }
+
+    fn on_frame(&mut self, tag: u8, frame: &[u8]) -> Result<Option<BytesMut>, RelayError> {
+        (self.1)(tag, frame)
+    }
+}
+
+/// Frame-walking state that lasts across reads.
+#[derive(Default)]
+pub struct Walker {
+    /// Bytes of a partially received, streamed frame still to pass.
+    skip: usize,
+}
+
+impl Walker {
+    /// Walks the complete frames at the start of `buf`, handing the wanted
+    /// ones to `handler` (a returned frame replaces it in `splices`).
+    /// Returns how many bytes may be written out now.
+    pub fn walk(
+        &mut self,
+        buf: &[u8],
+        handler: &mut impl FrameHandler,
+        splices: &mut Splices,
+    ) -> Result<usize, RelayError> {
+        let mut pos = 0;
+        while pos < buf.len() {
+            if self.skip > 0 {
+                let n = self.skip.min(buf.len() - pos);
+                pos += n;
+                self.skip -= n;
+                continue;
+            }
+            let Some(h) = peek_header(&buf[pos..])? else {
+                break;
+            };
+            let available = buf.len() - pos;
+            if handler.wants(h.tag) {
+                if available < h.frame_len {
+                    break;
+                }
+                let end = pos + h.frame_len;
+                if let Some(new) = handler.on_frame(h.tag, &buf[pos..end])? {
+                    splices.push((pos, end, new));
+                }
+                pos = end;
+            } else if available >= h.frame_len {
+                pos += h.frame_len;
+            } else {
+                self.skip = h.frame_len - available;
+                pos = buf.len();
+            }
+        }
+        Ok(pos)
+    }
+}
+
+/// Writes `buf[..upto]` with the splices applied, then flushes (a TLS
+/// stream keeps accepted bytes in its record buffer until flushed).
+pub async fn write_spliced<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    buf: &[u8],
+    upto: usize,
+    splices: &mut Splices,
+) -> std::io::Result<()> {
+    let mut at = 0;
+    for (start, end, frames) in splices.drain(..) {
+        w.write_all(&buf[at..start]).await?;
+        w.write_all(&frames).await?;
+        at = end;
+    }
+    w.write_all(&buf[at..upto]).await?;
+    w.flush().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::{put_command_complete, put_data_row, put_query};
+
+    #[test]
+    fn wanted_frames_come_whole_and_others_stream_across_reads() {
+        let mut buf = BytesMut::new();
+        put_data_row(&mut buf, &[Some(&"x".repeat(100))]);
+        put_command_complete(&mut buf, "SELECT 1");
+        put_query(&mut buf, "SELECT 2");
+        let whole = buf.clone();
+        let mut w = Walker::default();
+        let mut splices = Splices::new();
+        let mut seen = Vec::new();
+        // First read: half of the DataRow only; it streams.
+        let not_rows: fn(u8) -> bool = |t| t != b'D';
+        let mut h = Fns(not_rows, |t, _: &[u8]| {
+            seen.push(t);
+            Ok(None)
+        });
+        let pos = w.walk(&whole[..50], &mut h, &mut splices).expect("walk");
+        assert_eq!(pos, 50);
+        let rest = &whole[50..];
+        let mut h = Fns(not_rows, |t, f: &[u8]| {
+            seen.push(t);
+            Ok((t == b'C').then(|| BytesMut::from(f)))
+        });
+        let pos = w.walk(rest, &mut h, &mut splices).expect("walk");
+        assert_eq!(pos, rest.len());
+        assert_eq!(seen, vec![b'C', b'Q']);
+        assert_eq!(splices.len(), 1);
+    }
+}
