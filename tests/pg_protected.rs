@@ -46,6 +46,8 @@ INSERT INTO audit_log (msg) VALUES ('seeded');
 CREATE SEQUENCE s;
 SELECT nextval('s');
 CREATE FUNCTION public.bump() RETURNS int LANGUAGE sql AS $$ INSERT INTO audit_log (msg) VALUES ('bumped') RETURNING id $$;
+CREATE TABLE victim (id int);
+CREATE FUNCTION public.stable_bump() RETURNS bigint LANGUAGE plpgsql STABLE AS $$ BEGIN RETURN nextval('s'); END $$;
 CREATE FUNCTION public.pure_add(a int, b int) RETURNS int LANGUAGE sql IMMUTABLE AS $$ SELECT a + b $$;
 CREATE PROCEDURE public.p_write() LANGUAGE sql AS $$ DELETE FROM t WHERE id = 12 $$;
 CREATE VIEW v_t AS SELECT id, owner FROM accounts WHERE id > 0;

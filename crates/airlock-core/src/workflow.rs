@@ -228,7 +228,24 @@ impl Workflow {
     /// the clock, and — when the caller left them empty — the earlier runs of
     /// its fingerprint on the family's lower environments (a request with
     /// lower environments and no successful earlier run gets a risk reason).
-    pub async fn hold(&self, mut details: RequestDetails) -> Result<Held, WorkflowError> {
+    pub async fn hold(&self, details: RequestDetails) -> Result<Held, WorkflowError> {
+        self.hold_estimated(details, |_| std::future::ready(None))
+            .await
+    }
+
+    /// [`Workflow::hold`] with the planner's row estimate asked of
+    /// `estimate` only for a request that is really about to be created:
+    /// after the duplicate check (a re-send while pending opens no
+    /// connection to production) and after the reason check.
+    pub async fn hold_estimated<F, Fut>(
+        &self,
+        mut details: RequestDetails,
+        estimate: F,
+    ) -> Result<Held, WorkflowError>
+    where
+        F: FnOnce(&RequestDetails) -> Fut,
+        Fut: std::future::Future<Output = Option<f64>>,
+    {
         let now = self.now();
         let policy = self.policy_for(&details.target, details.class)?;
         if let Some(open) = self.store.find_open_exact(&details.exact_match()).await? {
@@ -263,6 +280,9 @@ impl Workflow {
             return Err(self
                 .audit_refusal(kinds::STATEMENT_HELD, &requester, None, "hold", refusal)
                 .await);
+        }
+        if details.row_estimate.is_none() {
+            details.row_estimate = estimate(&details).await;
         }
         details.created_at = now;
         details.apply_policy(&policy);

@@ -372,11 +372,16 @@ pub async fn xact_status(
         .and_then(|f| first_column(f)))
 }
 
-/// The planner's estimate of the rows a single DML statement touches:
-/// `EXPLAIN (FORMAT JSON)` with the given credentials inside a READ ONLY
-/// transaction that is rolled back (with bound text parameters: `PREPARE` +
-/// `EXPLAIN EXECUTE`). `None` whenever it cannot tell; never an error, and
-/// bounded by `timeout`, since it only adds context to a request.
+/// The planner's estimate of the rows a single DML statement touches.
+///
+/// The text comes from a statement nobody has approved yet, so it must not
+/// be able to do anything but be planned: the caller sends only a string
+/// that both parsers read as exactly one DML statement; it goes over the
+/// extended protocol (Postgres refuses a Parse with more than one command, so
+/// a `COMMIT; DROP …` smuggled past a lexer cannot run), with the bound
+/// parameters as they came, inside `BEGIN READ ONLY` … `ROLLBACK` with a short
+/// `statement_timeout` and `lock_timeout`. `None` whenever it cannot tell;
+/// never an error, and bounded by `timeout`, since it only adds context.
 pub async fn estimate_rows(
     endpoint: &Endpoint,
     creds: &Credentials,
@@ -385,18 +390,16 @@ pub async fn estimate_rows(
     params: &[Param],
     timeout: Duration,
 ) -> Option<f64> {
+    if !airlock_sql::pg_view::is_single_dml(sql) {
+        return None;
+    }
     tokio::time::timeout(
         timeout,
-        estimate_inner(endpoint, creds, database, sql, params),
+        estimate_inner(endpoint, creds, database, sql, params, timeout),
     )
     .await
     .ok()
     .flatten()
-}
-
-fn quote_literal(v: &[u8]) -> Option<String> {
-    let text = std::str::from_utf8(v).ok()?;
-    Some(format!("'{}'", text.replace('\'', "''")))
 }
 
 async fn estimate_inner(
@@ -405,6 +408,7 @@ async fn estimate_inner(
     database: &str,
     sql: &str,
     params: &[Param],
+    timeout: Duration,
 ) -> Option<f64> {
     let startup = vec![
         ("user".to_string(), creds.user.clone()),
@@ -414,41 +418,34 @@ async fn estimate_inner(
             "airlock:estimate".to_string(),
         ),
         ("client_encoding".to_string(), "UTF8".to_string()),
+        (
+            "options".to_string(),
+            "-c default_transaction_read_only=on".to_string(),
+        ),
     ];
-    let session = upstream::open(endpoint, creds, &startup, Duration::from_secs(5))
+    let session = upstream::open(endpoint, creds, &startup, timeout)
         .await
         .ok()?;
     let mut conn = Conn {
         stream: session.stream,
         buf: session.leftover,
     };
-    conn.simple("BEGIN READ ONLY").await.ok()?;
-    let explain = if params.is_empty() {
-        format!("EXPLAIN (FORMAT JSON) {sql}")
-    } else {
-        let mut args = Vec::with_capacity(params.len());
-        for p in params {
-            match (&p.value, p.binary) {
-                (None, _) => args.push("NULL".to_string()),
-                (Some(v), false) => args.push(quote_literal(v)?),
-                (Some(_), true) => return None,
-            }
-        }
-        let prepared = conn
-            .simple(&format!("PREPARE airlock_estimate AS {sql}"))
-            .await
-            .ok()?;
-        if prepared.error.is_some() {
-            let _ = conn.simple("ROLLBACK").await;
-            return None;
-        }
-        format!(
-            "EXPLAIN (FORMAT JSON) EXECUTE airlock_estimate({})",
-            args.join(", ")
-        )
-    };
-    let answer = conn.simple(&explain).await.ok()?;
+    let limit = timeout.as_millis().max(1);
+    let begin = format!(
+        "BEGIN READ ONLY; SET LOCAL statement_timeout = {limit}; SET LOCAL lock_timeout = {}",
+        (limit / 2).max(1)
+    );
+    let began = conn.simple(&begin).await.ok()?;
+    if began.error.is_some() {
+        return None;
+    }
+    let mut out = BytesMut::new();
+    put_extended(&mut out, &format!("EXPLAIN (FORMAT JSON) {sql}"), params);
+    let answer = conn.round_trip(&out).await.ok()?;
     let _ = conn.simple("ROLLBACK").await;
+    if answer.error.is_some() {
+        return None;
+    }
     let json = answer
         .frames
         .iter()

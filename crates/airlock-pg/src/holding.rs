@@ -55,6 +55,10 @@ pub struct ProtectedHooks {
     pub notices: tokio::sync::mpsc::Sender<Bytes>,
     /// Woken by the client's CancelRequest.
     pub cancel: Arc<tokio::sync::Notify>,
+    /// The audit write of this session's login, which runs off the connect
+    /// path; awaited before the session's first workflow action so that the
+    /// audit trail shows the login first.
+    pub login_audit: Option<tokio::task::JoinHandle<()>>,
 }
 
 fn error_frames(code: &str, message: &str, detail: Option<&str>, hint: Option<&str>) -> Bytes {
@@ -279,6 +283,7 @@ impl ProtectedHooks {
         class: airlock_sql::StatementClass,
         params: Vec<airlock_core::request::Param>,
     ) -> Reply {
+        self.login_audited().await;
         let (directives, sql) = airlock_sql::leading_directives(raw_sql);
         let mut settings = self.settings.clone();
         for key in DirectiveKey::ALL {
@@ -298,23 +303,32 @@ impl ProtectedHooks {
         };
         let mut details = self.details(sql.trim(), class, &settings);
         details.params = params;
-        if details.statement_count == 1 && class == airlock_sql::StatementClass::Write {
-            if let (Some(creds), Some(endpoint)) = (
-                self.target.write_credentials.as_ref(),
-                self.runner.endpoints.get(&self.target.name),
-            ) {
-                details.row_estimate = executor::estimate_rows(
-                    endpoint,
-                    creds,
-                    &self.target.upstream.database,
-                    &details.statement,
-                    &details.params,
+        let estimate_with =
+            if details.statement_count == 1 && class == airlock_sql::StatementClass::Write {
+                self.target
+                    .write_credentials
+                    .clone()
+                    .zip(self.runner.endpoints.get(&self.target.name).cloned())
+            } else {
+                None
+            };
+        let database = self.target.upstream.database.clone();
+        let estimate = |d: &airlock_core::request::RequestDetails| {
+            let (sql, params) = (d.statement.clone(), d.params.clone());
+            async move {
+                let (creds, endpoint) = estimate_with?;
+                executor::estimate_rows(
+                    &endpoint,
+                    &creds,
+                    &database,
+                    &sql,
+                    &params,
                     Duration::from_secs(2),
                 )
-                .await;
+                .await
             }
-        }
-        match self.workflow.hold(details).await {
+        };
+        match self.workflow.hold_estimated(details, estimate).await {
             Ok(Held::Created(r)) if wait.is_some() => {
                 info!(request = r.id.0, user = %self.user.name, target = %self.target.name, "change request created; the client waits");
                 let _ = self.notices.try_send(self.held_notices(&r).freeze());
@@ -540,7 +554,15 @@ impl ProtectedHooks {
         }
     }
 
+    /// Waits for the login's audit event (once).
+    async fn login_audited(&mut self) {
+        if let Some(handle) = self.login_audit.take() {
+            let _ = handle.await;
+        }
+    }
+
     async fn command(&mut self, cmd: ProxyCommand) -> Reply {
+        self.login_audited().await;
         match cmd {
             ProxyCommand::Set { key, value } => {
                 if key == DirectiveKey::MaxRows && value.trim().parse::<i64>().is_err() {

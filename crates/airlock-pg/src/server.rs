@@ -66,6 +66,7 @@ impl PgServer {
             endpoints: Arc::new(endpoints),
             workflow: None,
             runner: None,
+            background: TaskTracker::new(),
         });
         Ok(Self { ctx, listener })
     }
@@ -136,6 +137,9 @@ impl PgServer {
             sessions.cancel();
             tracker.wait().await;
         }
+        // Login audit events still being written are not lost.
+        self.ctx.background.close();
+        self.ctx.background.wait().await;
     }
 }
 

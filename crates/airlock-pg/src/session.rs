@@ -43,6 +43,8 @@ pub struct SessionContext {
     pub workflow: Option<Arc<airlock_core::workflow::Workflow>>,
     /// Runs approved requests (present with the workflow).
     pub runner: Option<crate::runner::ChangeRunner>,
+    /// Background writes (login audit events) that shutdown waits for.
+    pub background: tokio_util::task::TaskTracker,
 }
 
 /// Why a connection ended before or during its session.
@@ -87,6 +89,7 @@ pub async fn handle(
         user,
         application_name,
         app_name,
+        login_audit,
         _registration,
     } = ready;
     info!(user = %user.name, target = %target.name, %peer, protected = target.protected, "session started");
@@ -116,6 +119,7 @@ pub async fn handle(
                     refuse: Box::new(move |j| fallback.refusal(j)),
                     notices: notice_tx,
                     cancel: cancel_signal.clone(),
+                    login_audit,
                 };
                 let guard = Guard {
                     gate,
@@ -198,6 +202,7 @@ struct Ready {
     user: User,
     application_name: String,
     app_name: Arc<AppName>,
+    login_audit: Option<tokio::task::JoinHandle<()>>,
     _registration: Registration,
 }
 
@@ -519,20 +524,30 @@ async fn startup(
         }
     };
 
-    audit_login(
-        ctx,
-        &user.name,
-        airlock_core::audit::kinds::LOGIN,
-        serde_json::json!({
-            "target": target.name,
-            "environment": target.environment,
-            "client_addr": peer.to_string(),
-            "application_name": param("application_name").unwrap_or(""),
-            "tls": stream.is_tls(),
-            "upstream_pid": session.pid,
-        }),
-    )
-    .await;
+    // Off the connect path (a store write can cost an fsync); shutdown waits
+    // for it, and the session's first workflow action waits for it.
+    let login_audit = ctx.workflow.as_ref().map(|workflow| {
+        let event = airlock_core::audit::NewAuditEvent::new(
+            workflow.now(),
+            &user.name,
+            airlock_core::audit::kinds::LOGIN,
+            None,
+            serde_json::json!({
+                "target": target.name,
+                "environment": target.environment,
+                "client_addr": peer.to_string(),
+                "application_name": param("application_name").unwrap_or(""),
+                "tls": stream.is_tls(),
+                "upstream_pid": session.pid,
+            }),
+        );
+        let workflow = workflow.clone();
+        ctx.background.spawn(async move {
+            if let Err(e) = workflow.store().append_audit(&event).await {
+                warn!(error = %e, "audit of a login failed");
+            }
+        })
+    });
     let registration = ctx
         .cancels
         .register(session.pid, session.key, endpoint.clone());
@@ -556,6 +571,7 @@ async fn startup(
         user,
         application_name,
         app_name,
+        login_audit,
         _registration: registration,
     }))
 }

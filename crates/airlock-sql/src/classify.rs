@@ -71,12 +71,15 @@ impl Verdict {
     }
 }
 
-/// Classify without caching.
+/// Classify without caching: the `sqlparser` analysis, held wherever
+/// Postgres's own parser disagrees with it (see [`crate::pg_view`]).
 pub fn classify(sql: &str) -> Classification {
-    match parse_sql(sql) {
+    let mut c = match parse_sql(sql) {
         Ok(stmts) => combine(stmts.iter().map(analyze).collect()),
         Err(e) => fallback::classify_unparsed(sql, &e),
-    }
+    };
+    crate::pg_view::cross_check(sql, &mut c);
+    c
 }
 
 /// Combine per-statement verdicts into the result for the whole string.
@@ -183,9 +186,18 @@ pub(crate) fn analyze(st: &Statement) -> Verdict {
                 v.executes = inner.executes;
                 v
             } else {
-                // Plain EXPLAIN plans the statement without running it.
+                // Plain EXPLAIN does not run the statement, but planning it
+                // evaluates STABLE/IMMUTABLE functions (and EXPLAIN EXECUTE
+                // its arguments): every finding of the inner statement stays.
                 let mut v = Verdict::new(Read);
+                for f in inner.out.findings {
+                    v.hold(
+                        f.class,
+                        format!("EXPLAIN plans it, and planning can run code: {}", f.reason),
+                    );
+                }
                 v.out.tables = inner.out.tables;
+                v.executes = inner.executes;
                 v
             }
         }
@@ -532,8 +544,20 @@ mod tests {
 
     #[test]
     fn explain() {
-        passes("EXPLAIN DELETE FROM t", StatementClass::Read);
-        passes("EXPLAIN (ANALYZE off) DELETE FROM t", StatementClass::Read);
+        // Planning evaluates STABLE/IMMUTABLE functions and EXECUTE's
+        // arguments: plain EXPLAIN keeps every finding of its statement.
+        held("EXPLAIN DELETE FROM t", StatementClass::Write);
+        held("EXPLAIN (ANALYZE off) DELETE FROM t", StatementClass::Write);
+        held(
+            "EXPLAIN SELECT * FROM t WHERE id = stable_bump()",
+            StatementClass::Write,
+        );
+        held("EXPLAIN EXECUTE p(nextval('s'))", StatementClass::Write);
+        passes("EXPLAIN SELECT * FROM t WHERE id = 1", StatementClass::Read);
+        passes(
+            "EXPLAIN (COSTS off) SELECT lower(name) FROM t",
+            StatementClass::Read,
+        );
         passes("EXPLAIN ANALYZE SELECT 1", StatementClass::Read);
         held("EXPLAIN ANALYZE DELETE FROM t", StatementClass::Write);
         held("EXPLAIN (ANALYZE) DELETE FROM t", StatementClass::Write);

@@ -237,6 +237,11 @@ pub fn is_allowed_builtin(name: &str) -> bool {
         || VOLATILE_READS.contains(&name)
 }
 
+/// True if `information_schema.<name>` is one of its read-only functions.
+pub(crate) fn is_information_schema_function(name: &str) -> bool {
+    sorted_contains(INFORMATION_SCHEMA, name)
+}
+
 /// The outcome of checking one function name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum FnCheck {

@@ -22,6 +22,7 @@ mod functions_pg15;
 mod ident;
 mod keywords;
 mod parse;
+pub mod pg_view;
 mod redact;
 mod risk;
 mod settings;

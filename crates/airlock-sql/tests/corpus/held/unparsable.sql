@@ -39,3 +39,7 @@ DELETE FROM app.orders WHERE note = 'unterminated
 -- next
 -- class: ddl
 DROP TABLE "unterminated
+-- next
+-- PostgreSQL's grammar reads numeric(...) as a type name: a syntax error
+-- there, whatever another parser makes of it.
+SELECT int4('1'), text(1), numeric('1.5'), regclass('app.accounts')

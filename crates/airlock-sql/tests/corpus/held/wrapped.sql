@@ -60,3 +60,21 @@ EXPLAIN ANALYSE DELETE FROM app.orders
 -- next
 -- class: unknown
 DESCRIBE app.accounts
+-- next
+-- Plain EXPLAIN keeps every finding of its inner statement: planning
+-- evaluates STABLE/IMMUTABLE functions (issue 7).
+EXPLAIN DELETE FROM app.accounts
+-- next
+EXPLAIN (COSTS off, FORMAT json) UPDATE app.accounts SET balance = 0
+-- next
+EXPLAIN (ANALYZE false) DELETE FROM app.accounts
+-- next
+EXPLAIN SELECT nextval('app.seq1')
+-- next
+EXPLAIN SELECT * FROM app.accounts WHERE id = stable_bump()
+-- next
+EXPLAIN (COSTS off) SELECT * FROM app.accounts WHERE id = public.stable_bump()
+-- next
+EXPLAIN EXECUTE p(set_config('default_transaction_read_only', 'off', false))
+-- next
+EXPLAIN EXECUTE p(pg_terminate_backend(42))
