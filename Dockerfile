@@ -1,5 +1,8 @@
 # Small runtime image for airlock. Build: docker build -t airlock .
 FROM rust:1.95-slim-bookworm AS build
+# pg_query (libpg_query, Postgres's own parser) is built with bindgen: it needs libclang.
+RUN apt-get update && apt-get install -y --no-install-recommends libclang-dev clang \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
 RUN cargo build --release -p airlock && strip target/release/airlock
