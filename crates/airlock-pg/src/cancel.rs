@@ -101,6 +101,7 @@ mod tests {
             port: 5432,
             tls: None,
             tls_optional: false,
+            scram: Default::default(),
         }
     }
 

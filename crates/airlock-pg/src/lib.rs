@@ -13,6 +13,7 @@ pub mod record;
 pub mod relay;
 pub mod runner;
 pub mod scram;
+pub mod scram_client;
 pub mod server;
 pub mod session;
 pub mod splice;

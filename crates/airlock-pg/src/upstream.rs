@@ -3,13 +3,14 @@
 //! SCRAM-SHA-256 via `postgres-protocol`), up to the first ReadyForQuery.
 
 use crate::frame::{self, split_frame};
+use crate::scram_client::{SaltedPasswords, ScramClient};
 use crate::stream::MaybeTlsStream;
 use crate::tls;
 use airlock_core::{Credentials, Target, UpstreamTlsMode};
 use bytes::{Bytes, BytesMut};
-use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
 use postgres_protocol::message::frontend;
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -68,6 +69,8 @@ pub struct Endpoint {
     pub tls: Option<tokio_rustls::TlsConnector>,
     /// Whether TLS is optional (`prefer`).
     pub tls_optional: bool,
+    /// Salted passwords of this upstream's SCRAM roles, computed once.
+    pub scram: Arc<SaltedPasswords>,
 }
 
 impl Endpoint {
@@ -79,6 +82,7 @@ impl Endpoint {
             port: target.upstream.port,
             tls: tls::upstream_connector(mode, target.upstream.ca_file.as_deref())?,
             tls_optional: mode == UpstreamTlsMode::Prefer,
+            scram: Arc::default(),
         })
     }
 
@@ -161,7 +165,7 @@ async fn open_inner(
     stream.write_all(&out).await?;
 
     let mut buf = BytesMut::with_capacity(8192);
-    let mut scram: Option<ScramSha256> = None;
+    let mut scram: Option<ScramClient> = None;
     let mut startup_frames = Vec::new();
     let mut key_data = None;
     loop {
@@ -201,25 +205,29 @@ async fn open_inner(
                                 "upstream offers no SCRAM-SHA-256".into(),
                             ));
                         }
-                        let s = ScramSha256::new(
-                            password(creds)?.as_bytes(),
-                            ChannelBinding::unsupported(),
-                        );
-                        frontend::sasl_initial_response("SCRAM-SHA-256", s.message(), &mut out)?;
+                        let (s, first) = ScramClient::start();
+                        frontend::sasl_initial_response(
+                            "SCRAM-SHA-256",
+                            first.as_bytes(),
+                            &mut out,
+                        )?;
                         scram = Some(s);
                     }
                     11 => {
                         let s = scram.as_mut().ok_or_else(|| {
                             UpstreamError::Protocol("SASLContinue before SASL".into())
                         })?;
-                        s.update(payload)?;
-                        frontend::sasl_response(s.message(), &mut out)?;
+                        let fin = s
+                            .client_final(payload, password(creds)?, &endpoint.scram)
+                            .map_err(|e| UpstreamError::Protocol(e.to_string()))?;
+                        frontend::sasl_response(fin.as_bytes(), &mut out)?;
                     }
                     12 => {
-                        let mut s = scram.take().ok_or_else(|| {
+                        let s = scram.take().ok_or_else(|| {
                             UpstreamError::Protocol("SASLFinal before SASL".into())
                         })?;
-                        s.finish(payload)?;
+                        s.verify_final(payload)
+                            .map_err(|e| UpstreamError::Protocol(e.to_string()))?;
                     }
                     other => {
                         return Err(UpstreamError::Protocol(format!(

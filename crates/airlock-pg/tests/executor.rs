@@ -50,6 +50,7 @@ fn endpoint() -> Endpoint {
         port: 5432,
         tls: None,
         tls_optional: false,
+        scram: Default::default(),
     }
 }
 
