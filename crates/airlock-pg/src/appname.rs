@@ -25,6 +25,12 @@ pub struct AppName {
     known: Mutex<VecDeque<(Vec<u8>, Vec<u8>)>>,
     /// `SHOW application_name` statements sent whose RowDescription is still to come.
     show_pending: AtomicU32,
+    /// Named prepared statements that are `SHOW application_name` (a driver
+    /// such as asyncpg re-executes them with Bind alone, without a new
+    /// RowDescription).
+    show_statements: Mutex<Vec<Vec<u8>>>,
+    /// Binds of those statements whose row is still to come.
+    show_bound: AtomicU32,
 }
 
 impl AppName {
@@ -34,6 +40,8 @@ impl AppName {
             prefix: format!("airlock:{user}:"),
             known: Mutex::new(VecDeque::new()),
             show_pending: AtomicU32::new(0),
+            show_statements: Mutex::new(Vec::new()),
+            show_bound: AtomicU32::new(0),
         }
     }
 
@@ -91,6 +99,38 @@ impl AppName {
         Some(out)
     }
 
+    /// A Parse: like [`AppName::client_sql`], and a named `SHOW
+    /// application_name` is remembered for its later Binds.
+    pub fn client_parse(&self, name: &[u8], sql: &[u8]) -> Option<String> {
+        let before = self.show_pending.load(Ordering::Relaxed);
+        let rewritten = self.client_sql(sql);
+        let is_show = self.show_pending.load(Ordering::Relaxed) != before;
+        if let Ok(mut names) = self.show_statements.lock() {
+            names.retain(|n| n != name);
+            if is_show && !name.is_empty() {
+                if names.len() >= MAX_KNOWN {
+                    names.remove(0);
+                }
+                names.push(name.to_vec());
+            }
+        }
+        rewritten
+    }
+
+    /// A Bind of `statement`: notes a remembered `SHOW application_name`.
+    pub fn client_bind(&self, statement: &[u8]) {
+        if statement.is_empty() {
+            return;
+        }
+        let known = self
+            .show_statements
+            .lock()
+            .is_ok_and(|names| names.iter().any(|n| n == statement));
+        if known {
+            self.show_bound.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     /// Client SQL about `application_name`: a plain `SET application_name`
     /// comes back rewritten to set the label; a `SHOW application_name` is
     /// noted so that its row can be rewritten. Anything else: `None`.
@@ -142,8 +182,10 @@ pub struct ShowRows {
 
 impl ShowRows {
     /// Whether the relay must hand this frame type over whole.
-    pub fn wants(&self, tag: u8) -> bool {
-        matches!(tag, b'S' | b'T') || (self.active && matches!(tag, b'D' | b'C' | b'E'))
+    pub fn wants(&self, app: &AppName, tag: u8) -> bool {
+        matches!(tag, b'S' | b'T')
+            || (self.active && matches!(tag, b'D' | b'C' | b'E'))
+            || (tag == b'D' && app.show_bound.load(Ordering::Relaxed) > 0)
     }
 
     /// Looks at one complete upstream frame; a replacement when it must change.
@@ -158,7 +200,8 @@ impl ShowRows {
                         .is_ok();
                 None
             }
-            b'D' if self.active => {
+            b'D' if self.active || app.show_bound.load(Ordering::Relaxed) > 0 => {
+                let bound = !self.active;
                 self.active = false;
                 let body = frame.get(5..)?;
                 if body.get(..2)? != [0, 1] {
@@ -167,6 +210,15 @@ impl ShowRows {
                 let len = i32::from_be_bytes(body.get(2..6)?.try_into().ok()?);
                 let value = body.get(6..6 + usize::try_from(len).ok()?)?;
                 let shown = app.client_value(value)?;
+                if bound {
+                    // The row of a re-executed named SHOW (one text column
+                    // holding this session's label).
+                    let _ =
+                        app.show_bound
+                            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                                n.checked_sub(1)
+                            });
+                }
                 let mut out = BytesMut::with_capacity(frame.len());
                 let at = begin(&mut out, b'D');
                 out.put_i16(1);
@@ -390,15 +442,23 @@ mod tests {
         crate::frame::put_data_row(&mut d, &[Some("airlock:alice:myapp")]);
         // Without a SHOW sent, the same shape (a SELECT of the column) is untouched.
         assert!(rows.on_frame(&app, b'T', &t).is_none());
-        assert!(!rows.wants(b'D'));
+        assert!(!rows.wants(&app, b'D'));
         app.client_sql(b"show application_name;");
         rows.on_frame(&app, b'T', &t);
-        assert!(rows.wants(b'D'));
+        assert!(rows.wants(&app, b'D'));
         let out = rows.on_frame(&app, b'D', &d).expect("rewritten");
         let mut want = BytesMut::new();
         crate::frame::put_data_row(&mut want, &[Some("myapp")]);
         assert_eq!(out, want);
-        assert!(!rows.wants(b'D'));
+        assert!(!rows.wants(&app, b'D'));
+        // A named SHOW re-executed with Bind alone (asyncpg): no RowDescription.
+        app.client_parse(b"__stmt_1", b"SHOW application_name");
+        rows.on_frame(&app, b'T', &t);
+        assert!(rows.on_frame(&app, b'D', &d).is_some());
+        app.client_bind(b"__stmt_1");
+        assert!(rows.wants(&app, b'D'));
+        assert_eq!(rows.on_frame(&app, b'D', &d).expect("rewritten"), want);
+        assert!(!rows.wants(&app, b'D'));
     }
 
     #[test]

@@ -47,9 +47,13 @@ pub fn client_frame(app: &AppName, tag: u8, f: &[u8]) -> Result<Option<BytesMut>
             .client_sql(frame::query_sql(f)?)
             .map(|sql| appname::query_frame(&sql)),
         b'P' => {
-            let (_, sql) = frame::parse_message(f)?;
-            app.client_sql(sql)
+            let (name, sql) = frame::parse_message(f)?;
+            app.client_parse(name, sql)
                 .and_then(|sql| appname::replace_parse_sql(f, &sql))
+        }
+        b'B' => {
+            app.client_bind(frame::bind_statement(f)?);
+            None
         }
         _ => None,
     })
@@ -68,7 +72,7 @@ where
     let mut walker = Walker::default();
     let mut splices = Splices::new();
     let mut handler = Fns(
-        |t| matches!(t, b'Q' | b'P'),
+        |t| matches!(t, b'Q' | b'P' | b'B'),
         |t, f: &[u8]| client_frame(&app, t, f),
     );
     loop {
@@ -124,7 +128,7 @@ struct Downstream {
 
 impl FrameHandler for Downstream {
     fn wants(&self, tag: u8) -> bool {
-        self.rows.wants(tag)
+        self.rows.wants(&self.app, tag)
     }
 
     fn on_frame(&mut self, tag: u8, frame: &[u8]) -> Result<Option<BytesMut>, RelayError> {

@@ -278,7 +278,7 @@ struct Outcomes {
 
 impl FrameHandler for Outcomes {
     fn wants(&self, tag: u8) -> bool {
-        matches!(tag, b'C' | b'E' | b'Z') || self.show.wants(tag)
+        matches!(tag, b'C' | b'E' | b'Z') || self.show.wants(&self.app, tag)
     }
 
     fn on_frame(&mut self, tag: u8, f: &[u8]) -> Result<Option<BytesMut>, RelayError> {

@@ -607,7 +607,7 @@ where
                 break;
             };
             let available = rbuf.len() - pos;
-            let interesting = matches!(h.tag, b'Z' | b'E' | b'I') || show.wants(h.tag);
+            let interesting = matches!(h.tag, b'Z' | b'E' | b'I') || show.wants(&app, h.tag);
             if !interesting {
                 if available >= h.frame_len {
                     pos += h.frame_len;
