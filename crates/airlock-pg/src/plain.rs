@@ -6,13 +6,10 @@
 use crate::appname::{self, AppName, ShowRows};
 use crate::frame;
 use crate::relay::{is_disconnect, RelayError};
-use crate::splice::{write_spliced, Fns, FrameHandler, Splices, Walker};
+use crate::splice::{pump, Fns, FrameHandler};
 use bytes::BytesMut;
 use std::sync::Arc;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-
-/// Read size of each direction.
-const CHUNK: usize = 64 * 1024;
+use tokio::io::{AsyncRead, AsyncWrite};
 
 /// Relays an unprotected session.
 pub async fn relay_plain<C, U>(
@@ -28,8 +25,17 @@ where
 {
     let (client_r, client_w) = tokio::io::split(client);
     let (upstream_r, upstream_w) = tokio::io::split(upstream);
-    let up = client_to_upstream(client_r, client_pending, upstream_w, app.clone());
-    let down = upstream_to_client(upstream_r, upstream_pending, client_w, app);
+    let client_app = app.clone();
+    let mut upward = Fns(
+        |t| matches!(t, b'Q' | b'P' | b'B'),
+        move |t, f: &[u8]| client_frame(&client_app, t, f),
+    );
+    let mut downward = Downstream {
+        app,
+        rows: ShowRows::default(),
+    };
+    let up = pump(client_r, client_pending, upstream_w, &mut upward);
+    let down = pump(upstream_r, upstream_pending, client_w, &mut downward);
     let result = tokio::select! {
         r = up => r,
         r = down => r,
@@ -57,67 +63,6 @@ pub fn client_frame(app: &AppName, tag: u8, f: &[u8]) -> Result<Option<BytesMut>
         }
         _ => None,
     })
-}
-
-async fn client_to_upstream<R, W>(
-    mut client: R,
-    mut buf: BytesMut,
-    mut upstream: W,
-    app: Arc<AppName>,
-) -> Result<(), RelayError>
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    let mut walker = Walker::default();
-    let mut splices = Splices::new();
-    let mut handler = Fns(
-        |t| matches!(t, b'Q' | b'P' | b'B'),
-        |t, f: &[u8]| client_frame(&app, t, f),
-    );
-    loop {
-        let pos = walker.walk(&buf, &mut handler, &mut splices)?;
-        if pos > 0 {
-            write_spliced(&mut upstream, &buf, pos, &mut splices).await?;
-            let _ = buf.split_to(pos);
-        }
-        buf.reserve(CHUNK);
-        if client.read_buf(&mut buf).await? == 0 {
-            let _ = upstream.shutdown().await;
-            return Ok(());
-        }
-    }
-}
-
-async fn upstream_to_client<R, W>(
-    mut upstream: R,
-    mut buf: BytesMut,
-    mut client: W,
-    app: Arc<AppName>,
-) -> Result<(), RelayError>
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    let mut walker = Walker::default();
-    let mut splices = Splices::new();
-    let mut handler = Downstream {
-        app,
-        rows: ShowRows::default(),
-    };
-    loop {
-        let pos = walker.walk(&buf, &mut handler, &mut splices)?;
-        if pos > 0 {
-            write_spliced(&mut client, &buf, pos, &mut splices).await?;
-            let _ = buf.split_to(pos);
-        }
-        buf.reserve(CHUNK);
-        if upstream.read_buf(&mut buf).await? == 0 {
-            // A clean close towards the client (close_notify over TLS).
-            let _ = client.shutdown().await;
-            return Ok(());
-        }
-    }
 }
 
 /// The upstream-to-client side: only `application_name` frames matter.

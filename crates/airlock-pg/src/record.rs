@@ -11,13 +11,13 @@ use crate::appname::{AppName, ShowRows};
 use crate::executor::written_rows;
 use crate::frame;
 use crate::relay::RelayError;
-use crate::splice::{write_spliced, Fns, FrameHandler, Splices, Walker};
+use crate::splice::{pump, Fns, FrameHandler};
 use airlock_sql::{Classifier, StatementClass};
 use bytes::BytesMut;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 
 /// A non-read statement that ran, as seen on the wire.
@@ -113,9 +113,9 @@ fn wanted_from_client(tag: u8) -> bool {
 }
 
 async fn watch_client<R, W>(
-    mut client: R,
-    mut buf: BytesMut,
-    mut upstream: W,
+    client: R,
+    buf: BytesMut,
+    upstream: W,
     classifier: Arc<Classifier>,
     shared: Arc<Shared>,
     app: Arc<AppName>,
@@ -128,60 +128,47 @@ where
     let mut writes: HashMap<Vec<u8>, (String, StatementClass)> = HashMap::new();
     let mut bound: Option<Vec<u8>> = None;
     let mut batch: Option<(String, StatementClass)> = None;
-    let mut walker = Walker::default();
-    let mut splices = Splices::new();
-    loop {
-        let mut handler = Fns(wanted_from_client, |tag, f: &[u8]| {
-            match tag {
-                b'Q' => {
-                    let text = frame::query_sql(f)?;
-                    if !plainly_a_read(text) {
-                        let sql = String::from_utf8_lossy(text).into_owned();
-                        let c = classifier.classify(&sql);
-                        if !c.read_only {
-                            push(&shared, groups, sql, c.class);
-                        }
-                    }
-                    groups += 1;
-                }
-                b'P' => {
-                    let (name, sql) = frame::parse_message(f)?;
-                    let sql = String::from_utf8_lossy(sql).into_owned();
+    let mut handler = Fns(wanted_from_client, |tag, f: &[u8]| {
+        match tag {
+            b'Q' => {
+                let text = frame::query_sql(f)?;
+                if !plainly_a_read(text) {
+                    let sql = String::from_utf8_lossy(text).into_owned();
                     let c = classifier.classify(&sql);
-                    if c.read_only {
-                        writes.remove(name);
-                    } else {
-                        writes.insert(name.to_vec(), (sql, c.class));
+                    if !c.read_only {
+                        push(&shared, groups, sql, c.class);
                     }
                 }
-                b'B' => bound = Some(frame::bind_statement(f)?.to_vec()),
-                b'E' => {
-                    if let Some(w) = bound.as_ref().and_then(|b| writes.get(b)) {
-                        batch.get_or_insert_with(|| w.clone());
-                    }
-                }
-                b'S' => {
-                    if let Some((sql, class)) = batch.take() {
-                        push(&shared, groups, sql, class);
-                    }
-                    groups += 1;
-                }
-                b'F' => groups += 1,
-                _ => {}
+                groups += 1;
             }
-            crate::plain::client_frame(&app, tag, f)
-        });
-        let pos = walker.walk(&buf, &mut handler, &mut splices)?;
-        if pos > 0 {
-            write_spliced(&mut upstream, &buf, pos, &mut splices).await?;
-            let _ = buf.split_to(pos);
+            b'P' => {
+                let (name, sql) = frame::parse_message(f)?;
+                let sql = String::from_utf8_lossy(sql).into_owned();
+                let c = classifier.classify(&sql);
+                if c.read_only {
+                    writes.remove(name);
+                } else {
+                    writes.insert(name.to_vec(), (sql, c.class));
+                }
+            }
+            b'B' => bound = Some(frame::bind_statement(f)?.to_vec()),
+            b'E' => {
+                if let Some(w) = bound.as_ref().and_then(|b| writes.get(b)) {
+                    batch.get_or_insert_with(|| w.clone());
+                }
+            }
+            b'S' => {
+                if let Some((sql, class)) = batch.take() {
+                    push(&shared, groups, sql, class);
+                }
+                groups += 1;
+            }
+            b'F' => groups += 1,
+            _ => {}
         }
-        buf.reserve(32 * 1024);
-        if client.read_buf(&mut buf).await? == 0 {
-            let _ = upstream.shutdown().await;
-            return Ok(());
-        }
-    }
+        crate::plain::client_frame(&app, tag, f)
+    });
+    pump(client, buf, upstream, &mut handler).await
 }
 
 /// A fast pre-filter for recording only (never for holding): a single
@@ -227,9 +214,9 @@ fn push(shared: &Shared, group: u64, sql: String, class: StatementClass) {
 }
 
 async fn watch_upstream<R, W>(
-    mut upstream: R,
-    mut buf: BytesMut,
-    mut client: W,
+    upstream: R,
+    buf: BytesMut,
+    client: W,
     sink: mpsc::Sender<Observed>,
     shared: Arc<Shared>,
     app: Arc<AppName>,
@@ -238,8 +225,6 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let mut walker = Walker::default();
-    let mut splices = Splices::new();
     let mut handler = Outcomes {
         sink,
         shared,
@@ -249,19 +234,7 @@ where
         rows: None,
         error: None,
     };
-    loop {
-        let pos = walker.walk(&buf, &mut handler, &mut splices)?;
-        if pos > 0 {
-            write_spliced(&mut client, &buf, pos, &mut splices).await?;
-            let _ = buf.split_to(pos);
-        }
-        buf.reserve(32 * 1024);
-        if upstream.read_buf(&mut buf).await? == 0 {
-            // A clean close towards the client (close_notify over TLS).
-            let _ = client.shutdown().await;
-            return Ok(());
-        }
-    }
+    pump(upstream, buf, client, &mut handler).await
 }
 
 /// The upstream-to-client side: outcomes of recorded statements, and the
@@ -326,6 +299,7 @@ impl FrameHandler for Outcomes {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use crate::frame::{put_command_complete, put_query, split_frame};
     use tokio::io::duplex;
 

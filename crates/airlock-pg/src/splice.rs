@@ -5,7 +5,10 @@
 use crate::frame::peek_header;
 use crate::relay::RelayError;
 use bytes::BytesMut;
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// Bytes read at a time by [`pump`].
+const CHUNK: usize = 64 * 1024;
 
 /// Replacements found by one walk: (start, end, frames) in buffer order.
 pub type Splices = Vec<(usize, usize, BytesMut)>;
@@ -99,6 +102,36 @@ pub async fn write_spliced<W: AsyncWrite + Unpin>(
     }
     w.write_all(&buf[at..upto]).await?;
     w.flush().await
+}
+
+/// Relays one direction until `reader` ends: frames go through `handler`
+/// (spliced where it replaces them), every chunk is flushed before the next
+/// wait, and at the end `writer` is shut down cleanly (close_notify over TLS).
+pub async fn pump<R, W, H>(
+    mut reader: R,
+    mut buf: BytesMut,
+    mut writer: W,
+    handler: &mut H,
+) -> Result<(), RelayError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+    H: FrameHandler,
+{
+    let mut walker = Walker::default();
+    let mut splices = Splices::new();
+    loop {
+        let pos = walker.walk(&buf, handler, &mut splices)?;
+        if pos > 0 {
+            write_spliced(&mut writer, &buf, pos, &mut splices).await?;
+            let _ = buf.split_to(pos);
+        }
+        buf.reserve(CHUNK);
+        if reader.read_buf(&mut buf).await? == 0 {
+            let _ = writer.shutdown().await;
+            return Ok(());
+        }
+    }
 }
 
 #[cfg(test)]
