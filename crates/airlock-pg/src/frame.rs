@@ -235,6 +235,13 @@ pub fn bind_params(
     Ok(params)
 }
 
+/// The portal name of an Execute ('E') frame.
+pub fn execute_portal(frame: &[u8]) -> Result<&[u8], FrameError> {
+    cstr(body(frame))
+        .map(|(portal, _)| portal)
+        .ok_or(FrameError::Malformed("Execute"))
+}
+
 /// Decodes a Close ('C') frame into (kind `S` or `P`, name).
 pub fn close_target(frame: &[u8]) -> Result<(u8, &[u8]), FrameError> {
     let b = body(frame);

@@ -9,6 +9,7 @@ pub mod frame;
 pub mod gate;
 pub mod holding;
 pub mod plain;
+pub mod proxied;
 pub mod record;
 pub mod relay;
 pub mod runner;

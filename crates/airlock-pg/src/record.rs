@@ -299,9 +299,9 @@ impl FrameHandler for Outcomes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use crate::frame::{put_command_complete, put_query, split_frame};
     use tokio::io::duplex;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     #[test]
     fn the_recording_prefilter_lets_only_plain_reads_skip_the_parser() {

@@ -15,6 +15,7 @@
 use crate::appname::{AppName, ShowRows};
 use crate::frame::{self, peek_header, FrameError};
 use crate::gate::{Gate, Judgement};
+use crate::proxied::{self, ProxyStatements, Swaps};
 use airlock_core::request::Param;
 use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
@@ -121,6 +122,8 @@ struct Owed {
 #[derive(Default)]
 struct Ledger {
     owed: Mutex<VecDeque<Owed>>,
+    /// Stand-in frames of proxy commands sent over the extended protocol.
+    swaps: Swaps,
 }
 
 impl Ledger {
@@ -233,6 +236,8 @@ where
     let mut kept: std::collections::HashMap<Vec<u8>, Deferred> = std::collections::HashMap::new();
     let mut batch_bytes: usize = 0;
     let mut skip: usize = 0; // bytes of an oversized frame still to discard
+                             // Proxy commands parsed over the extended protocol, by statement and portal.
+    let mut proxy = ProxyStatements::default();
     loop {
         if skip > 0 {
             let n = skip.min(rbuf.len());
@@ -277,6 +282,8 @@ where
         let held = matches!(batch, BatchState::Held);
         match h.tag {
             b'Q' | b'F' => {
+                // A simple Query replaces the unnamed portal.
+                proxy.unbound(b"");
                 if !held {
                     let intercepted = if h.tag == b'Q' {
                         match std::str::from_utf8(frame::query_sql(&f)?) {
@@ -312,6 +319,62 @@ where
                     ready_producers += 1;
                 }
                 flush(&mut upstream, &mut out).await?;
+            }
+            b'P' if !held
+                && matches!(batch, BatchState::Open)
+                && proxy_command_of(&f).is_some() =>
+            {
+                // A proxy command: the upstream parses a stand-in of the same name.
+                let (name, _) = frame::parse_message(&f)?;
+                proxy.parsed(name, proxy_command_of(&f));
+                batch_bytes += f.len();
+                out.extend_from_slice(&proxied::stand_in_parse(name, &guard.nonce));
+            }
+            b'B' if !held
+                && matches!(batch, BatchState::Open)
+                && frame::bind_statement(&f).is_ok_and(|n| proxy.is_proxy(n)) =>
+            {
+                let (portal, statement, params) = proxied::bind_parts(&f)?;
+                proxy.bound(&portal, &statement, &params);
+                batch_bytes += f.len();
+                out.extend_from_slice(&proxied::stand_in_bind(&portal, &statement));
+            }
+            b'D' if !held && proxy_target(&proxy, &f).is_some() => {
+                // The command's own description replaces the stand-in's.
+                let sql = proxy_target(&proxy, &f).unwrap_or_default();
+                let description = match airlock_sql::proxy_command(&sql) {
+                    Some(
+                        airlock_sql::ProxyCommand::Show(_)
+                        | airlock_sql::ProxyCommand::ShowRequests,
+                    ) => match guard.hooks.intercept(&sql).await {
+                        Some(r) if r.kind == ReplyKind::Success => proxied::description(&r.frames),
+                        _ => Bytes::from_static(b"n\0\0\0\x04"),
+                    },
+                    _ => Bytes::from_static(b"n\0\0\0\x04"),
+                };
+                ledger.swaps.push(ready_producers, description);
+                out.extend_from_slice(&f);
+            }
+            b'E' if !held && frame::execute_portal(&f).is_ok_and(|p| proxy.portal(p).is_some()) => {
+                let portal = frame::execute_portal(&f)?.to_vec();
+                let sql = proxy.portal(&portal).unwrap_or_default().to_string();
+                let reply = match guard.hooks.intercept(&sql).await {
+                    Some(r) => r,
+                    None => Reply {
+                        frames: proxy_unavailable(),
+                        kind: ReplyKind::Error,
+                    },
+                };
+                if reply.kind == ReplyKind::Success {
+                    ledger
+                        .swaps
+                        .push(ready_producers, proxied::rows_only(&reply.frames));
+                    out.extend_from_slice(&f);
+                } else {
+                    // Fails upstream where the command stood: Postgres skips to Sync.
+                    owe(&mut out, &guard, &ledger, reply, ready_producers, b'B');
+                    batch = BatchState::Held;
+                }
             }
             b'B' if !held
                 && matches!(batch, BatchState::Open)
@@ -362,8 +425,12 @@ where
                         guard.gate.oversized(guard.max_batch_bytes)
                     } else if h.tag == b'P' {
                         let (name, sql) = frame::parse_message(&f)?;
+                        proxy.parsed(name, None);
                         guard.gate.parse(name, sql)
                     } else {
+                        if let Some((portal, _)) = frame::cstr(frame::body(&f)) {
+                            proxy.unbound(portal);
+                        }
                         guard.gate.bind(frame::bind_statement(&f)?)
                     };
                     match j {
@@ -424,7 +491,9 @@ where
                 continue;
             }
             b'C' => {
-                if let (b'S', name) = frame::close_target(&f)? {
+                let (kind, name) = frame::close_target(&f)?;
+                proxy.closed(kind, name);
+                if kind == b'S' {
                     kept.remove(name);
                     guard.gate.close_statement(name);
                 }
@@ -490,6 +559,42 @@ async fn flush<W: AsyncWrite + Unpin>(upstream: &mut W, out: &mut BytesMut) -> s
         upstream.flush().await?;
     }
     Ok(())
+}
+
+/// The proxy command a Parse carries, if it is one.
+fn proxy_command_of(f: &[u8]) -> Option<&str> {
+    let (_, sql) = frame::parse_message(f).ok()?;
+    let sql = std::str::from_utf8(sql).ok()?;
+    airlock_sql::proxy_command(sql).map(|_| sql)
+}
+
+/// The proxy command a Describe ('S' statement or 'P' portal) is about.
+fn proxy_target(proxy: &ProxyStatements, f: &[u8]) -> Option<String> {
+    let body = frame::body(f);
+    let (kind, rest) = body.split_first()?;
+    let (name, _) = frame::cstr(rest)?;
+    match kind {
+        b'S' => proxy.statement(name),
+        _ => proxy.portal(name),
+    }
+    .map(str::to_string)
+}
+
+/// The answer to a proxy command when no workflow is configured.
+fn proxy_unavailable() -> Bytes {
+    let mut out = BytesMut::new();
+    frame::put_error(
+        &mut out,
+        &frame::Report {
+            severity: "ERROR",
+            code: "0A000",
+            message:
+                "airlock: proxy commands need the change-request workflow, which is not configured",
+            detail: None,
+            hint: None,
+        },
+    );
+    out.freeze()
 }
 
 /// Records a success owed to an extended batch whose stand-in is its own
@@ -563,6 +668,7 @@ where
     W: AsyncWrite + Unpin,
 {
     let mut show = ShowRows::default();
+    let mut drop_complete = false; // the stand-in row was swapped; its tag goes too
     let mut ready_seen: u64 = 0;
     let mut skip: usize = 0; // bytes of the current frame still to pass through
     loop {
@@ -607,7 +713,10 @@ where
                 break;
             };
             let available = rbuf.len() - pos;
-            let interesting = matches!(h.tag, b'Z' | b'E' | b'I') || show.wants(&app, h.tag);
+            let interesting = matches!(h.tag, b'Z' | b'E' | b'I')
+                || show.wants(&app, h.tag)
+                || (matches!(h.tag, b'T' | b'D' | b'C')
+                    && (drop_complete || ledger.swaps.pending()));
             if !interesting {
                 if available >= h.frame_len {
                     pos += h.frame_len;
@@ -621,7 +730,20 @@ where
                 break;
             }
             let f = &rbuf[pos..pos + h.frame_len];
-            if let Some(own) = show.on_frame(&app, h.tag, f) {
+            let stand_in = matches!(h.tag, b'T' | b'D') && contains(f, &nonce);
+            if stand_in || (h.tag == b'C' && drop_complete) {
+                // A proxy command's stand-in: its description or its one row
+                // becomes the command's own; its CommandComplete is dropped.
+                client.write_all(&rbuf[start..pos]).await?;
+                if stand_in {
+                    if let Some(frames) = ledger.swaps.next(ready_seen) {
+                        client.write_all(&frames).await?;
+                    }
+                }
+                drop_complete = h.tag == b'D';
+                pos += h.frame_len;
+                start = pos;
+            } else if let Some(own) = show.on_frame(&app, h.tag, f) {
                 // application_name as the client set it.
                 client.write_all(&rbuf[start..pos]).await?;
                 client.write_all(&own).await?;
@@ -650,6 +772,7 @@ where
                     client.write_all(&frames).await?;
                     start = pos;
                 }
+                ledger.swaps.ended(ready_seen);
                 ready_seen += 1;
                 pos += h.frame_len;
             } else if (h.tag == b'E' && contains(f, &nonce)) || h.tag == b'I' {
