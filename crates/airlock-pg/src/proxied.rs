@@ -170,8 +170,11 @@ pub fn stand_in_bind(portal: &[u8], statement: &[u8]) -> BytesMut {
     typed(b'B', &body)
 }
 
+/// Text parameter values of a Bind (`None` is NULL).
+pub type TextParams = Vec<Option<Vec<u8>>>;
+
 /// Portal and statement names and text parameter values of a Bind.
-pub fn bind_parts(f: &[u8]) -> Result<(Vec<u8>, Vec<u8>, Vec<Option<Vec<u8>>>), FrameError> {
+pub fn bind_parts(f: &[u8]) -> Result<(Vec<u8>, Vec<u8>, TextParams), FrameError> {
     let (portal, rest) = frame::cstr(frame::body(f)).ok_or(FrameError::Malformed("Bind"))?;
     let (statement, _) = frame::cstr(rest).ok_or(FrameError::Malformed("Bind"))?;
     let params = frame::bind_params(f, &[])?
