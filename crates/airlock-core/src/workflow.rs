@@ -267,6 +267,15 @@ impl Workflow {
                 }
             }
         }
+        if details.transactional {
+            if let Some(statement) = airlock_sql::pg_view::transaction_control(&details.statement) {
+                let requester = details.requester.clone();
+                let refusal = Refusal::TransactionControl { statement };
+                return Err(self
+                    .audit_refusal(kinds::STATEMENT_HELD, &requester, None, "hold", refusal)
+                    .await);
+            }
+        }
         if policy.require_reason
             && details
                 .reason

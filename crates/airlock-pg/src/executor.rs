@@ -274,6 +274,15 @@ where
         xid = Some(id);
     }
 
+    // Rows really changed are counted from the transaction's own table
+    // statistics (pg_stat_xact_user_tables), not from command tags: a write in
+    // a CTE behind `SELECT count(*)`, writes inside functions and triggers,
+    // and cascades all count.
+    let before = if plan.in_transaction {
+        written_in_transaction(&mut conn).await?
+    } else {
+        None
+    };
     let started = Instant::now();
     let answer = if plan.params.is_empty() {
         conn.simple(&plan.sql).await?
@@ -296,6 +305,9 @@ where
         return Ok(outcome);
     }
     if outcome.error.is_none() {
+        if let (Some(b), Some(a)) = (before, written_in_transaction(&mut conn).await?) {
+            outcome.rows_affected = Some(a - b);
+        }
         if let (Some(limit), Some(n)) = (plan.max_rows, outcome.rows_affected) {
             if n > limit {
                 outcome.error = Some(format!(
@@ -324,6 +336,27 @@ where
     put_typed(&mut out, b'X', b"");
     let _ = conn.stream.write_all(&out).await;
     Ok(outcome)
+}
+
+/// Rows inserted, updated and deleted so far in the open transaction, over
+/// all user tables; `None` when the statistics cannot be read (the caller
+/// then keeps the command tags' count).
+async fn written_in_transaction(conn: &mut Conn) -> Result<Option<i64>, ExecError> {
+    let answer = conn
+        .simple(
+            "SELECT COALESCE(sum(n_tup_ins + n_tup_upd + n_tup_del), 0)::bigint \
+             FROM pg_catalog.pg_stat_xact_user_tables",
+        )
+        .await?;
+    if answer.error.is_some() {
+        return Ok(None);
+    }
+    Ok(answer
+        .frames
+        .iter()
+        .find(|f| f.first() == Some(&b'D'))
+        .and_then(|f| first_column(f))
+        .and_then(|v| v.parse().ok()))
 }
 
 /// Text of the first column of a DataRow frame.

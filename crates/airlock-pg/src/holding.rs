@@ -372,6 +372,9 @@ impl ProtectedHooks {
                 &format!("airlock: target \"{target}\" requires a reason for changes; nothing was run"),
                 Some("SET airlock.reason = 'why this change is needed'; then send the statement again."),
             ),
+            Err(WorkflowError::Refused(
+                refusal @ airlock_core::Refusal::TransactionControl { .. },
+            )) => error_reply(NEEDS_INPUT, &format!("airlock: {refusal}; nothing was run"), None),
             Err(e) => self.refusal_reply(&e),
         }
     }

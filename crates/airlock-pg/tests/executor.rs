@@ -133,6 +133,43 @@ async fn the_row_guard_rolls_back_and_reports_the_counts() {
 }
 
 #[tokio::test]
+async fn the_row_guard_counts_what_really_changed_not_command_tags() {
+    let db = "airlock_exec_t_guard_real";
+    fresh_db(db);
+    psql(
+        db,
+        "CREATE TABLE many (id int PRIMARY KEY); INSERT INTO many SELECT generate_series(1, 10); \
+         CREATE TABLE audit (n int); \
+         CREATE FUNCTION log_it() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO audit VALUES (1); RETURN OLD; END $$; \
+         CREATE TRIGGER many_log AFTER DELETE ON many FOR EACH ROW EXECUTE FUNCTION log_it()",
+    );
+    // A CTE delete whose tag is `SELECT 1`: 10 deleted + 10 written by the trigger.
+    let mut p = plan(
+        db,
+        "WITH d AS (DELETE FROM many RETURNING 1) SELECT count(*) FROM d",
+    );
+    p.max_rows = Some(5);
+    let out = execute(&endpoint(), &creds(), &p, ok_record)
+        .await
+        .expect("runs");
+    let err = out.error.expect("guard trips on the real count");
+    assert!(
+        err.contains("20 rows") && err.contains("limit of 5"),
+        "{err}"
+    );
+    assert_eq!(out.rows_affected, Some(20));
+    assert_eq!(psql(db, "SELECT count(*) FROM many"), "10", "rolled back");
+    assert_eq!(psql(db, "SELECT count(*) FROM audit"), "0");
+    // Without a limit it commits and reports the real count.
+    p.max_rows = None;
+    let out = execute(&endpoint(), &creds(), &p, ok_record)
+        .await
+        .expect("runs");
+    assert_eq!(out.error, None);
+    assert_eq!(out.rows_affected, Some(20));
+}
+
+#[tokio::test]
 async fn a_script_is_atomic_and_a_failure_in_the_third_write_changes_nothing() {
     let db = "airlock_exec_t_script";
     fresh_db(db);

@@ -192,6 +192,29 @@ fn check_call(call: &Value, findings: &mut Vec<(StatementClass, String)>) {
     }
 }
 
+/// The first transaction-control statement (`BEGIN`, `COMMIT`, `ROLLBACK`,
+/// savepoints…) of a script as Postgres reads it, if any: a script run in
+/// airlock's own guarded transaction must not end or split it.
+pub fn transaction_control(sql: &str) -> Option<String> {
+    let parsed = pg_query::parse(sql, 0).ok()?;
+    parsed
+        .protobuf
+        .stmts
+        .iter()
+        .find_map(|raw| match raw.stmt.as_ref()?.node.as_ref()? {
+            pg_query::NodeEnum::TransactionStmt(t) => Some(
+                pg_query::protobuf::TransactionStmtKind::try_from(t.kind)
+                    .map(|k| {
+                        k.as_str_name()
+                            .trim_start_matches("TRANS_STMT_")
+                            .replace('_', " ")
+                    })
+                    .unwrap_or_else(|_| "transaction control".to_string()),
+            ),
+            _ => None,
+        })
+}
+
 /// Whether both parsers read `sql` as exactly one INSERT, UPDATE, DELETE or
 /// MERGE: the only text the planner row estimate may send upstream.
 pub fn is_single_dml(sql: &str) -> bool {
@@ -318,6 +341,22 @@ mod tests {
         assert!(!is_single_dml("UPDATE t SET a = 1; DELETE FROM t"));
         assert!(!is_single_dml("DROP TABLE t"));
         assert!(!is_single_dml("SELECT 1"));
+    }
+
+    #[test]
+    fn transaction_control_in_a_script_is_found() {
+        assert_eq!(
+            transaction_control("UPDATE t SET a = 1; COMMIT; DELETE FROM t").as_deref(),
+            Some("COMMIT")
+        );
+        assert_eq!(
+            transaction_control("BEGIN; UPDATE t SET a = 1").as_deref(),
+            Some("BEGIN")
+        );
+        assert_eq!(
+            transaction_control("UPDATE t SET a = 1; DELETE FROM u"),
+            None
+        );
     }
 
     #[test]

@@ -96,6 +96,20 @@ async fn full_flow(ctx: Ctx) {
     ));
     assert!(wf.list(&Default::default()).await.expect("list").is_empty());
 
+    // A script with its own transaction control would split the guarded
+    // transaction: refused when submitted, nothing created.
+    let mut split = details(
+        "alice",
+        "orders-prod",
+        "UPDATE t SET a = 1; COMMIT; DELETE FROM t",
+    );
+    split.transactional = true;
+    assert!(matches!(
+        refused(wf.hold(split).await),
+        Refusal::TransactionControl { statement } if statement == "COMMIT"
+    ));
+    assert!(wf.list(&Default::default()).await.expect("list").is_empty());
+
     let first = created(
         wf.hold(details("alice", "orders-prod", stmt))
             .await

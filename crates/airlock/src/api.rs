@@ -534,6 +534,13 @@ async fn submit(
                 format!("target {target:?} requires a reason for changes: give --reason"),
             ))
         }
+        Err(WorkflowError::Refused(refusal @ Refusal::TransactionControl { .. })) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                refusal.code(),
+                refusal.to_string(),
+            ))
+        }
         Err(e) => return Err(e.into()),
     };
     if created {

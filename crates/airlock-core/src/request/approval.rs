@@ -144,6 +144,13 @@ pub enum Refusal {
         /// The target.
         target: String,
     },
+    /// A script that runs in one guarded transaction holds its own
+    /// transaction control, which would split that transaction.
+    #[error("the script contains its own transaction control ({statement}); airlock runs a script in one transaction of its own, so remove BEGIN/COMMIT/ROLLBACK and submit it again")]
+    TransactionControl {
+        /// The offending statement kind (`COMMIT`, `BEGIN`…).
+        statement: String,
+    },
 }
 
 fn groups_text(groups: &[String]) -> String {
@@ -170,6 +177,7 @@ impl Refusal {
             Refusal::NotRequesterOrAdmin { .. } => "not_requester_or_admin",
             Refusal::NoRollback => "no_rollback",
             Refusal::ReasonRequired { .. } => "reason_required",
+            Refusal::TransactionControl { .. } => "transaction_control",
         }
     }
 }
