@@ -39,6 +39,8 @@ pub struct Gate {
     classifier: Arc<Classifier>,
     known_reads: HashSet<Vec<u8>>,
     unnamed_is_read: bool,
+    /// The target's catalog of objects that run user code (protected targets).
+    catalog: Option<Arc<crate::catalog::CatalogCell>>,
 }
 
 impl Gate {
@@ -48,6 +50,29 @@ impl Gate {
             classifier,
             known_reads: HashSet::new(),
             unnamed_is_read: false,
+            catalog: None,
+        }
+    }
+
+    /// Also holds what can reach user code through the target's catalog.
+    pub fn with_catalog(mut self, catalog: Option<Arc<crate::catalog::CatalogCell>>) -> Self {
+        self.catalog = catalog;
+        self
+    }
+
+    /// Reasons the target's catalog gives to hold `text`, which the
+    /// classifier let pass; before the catalog is loaded, anything that reads
+    /// a relation or calls anything is held.
+    fn catalog_reasons(&self, text: &str, c: &airlock_sql::Classification) -> Vec<String> {
+        let Some(cell) = &self.catalog else {
+            return Vec::new();
+        };
+        match cell.get() {
+            Some(risks) => risks.findings(text),
+            None if !c.tables.is_empty() || text.contains('(') || text.contains("::") => {
+                vec!["the target's catalog (user functions, operators, types, views) is not loaded yet".to_string()]
+            }
+            None => Vec::new(),
         }
     }
 
@@ -83,6 +108,14 @@ impl Gate {
                 reasons,
             };
         }
+        let from_catalog = self.catalog_reasons(text, &c);
+        if !from_catalog.is_empty() {
+            return Judgement::Hold {
+                sql: text.to_string(),
+                class: StatementClass::Unknown,
+                reasons: from_catalog,
+            };
+        }
         for name in &c.deallocates {
             if name == "*" {
                 self.known_reads.clear();
@@ -103,7 +136,28 @@ impl Gate {
 
     /// Judges a Parse message and remembers the statement's class.
     pub fn parse(&mut self, name: &[u8], sql: &[u8]) -> Judgement {
-        let verdict = self.judge_sql(sql);
+        self.parse_typed(name, sql, &[])
+    }
+
+    /// [`Gate::parse`] with the Parse's declared parameter types: a
+    /// parameter of a type whose input or checks run user code is held.
+    pub fn parse_typed(&mut self, name: &[u8], sql: &[u8], types: &[u32]) -> Judgement {
+        let risky_types = self
+            .catalog
+            .as_ref()
+            .and_then(|c| c.get())
+            .is_some_and(|r| r.risky_parameter_types(types));
+        let verdict = if risky_types {
+            Judgement::Hold {
+                sql: String::from_utf8_lossy(sql).into_owned(),
+                class: StatementClass::Unknown,
+                reasons: vec![
+                    "a parameter is declared with a type whose input or checks run user code on this target".to_string(),
+                ],
+            }
+        } else {
+            self.judge_sql(sql)
+        };
         let is_read = verdict == Judgement::Pass;
         if name.is_empty() {
             self.unnamed_is_read = is_read;

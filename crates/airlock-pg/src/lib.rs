@@ -4,6 +4,7 @@
 
 pub mod appname;
 pub mod cancel;
+pub mod catalog;
 pub mod executor;
 pub mod frame;
 pub mod gate;

@@ -426,7 +426,8 @@ where
                     } else if h.tag == b'P' {
                         let (name, sql) = frame::parse_message(&f)?;
                         proxy.parsed(name, None);
-                        guard.gate.parse(name, sql)
+                        let types = frame::parse_types(&f).unwrap_or_default();
+                        guard.gate.parse_typed(name, sql, &types)
                     } else {
                         if let Some((portal, _)) = frame::cstr(frame::body(&f)) {
                             proxy.unbound(portal);

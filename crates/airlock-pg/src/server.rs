@@ -2,6 +2,7 @@
 //! task, and drains on shutdown.
 
 use crate::cancel::CancelRegistry;
+use crate::catalog::{self, CatalogCell};
 use crate::session::{self, SessionContext, SessionError};
 use crate::tls;
 use crate::upstream::Endpoint;
@@ -52,6 +53,7 @@ impl PgServer {
         for t in &config.targets {
             endpoints.insert(t.name.clone(), Endpoint::for_target(t)?);
         }
+        let catalogs = load_catalogs(&config, &endpoints).await;
         let addr = config.server.postgres_listen.clone();
         let listener = TcpListener::bind(&addr)
             .await
@@ -67,6 +69,7 @@ impl PgServer {
             workflow: None,
             runner: None,
             background: TaskTracker::new(),
+            catalogs: Arc::new(catalogs),
         });
         Ok(Self { ctx, listener })
     }
@@ -141,6 +144,57 @@ impl PgServer {
         self.ctx.background.close();
         self.ctx.background.wait().await;
     }
+}
+
+/// Loads the catalog of every protected target (waiting a little for each,
+/// so sessions rarely start before it is known) and keeps it refreshed.
+async fn load_catalogs(
+    config: &Config,
+    endpoints: &HashMap<String, Endpoint>,
+) -> HashMap<String, Arc<CatalogCell>> {
+    let mut cells = HashMap::new();
+    for t in config.targets.iter().filter(|t| t.protected) {
+        let (Some(creds), Some(endpoint)) = (t.session_credentials(), endpoints.get(&t.name))
+        else {
+            continue;
+        };
+        let cell = Arc::new(CatalogCell::default());
+        let database = t.upstream.database.clone();
+        match tokio::time::timeout(
+            Duration::from_secs(10),
+            catalog::load(endpoint, creds, &database),
+        )
+        .await
+        {
+            Ok(Ok(r)) => {
+                info!(target = %t.name, functions = r.functions.len(), operators = r.operators.len(), types = r.types.len(), relations = r.relations.len(), "target catalog loaded");
+                cell.set(r);
+            }
+            Ok(Err(e)) => {
+                warn!(target = %t.name, error = %e, "loading the target's catalog failed; its reads are held until it loads")
+            }
+            Err(_) => {
+                warn!(target = %t.name, "loading the target's catalog timed out; its reads are held until it loads")
+            }
+        }
+        let refresh = cell.clone();
+        let (endpoint, creds, name) = (endpoint.clone(), creds.clone(), t.name.clone());
+        tokio::spawn(async move {
+            if refresh.get().is_none() {
+                // Retry soon rather than at the slow interval.
+                for _ in 0..30 {
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    if let Ok(r) = catalog::load(&endpoint, &creds, &database).await {
+                        refresh.set(r);
+                        break;
+                    }
+                }
+            }
+            catalog::refresh_forever(refresh, endpoint, creds, database, name).await;
+        });
+        cells.insert(t.name.clone(), cell);
+    }
+    cells
 }
 
 fn log_end(result: Result<(), SessionError>, peer: std::net::SocketAddr) {

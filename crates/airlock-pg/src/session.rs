@@ -45,6 +45,8 @@ pub struct SessionContext {
     pub runner: Option<crate::runner::ChangeRunner>,
     /// Background writes (login audit events) that shutdown waits for.
     pub background: tokio_util::task::TaskTracker,
+    /// Catalogs of protected targets (objects that run user code), by target name.
+    pub catalogs: Arc<HashMap<String, Arc<crate::catalog::CatalogCell>>>,
 }
 
 /// Why a connection ended before or during its session.
@@ -101,7 +103,8 @@ pub async fn handle(
             target: target.name.clone(),
             environment: target.environment.clone(),
         };
-        let gate = Gate::new(ctx.classifier.clone());
+        let gate =
+            Gate::new(ctx.classifier.clone()).with_catalog(ctx.catalogs.get(&target.name).cloned());
         let max_batch_bytes = ctx.config.server.max_batch_bytes;
         let nonce = format!("airlock_held_{:016x}", rand::random::<u64>());
         match (&ctx.workflow, &ctx.runner) {

@@ -12,6 +12,7 @@
 //! is read-only as a backstop.
 
 mod cache;
+pub mod catalog;
 mod class;
 mod classify;
 mod directives;
@@ -31,6 +32,7 @@ mod summary;
 mod walk;
 
 pub use cache::Classifier;
+pub use catalog::CatalogRisks;
 pub use class::{Classification, StatementClass};
 pub use classify::classify;
 pub use directives::{leading_directives, proxy_command, DirectiveKey, Directives, ProxyCommand};
