@@ -231,3 +231,36 @@ fn pgjdbc_proxy_commands() {
         "jdbc",
     );
 }
+
+#[test]
+fn bad_directives_fail_loudly_in_the_session() {
+    let db = "airlock_t_pcmd_directives";
+    seed(db);
+    let proxy = Proxy::start(ProxyConfig::for_db(db).with_api_token("bob", BOB_TOKEN));
+    let alice = proxy.conn("alice", &format!("{db}-prod"));
+    for (sql, names) in [
+        ("/* airlock: max_rows=abc */ DELETE FROM t", "max_rows"),
+        ("/* airlock: reasn=typo */ DELETE FROM t", "reasn"),
+    ] {
+        let out = alice.psql(&["-v", "VERBOSITY=verbose", "-c", sql]);
+        assert!(!out.success(), "{}", out.describe());
+        assert!(
+            out.stderr().contains("AL002") && out.stderr().contains(names),
+            "{sql}: {}",
+            out.describe()
+        );
+    }
+    let out = alice.psql(&["-c", "SET airlock.max_rows = 'many'"]);
+    assert!(
+        !out.success() && out.stderr().contains("max_rows"),
+        "{}",
+        out.describe()
+    );
+    assert_eq!(admin_query(db, "SELECT count(*) FROM t"), "3");
+    assert!(request_count_is_zero(&proxy));
+}
+
+fn request_count_is_zero(proxy: &Proxy) -> bool {
+    let out = cli(proxy, &["list", "--json"]);
+    out.success() && !out.stdout().contains("\"id\"")
+}

@@ -285,6 +285,13 @@ impl ProtectedHooks {
     ) -> Reply {
         self.login_audited().await;
         let (directives, sql) = airlock_sql::leading_directives(raw_sql);
+        if let Some(bad) = directives.problems().first() {
+            return error_reply(
+                NEEDS_INPUT,
+                &format!("airlock: bad airlock comment at the start of the statement: {bad}; nothing was run"),
+                Some("Write it as /* airlock: reason=...; max_rows=100 */ before the statement."),
+            );
+        }
         let mut settings = self.settings.clone();
         for key in DirectiveKey::ALL {
             if let Some(v) = directives.get(key) {

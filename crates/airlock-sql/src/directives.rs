@@ -73,6 +73,32 @@ pub struct Directives {
 }
 
 impl Directives {
+    /// Everything wrong with these directives, each naming the key and why:
+    /// unknown keys, parts that are not `key=value`, and values of the wrong
+    /// kind (`max_rows=abc`). A directive is never silently ignored.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .unknown
+            .iter()
+            .map(|k| {
+                format!("unknown key {k:?} (known: reason, description, rollback, wait, max_rows)")
+            })
+            .collect();
+        out.extend(
+            self.malformed
+                .iter()
+                .map(|m| format!("not key=value: {m:?}")),
+        );
+        if let Some(v) = &self.max_rows {
+            if v.trim().parse::<u64>().is_err() {
+                out.push(format!(
+                    "max_rows must be a whole number of rows, not {v:?}"
+                ));
+            }
+        }
+        out
+    }
+
     /// The value of a key.
     pub fn get(&self, key: DirectiveKey) -> Option<&str> {
         match key {
@@ -459,6 +485,20 @@ fn set_value(toks: &[&Token]) -> Option<Option<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bad_directives_are_problems_that_name_the_key() {
+        let (d, _) = leading_directives("/* airlock: max_rows=abc; reasn=x */ DELETE FROM t");
+        let p = d.problems();
+        assert!(
+            p.iter()
+                .any(|m| m.contains("max_rows") && m.contains("abc")),
+            "{p:?}"
+        );
+        assert!(p.iter().any(|m| m.contains("reasn")), "{p:?}");
+        let (d, _) = leading_directives("/* airlock: max_rows=5; reason=ok */ DELETE FROM t");
+        assert!(d.problems().is_empty());
+    }
     use DirectiveKey::*;
 
     fn set(key: DirectiveKey, value: &str) -> Option<ProxyCommand> {

@@ -445,14 +445,9 @@ async fn submit(
     }
     let raw = body.sql.unwrap_or_default();
     let (directives, sql) = airlock_sql::leading_directives(&raw);
-    if let Some(bad) = directives
-        .unknown
-        .iter()
-        .chain(directives.malformed.iter())
-        .next()
-    {
+    if let Some(bad) = directives.problems().first() {
         return Err(ApiError::bad_request(format!(
-            "bad airlock comment at the start of the statement: {bad:?}"
+            "bad airlock comment at the start of the statement: {bad}"
         )));
     }
     let sql = sql.trim();
