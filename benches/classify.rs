@@ -1,4 +1,6 @@
-//! Classification cost: uncached (parse + walk) and cached (LRU hit).
+//! Classification cost: uncached (both parsers: sqlparser's analysis and the
+//! cross-check by Postgres's own parser), Postgres's parser alone, and cached
+//! (LRU hit).
 //!
 //! `cargo bench -p airlock-sql -- --warm-up-time 1 --measurement-time 2`
 
@@ -40,6 +42,16 @@ fn uncached(c: &mut Criterion) {
     g.finish();
 }
 
+fn postgres_parser_only(c: &mut Criterion) {
+    let mut g = c.benchmark_group("pg_query_cross_check");
+    for (name, sql) in STATEMENTS {
+        g.bench_function(*name, |b| {
+            b.iter(|| airlock_sql::pg_view::pg_view(black_box(sql)))
+        });
+    }
+    g.finish();
+}
+
 fn cached(c: &mut Criterion) {
     let classifier = Classifier::new(1024);
     for (_, sql) in STATEMENTS {
@@ -52,5 +64,5 @@ fn cached(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, uncached, cached);
+criterion_group!(benches, uncached, postgres_parser_only, cached);
 criterion_main!(benches);

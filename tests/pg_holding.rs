@@ -76,6 +76,11 @@ fn hold_approve_resend_flow(db: &str, store_url: Option<String>) {
     let dev = proxy.conn("alice", &format!("{db}-dev"));
     let ran = dev.psql(&["-c", "UPDATE t SET v = 'v3' WHERE id = 3"]);
     assert!(ran.stdout().contains("UPDATE 1"), "{}", ran.describe());
+    // Recording is off the session's path: wait until the dev run is stored.
+    assert!(
+        common::requests::wait_for_executions(&proxy, &format!("{db}-dev"), 1),
+        "the dev run was not recorded"
+    );
 
     // 1. Held: a request, NOTICEs with the context, AL001, nothing changed.
     let out = send(update);

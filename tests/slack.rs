@@ -237,6 +237,10 @@ fn review_message_approve_click_run_updates_and_dms() {
     let dev = proxy.conn("alice", &format!("{db}-dev"));
     let ran = dev.psql(&["-c", "UPDATE orders SET state = 'new' WHERE id = 5"]);
     assert!(ran.stdout().contains("UPDATE 1"), "{}", ran.describe());
+    assert!(
+        common::requests::wait_for_executions(&proxy, &format!("{db}-dev"), 1),
+        "the dev run was not recorded"
+    );
 
     let update = "UPDATE orders SET state = 'shipped' WHERE id = 1";
     let out = proxy.conn("alice", &format!("{db}-prod")).psql(&[

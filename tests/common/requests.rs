@@ -62,3 +62,40 @@ pub fn request_details(
         expires_at: Timestamp(0),
     }
 }
+
+/// Waits (10 s at most) until `target` has at least `n` recorded executions
+/// in the proxy's store. Lower environments record their changes off the
+/// session's path, so a test that needs an earlier run waits for it.
+pub fn wait_for_executions(proxy: &super::Proxy, target: &str, n: i64) -> bool {
+    let url = proxy.config.store_url.clone().unwrap_or_else(|| {
+        format!(
+            "sqlite://{}",
+            proxy.dir.path().join("airlock-state.db").display()
+        )
+    });
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let store = airlock_store::SqlStore::connect(&url)
+            .await
+            .expect("open the proxy's store");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let count: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM executions WHERE target = $1")
+                    .bind(target)
+                    .fetch_one(store.pool())
+                    .await
+                    .unwrap_or(0);
+            if count >= n {
+                return true;
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+}

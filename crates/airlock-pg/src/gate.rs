@@ -34,6 +34,9 @@ impl Judgement {
     }
 }
 
+/// Most read-only prepared statements remembered per session.
+pub const MAX_KNOWN_READS: usize = 10_000;
+
 /// Session state of the judge.
 pub struct Gate {
     classifier: Arc<Classifier>,
@@ -124,9 +127,18 @@ impl Gate {
             }
         }
         for name in &c.prepares {
-            self.known_reads.insert(name.as_bytes().to_vec());
+            self.remember_read(name.as_bytes());
         }
         Judgement::Pass
+    }
+
+    /// Remembers a read-only prepared statement, up to [`MAX_KNOWN_READS`]:
+    /// over the bound the name is not remembered, so executing it is held
+    /// (the session holds rather than grows).
+    fn remember_read(&mut self, name: &[u8]) {
+        if self.known_reads.len() < MAX_KNOWN_READS || self.known_reads.contains(name) {
+            self.known_reads.insert(name.to_vec());
+        }
     }
 
     /// Judges a simple Query message's SQL.
@@ -162,7 +174,7 @@ impl Gate {
         if name.is_empty() {
             self.unnamed_is_read = is_read;
         } else if is_read {
-            self.known_reads.insert(name.to_vec());
+            self.remember_read(name);
         } else {
             self.known_reads.remove(name);
         }
@@ -263,6 +275,47 @@ mod tests {
             }
         ));
         assert!(matches!(g.query(b"\xff\xfe"), Judgement::Hold { .. }));
+    }
+
+    #[test]
+    fn known_reads_are_bounded_and_over_the_bound_binds_hold() {
+        let mut g = gate();
+        for i in 0..MAX_KNOWN_READS {
+            assert_eq!(
+                g.parse(format!("s{i}").as_bytes(), b"SELECT 1"),
+                Judgement::Pass
+            );
+        }
+        assert_eq!(g.parse(b"one_more", b"SELECT 1"), Judgement::Pass);
+        assert_eq!(g.known_reads.len(), MAX_KNOWN_READS);
+        assert!(matches!(g.bind(b"one_more"), Judgement::Hold { .. }));
+        assert_eq!(g.bind(b"s0"), Judgement::Pass);
+    }
+
+    #[test]
+    fn a_catalog_holds_what_reaches_user_code_and_typed_parameters() {
+        let cell = Arc::new(crate::catalog::CatalogCell::default());
+        let mut g = gate().with_catalog(Some(cell.clone()));
+        // Not loaded yet: reads of relations are held, plain settings pass.
+        assert!(matches!(
+            g.query(b"SELECT * FROM t"),
+            Judgement::Hold { .. }
+        ));
+        assert_eq!(g.query(b"SET search_path = public"), Judgement::Pass);
+        let mut risks = airlock_sql::CatalogRisks::default();
+        risks.relations.insert("v_bump".into());
+        risks.type_oids.insert(16_500);
+        cell.set(risks);
+        assert_eq!(g.query(b"SELECT * FROM t"), Judgement::Pass);
+        assert!(matches!(
+            g.query(b"SELECT * FROM v_bump"),
+            Judgement::Hold { .. }
+        ));
+        assert!(matches!(
+            g.parse_typed(b"p", b"SELECT $1", &[16_500]),
+            Judgement::Hold { .. }
+        ));
+        assert_eq!(g.parse_typed(b"q", b"SELECT $1", &[23]), Judgement::Pass);
     }
 
     #[test]

@@ -199,6 +199,9 @@ where
     }
 }
 
+/// Most write Parses kept back (waiting for their Bind) per session.
+const MAX_KEPT: usize = 256;
+
 /// What the client-to-upstream side is doing with the current extended batch.
 enum BatchState {
     /// Forwarding judged messages.
@@ -426,6 +429,8 @@ where
                     } else if h.tag == b'P' {
                         let (name, sql) = frame::parse_message(&f)?;
                         proxy.parsed(name, None);
+                        // A re-Parse of a name replaces what was kept under it.
+                        kept.remove(name);
                         let types = frame::parse_types(&f).unwrap_or_default();
                         guard.gate.parse_typed(name, sql, &types)
                     } else {
@@ -464,17 +469,24 @@ where
                 // client gets its ParseComplete, the proxy keeps it until a
                 // Bind brings the parameters. The upstream never sees it.
                 if let BatchState::Deferred(d) = std::mem::replace(&mut batch, BatchState::Open) {
-                    owe_before_ready(
-                        &ledger,
-                        Reply {
-                            frames: Bytes::new(),
-                            kind: ReplyKind::Success,
-                        },
-                        ready_producers,
-                        true,
-                        false,
-                    );
-                    kept.insert(d.name.clone(), d);
+                    if kept.len() >= MAX_KEPT && !kept.contains_key(&d.name) {
+                        // Bounded: over the cap the statement is held now
+                        // rather than kept for a later Bind.
+                        let reply = guard.hooks.held(&d.judgement).await;
+                        owe(&mut out, &guard, &ledger, reply, ready_producers, b'B');
+                    } else {
+                        owe_before_ready(
+                            &ledger,
+                            Reply {
+                                frames: Bytes::new(),
+                                kind: ReplyKind::Success,
+                            },
+                            ready_producers,
+                            true,
+                            false,
+                        );
+                        kept.insert(d.name.clone(), d);
+                    }
                 }
                 out.extend_from_slice(&f);
                 ready_producers += 1;
