@@ -13,6 +13,10 @@
 # WORKER_THREADS (airlock's server.worker_threads; 0 = one per core),
 # PGBOUNCER=1 to run pgbouncer (session pooling, if installed) in the same
 # interleave as a reference for what any extra hop costs on this machine,
+# MODES (default "simple extended prepared"),
+# TARGET=dev (a family target: the recording relay) or TARGET=prod (a
+# protected target: every statement judged by the gate, with the
+# classification cache, Postgres's parser on a miss and the catalog check),
 # CARGO_TARGET_DIR (default /root/.cache/airlock-target).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +29,7 @@ SCALE=${SCALE:-10}
 PROXY_PORT=${PROXY_PORT:-16432}
 WORKER_THREADS=${WORKER_THREADS:-0}
 PGBOUNCER=${PGBOUNCER:-0}
+TARGET=${TARGET:-dev}
 PGBOUNCER_PORT=${PGBOUNCER_PORT:-16433}
 HTTP_PORT=${HTTP_PORT:-16480}
 DB=airlock_bench
@@ -106,6 +111,26 @@ tls = "disable"
 [targets.write_credentials]
 user = "$UPSTREAM_USER"
 password_env = "AIRLOCK_BENCH_UPSTREAM_PW"
+
+[[targets]]
+name = "bench-prod"
+environment = "prod"
+protected = true
+allowed_groups = ["bench"]
+
+[targets.upstream]
+host = "127.0.0.1"
+port = 5432
+database = "$DB"
+tls = "disable"
+
+[targets.read_credentials]
+user = "$UPSTREAM_USER"
+password_env = "AIRLOCK_BENCH_UPSTREAM_PW"
+
+[targets.write_credentials]
+user = "$UPSTREAM_USER"
+password_env = "AIRLOCK_BENCH_UPSTREAM_PW"
 TOML
 
 AIRLOCK_LOG=${AIRLOCK_LOG:-warn} "$AIRLOCK" serve --config "$WORK/proxy.toml" 2>"$WORK/airlock.log" &
@@ -153,7 +178,7 @@ run_one() {
             -h 127.0.0.1 -p "$PGBOUNCER_PORT" -U "$UPSTREAM_USER" "$DB" 2>&1) || { echo "$out" >&2; return 1; }
     else
         out=$(PGPASSWORD=$BENCH_PW pgbench -n -S -M "$mode" -c "$CLIENTS" -j "$THREADS" -T "$DURATION" \
-            -h 127.0.0.1 -p "$PROXY_PORT" -U "$BENCH_USER" bench-dev 2>&1) || { echo "$out" >&2; return 1; }
+            -h 127.0.0.1 -p "$PROXY_PORT" -U "$BENCH_USER" "bench-$TARGET" 2>&1) || { echo "$out" >&2; return 1; }
     fi
     if ! grep -q '^number of failed transactions: 0 ' <<<"$out"; then
         echo "$out" >&2; log "failed transactions in $mode/$where"; return 1
@@ -165,10 +190,10 @@ run_one() {
 
 median() { sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
-echo "pgbench -S, $CLIENTS clients, $THREADS threads, ${DURATION}s per run, $ROUNDS rounds, scale $SCALE"
+echo "pgbench -S, $CLIENTS clients, $THREADS threads, ${DURATION}s per run, $ROUNDS rounds, scale $SCALE, airlock target bench-$TARGET"
 printf '%-9s %-5s %12s %12s %8s\n' mode round direct_tps proxy_tps ratio
 summary=()
-for mode in simple extended prepared; do
+for mode in ${MODES:-simple extended prepared}; do
     ratios=()
     bratios=()
     directs=()
