@@ -18,15 +18,7 @@ const PGJDBC_JAR: &str = "/usr/share/java/postgresql.jar";
 const BOB_TOKEN: &str = "bob-api-token-proxycmd-77a1";
 
 fn cli(proxy: &Proxy, args: &[&str]) -> Out {
-    let mut cmd = Command::new(airlock_bin());
-    cmd.arg("requests")
-        .args(args)
-        .env(
-            "AIRLOCK_URL",
-            format!("http://127.0.0.1:{}", proxy.http_port),
-        )
-        .env("AIRLOCK_TOKEN", BOB_TOKEN);
-    run_with_timeout(cmd, None, Duration::from_secs(30))
+    common::requests::requests_cli(proxy, BOB_TOKEN, args)
 }
 
 fn seed(db: &str) {

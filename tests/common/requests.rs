@@ -99,3 +99,17 @@ pub fn wait_for_executions(proxy: &super::Proxy, target: &str, n: i64) -> bool {
         }
     })
 }
+
+/// Runs `airlock requests <args>` against the proxy's HTTP API as the user
+/// whose API token is `token`.
+pub fn requests_cli(proxy: &super::Proxy, token: &str, args: &[&str]) -> super::Out {
+    let mut cmd = std::process::Command::new(super::airlock_bin());
+    cmd.arg("requests")
+        .args(args)
+        .env(
+            "AIRLOCK_URL",
+            format!("http://127.0.0.1:{}", proxy.http_port),
+        )
+        .env("AIRLOCK_TOKEN", token);
+    super::run_with_timeout(cmd, None, Duration::from_secs(30))
+}

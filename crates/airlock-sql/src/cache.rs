@@ -12,6 +12,9 @@ use crate::classify::classify;
 /// Thread-safe; clone an `Arc<Classifier>` to share it.
 pub struct Classifier {
     cache: Mutex<LruCache<Box<str>, Arc<Classification>>>,
+    /// Verdicts shared by statements that differ only in literals (see
+    /// [`crate::normalize`]): literal-varying reads skip both parsers.
+    by_shape: Mutex<LruCache<Box<str>, Arc<Classification>>>,
 }
 
 impl Classifier {
@@ -20,6 +23,7 @@ impl Classifier {
         let cap = NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN);
         Classifier {
             cache: Mutex::new(LruCache::new(cap)),
+            by_shape: Mutex::new(LruCache::new(cap)),
         }
     }
 
@@ -33,6 +37,17 @@ impl Classifier {
         {
             return Arc::clone(hit);
         }
+        let shape = crate::normalize::literal_free_key(sql);
+        if let Some(key) = &shape {
+            if let Some(hit) = self
+                .by_shape
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(key.as_str())
+            {
+                return Arc::clone(hit);
+            }
+        }
         // Parse outside the lock: classification is pure, so a concurrent
         // miss on the same text only costs a duplicate parse.
         let result = Arc::new(classify(sql));
@@ -40,6 +55,12 @@ impl Classifier {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .put(sql.into(), Arc::clone(&result));
+        if let Some(key) = shape {
+            self.by_shape
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .put(key.into(), Arc::clone(&result));
+        }
         result
     }
 
@@ -81,16 +102,38 @@ mod tests {
 
     #[test]
     fn caches_and_evicts() {
+        // Texts without literals: the exact cache alone.
         let c = Classifier::new(2);
-        let a1 = c.classify("SELECT 1");
-        let a2 = c.classify("SELECT 1");
+        let a1 = c.classify("SELECT a FROM t");
+        let a2 = c.classify("SELECT a FROM t");
         assert!(Arc::ptr_eq(&a1, &a2));
-        c.classify("SELECT 2");
-        c.classify("SELECT 3");
+        c.classify("SELECT b FROM t");
+        c.classify("SELECT c FROM t");
         assert_eq!(c.len(), 2);
-        let a3 = c.classify("SELECT 1");
+        let a3 = c.classify("SELECT a FROM t");
         assert!(!Arc::ptr_eq(&a1, &a3));
         assert_eq!(*a1, *a3);
+    }
+
+    #[test]
+    fn literal_varying_reads_share_one_verdict_and_writes_stay_held() {
+        let c = Classifier::new(16);
+        let a = c.classify("SELECT abalance FROM pgbench_accounts WHERE aid = 1");
+        let b = c.classify("SELECT abalance FROM pgbench_accounts WHERE aid = 99");
+        assert!(Arc::ptr_eq(&a, &b), "the second literal skips the parsers");
+        assert!(b.read_only);
+        let w = c.classify("UPDATE t SET a = 1 WHERE id = 2");
+        assert!(!c.classify("UPDATE t SET a = 5 WHERE id = 6").read_only);
+        assert!(!w.read_only);
+        // Literal-sensitive functions are judged on their own text.
+        assert!(
+            c.classify("SELECT set_config('search_path', 'x', false)")
+                .read_only
+        );
+        assert!(
+            !c.classify("SELECT set_config('default_transaction_read_only', 'off', false)")
+                .read_only
+        );
     }
 
     #[test]

@@ -178,3 +178,29 @@ fn truncations_never_panic() {
     }
     assert!(checked > 1000);
 }
+
+/// The literal-free cache shares a verdict between statements that differ
+/// only in literals: warmed with every read (and each read with other
+/// literals), a shared classifier must still hold every held entry.
+#[test]
+fn a_warm_shared_cache_never_lets_a_held_entry_pass() {
+    let classifier = airlock_sql::Classifier::new(8192);
+    for (_, _, sql) in entries("reads") {
+        classifier.classify(&sql);
+    }
+    let mut failures = Vec::new();
+    for (file, i, sql) in entries("held") {
+        let c = classifier.classify(&sql);
+        if c.read_only || c.reasons.is_empty() {
+            failures.push(format!("{file}#{i}: {}\n    {}", short(&sql), show(&c)));
+        }
+    }
+    for f in &failures {
+        eprintln!("HELD PASSED WITH A WARM CACHE: {f}");
+    }
+    assert!(
+        failures.is_empty(),
+        "{} held entries passed",
+        failures.len()
+    );
+}
