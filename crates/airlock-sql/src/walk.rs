@@ -205,6 +205,11 @@ fn check_set_config(f: &Function, settings_row: Option<&str>) -> Option<(Stateme
         },
         _ => SettingValue::Unknown,
     };
+    if name.trim().eq_ignore_ascii_case("application_name") {
+        // SET application_name is rewritten by the proxy to keep the
+        // developer's label; set_config would replace it (SPEC §2).
+        return held("of application_name would replace the developer's label upstream; use SET application_name");
+    }
     check_setting(&name, &value).map(|(class, reason)| (class, format!("set_config: {reason}")))
 }
 

@@ -120,3 +120,8 @@ SET SCHEMA 'public, pg_catalog'
 -- next
 -- class: session
 SET CONSTRAINTS ALL DEFERRED, nextval('s')
+-- next
+-- set_config would replace the developer's label upstream (issue 7)
+SELECT set_config('application_name', 'airlock:bob:psql', false)
+-- next
+SELECT set_config('application_name', 'x', false), set_config('work_mem', '64MB', true)

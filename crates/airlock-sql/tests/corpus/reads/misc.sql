@@ -54,7 +54,7 @@ SELECT pg_catalog.set_config('search_path', '', false)
 -- next
 SELECT set_config('statement_timeout', '5s', true)
 -- next
-SELECT set_config('application_name', 'x', false), set_config('work_mem', '64MB', true)
+SELECT set_config('work_mem', '64MB', true), set_config('search_path', 'public', false)
 -- next
 SELECT pg_database_size(current_database()), pg_relation_size('app.accounts'), pg_total_relation_size('app.accounts'), pg_size_pretty(pg_table_size('app.accounts')), pg_indexes_size('app.accounts')
 -- next
