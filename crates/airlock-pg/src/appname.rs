@@ -7,6 +7,7 @@
 //!
 //! Pure: the relays call it on frames they already hold whole.
 
+use crate::frame::{begin, cstr, finish, put_cstr};
 use bytes::{BufMut, BytesMut};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -85,11 +86,11 @@ impl AppName {
     /// the client's value; `None` for any other frame.
     pub fn parameter_status(&self, frame: &[u8]) -> Option<BytesMut> {
         let body = frame.get(5..)?;
-        let (name, rest) = split_cstr(body)?;
+        let (name, rest) = cstr(body)?;
         if name != NAME {
             return None;
         }
-        let (value, _) = split_cstr(rest)?;
+        let (value, _) = cstr(rest)?;
         let shown = self.client_value(value)?;
         let mut out = BytesMut::with_capacity(frame.len());
         let at = begin(&mut out, b'S');
@@ -244,14 +245,14 @@ fn is_single_name_column(frame: &[u8]) -> bool {
     if body.get(..2) != Some(&[0, 1]) {
         return false;
     }
-    matches!(body.get(2..).and_then(split_cstr), Some((n, _)) if n == NAME)
+    matches!(body.get(2..).and_then(cstr), Some((n, _)) if n == NAME)
 }
 
 /// A Parse frame with its SQL replaced, everything else kept.
 pub fn replace_parse_sql(frame: &[u8], sql: &str) -> Option<BytesMut> {
     let body = frame.get(5..)?;
-    let (name, rest) = split_cstr(body)?;
-    let (_, tail) = split_cstr(rest)?;
+    let (name, rest) = cstr(body)?;
+    let (_, tail) = cstr(rest)?;
     let mut out = BytesMut::with_capacity(frame.len() + sql.len());
     let at = begin(&mut out, b'P');
     put_cstr(&mut out, name);
@@ -259,37 +260,6 @@ pub fn replace_parse_sql(frame: &[u8], sql: &str) -> Option<BytesMut> {
     out.extend_from_slice(tail);
     finish(&mut out, at);
     Some(out)
-}
-
-/// A simple Query frame for `sql`.
-pub fn query_frame(sql: &str) -> BytesMut {
-    let mut out = BytesMut::with_capacity(sql.len() + 6);
-    let at = begin(&mut out, b'Q');
-    put_cstr(&mut out, sql.as_bytes());
-    finish(&mut out, at);
-    out
-}
-
-fn begin(buf: &mut BytesMut, tag: u8) -> usize {
-    buf.put_u8(tag);
-    let at = buf.len();
-    buf.put_i32(0);
-    at
-}
-
-fn finish(buf: &mut BytesMut, at: usize) {
-    let len = (buf.len() - at) as i32;
-    buf[at..at + 4].copy_from_slice(&len.to_be_bytes());
-}
-
-fn put_cstr(buf: &mut BytesMut, s: &[u8]) {
-    buf.extend(s.iter().copied().filter(|&c| c != 0));
-    buf.put_u8(0);
-}
-
-fn split_cstr(b: &[u8]) -> Option<(&[u8], &[u8])> {
-    let end = b.iter().position(|&c| c == 0)?;
-    Some((&b[..end], &b[end + 1..]))
 }
 
 #[derive(Debug, PartialEq, Eq)]

@@ -5,7 +5,7 @@
 //! can be settled from `pg_xact_status` later. Result frames are collected
 //! raw, to be streamed to a waiting client or summarised for the store.
 
-use crate::frame::{self, split_frame};
+use crate::frame::{self, put_typed, split_frame};
 use crate::stream::MaybeTlsStream;
 use crate::upstream::{self, Endpoint, UpstreamError};
 use airlock_core::request::Param;
@@ -197,12 +197,6 @@ fn put_extended(out: &mut BytesMut, sql: &str, params: &[Param]) {
     put_typed(out, b'D', b"P\0");
     put_typed(out, b'E', b"\0\0\0\0\0");
     put_typed(out, b'S', b"");
-}
-
-fn put_typed(out: &mut BytesMut, tag: u8, body: &[u8]) {
-    out.put_u8(tag);
-    out.put_i32(body.len() as i32 + 4);
-    out.extend_from_slice(body);
 }
 
 fn millis(d: Duration) -> u128 {

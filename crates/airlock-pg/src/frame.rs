@@ -385,7 +385,7 @@ pub fn sasl_initial(frame: &[u8]) -> Result<(&[u8], &[u8]), FrameError> {
 }
 
 /// Starts a typed frame; finish it with [`finish`].
-fn begin(buf: &mut BytesMut, tag: u8) -> usize {
+pub(crate) fn begin(buf: &mut BytesMut, tag: u8) -> usize {
     buf.put_u8(tag);
     let at = buf.len();
     buf.put_i32(0);
@@ -393,15 +393,23 @@ fn begin(buf: &mut BytesMut, tag: u8) -> usize {
 }
 
 /// Patches the length of a frame started with [`begin`].
-fn finish(buf: &mut BytesMut, at: usize) {
+pub(crate) fn finish(buf: &mut BytesMut, at: usize) {
     let len = (buf.len() - at) as i32;
     buf[at..at + 4].copy_from_slice(&len.to_be_bytes());
 }
 
-fn put_cstr(buf: &mut BytesMut, s: &[u8]) {
+/// Appends a NUL-terminated string (NULs inside are dropped).
+pub(crate) fn put_cstr(buf: &mut BytesMut, s: &[u8]) {
     // A NUL inside would end the field early; Postgres strings cannot hold one.
     buf.extend(s.iter().copied().filter(|&c| c != 0));
     buf.put_u8(0);
+}
+
+/// Appends a typed frame with the given body.
+pub(crate) fn put_typed(out: &mut BytesMut, tag: u8, body: &[u8]) {
+    out.put_u8(tag);
+    out.put_i32(body.len() as i32 + 4);
+    out.extend_from_slice(body);
 }
 
 /// Severity and fields of an ErrorResponse or NoticeResponse the proxy writes itself.

@@ -49,9 +49,11 @@ where
 /// Rewrites a client Query or Parse that sets `application_name`.
 pub fn client_frame(app: &AppName, tag: u8, f: &[u8]) -> Result<Option<BytesMut>, RelayError> {
     Ok(match tag {
-        b'Q' => app
-            .client_sql(frame::query_sql(f)?)
-            .map(|sql| appname::query_frame(&sql)),
+        b'Q' => app.client_sql(frame::query_sql(f)?).map(|sql| {
+            let mut q = BytesMut::new();
+            frame::put_query(&mut q, &sql);
+            q
+        }),
         b'P' => {
             let (name, sql) = frame::parse_message(f)?;
             app.client_parse(name, sql)

@@ -12,7 +12,7 @@
 //! them, in order, for the command's own description and result, and drops
 //! the stand-in's CommandComplete. Pure bookkeeping; no I/O.
 
-use crate::frame::{self, FrameError};
+use crate::frame::{self, put_cstr, FrameError};
 use bytes::{BufMut, Bytes, BytesMut};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -287,17 +287,11 @@ impl Swaps {
     }
 }
 
+/// A typed frame with the given body.
 fn typed(tag: u8, body: &[u8]) -> BytesMut {
     let mut out = BytesMut::with_capacity(body.len() + 5);
-    out.put_u8(tag);
-    out.put_i32(body.len() as i32 + 4);
-    out.extend_from_slice(body);
+    frame::put_typed(&mut out, tag, body);
     out
-}
-
-fn put_cstr(buf: &mut BytesMut, s: &[u8]) {
-    buf.extend(s.iter().copied().filter(|&c| c != 0));
-    buf.put_u8(0);
 }
 
 #[cfg(test)]
