@@ -11,6 +11,7 @@
 #     before every other host line, so that role really authenticates with
 #     SCRAM over TCP (everything else keeps the machine's trust setup);
 #   - ssl = on (Debian's snakeoil certificate), so upstream TLS can be tested;
+#   - max_prepared_transactions > 0, so two-phase commit can be tested;
 #   - MariaDB is started if it is installed and not running.
 set -euo pipefail
 
@@ -34,7 +35,7 @@ pg_ready() { pg_isready -q -h 127.0.0.1 -p 5432 -t 2 >/dev/null 2>&1; }
 
 if ! pg_ready; then
     log "starting PostgreSQL $PG_VERSION"
-    pg_ctlcluster --skip-systemctl-redirect "$PG_VERSION" main start || true
+    pg_ctlcluster --skip-systemctl-redirect "$PG_VERSION" main start 9>&- || true
     for _ in $(seq 1 60); do pg_ready && break; sleep 0.5; done
     pg_ready || die "PostgreSQL did not come up on 127.0.0.1:5432"
 fi
@@ -75,6 +76,14 @@ if [ "$(pg_admin_val 'SHOW ssl')" != "on" ]; then
     NEED_RELOAD=1
 fi
 
+# --- two-phase commit (the disguised-write corpus proves PREPARE TRANSACTION) -
+NEED_RESTART=0
+if [ "$(pg_admin_val 'SHOW max_prepared_transactions')" = "0" ]; then
+    log "enabling prepared transactions (max_prepared_transactions = 16; needs a restart)"
+    pg_admin -c "ALTER SYSTEM SET max_prepared_transactions = 16"
+    NEED_RESTART=1
+fi
+
 # --- the SCRAM role ----------------------------------------------------------
 if [ "$(pg_admin_val "SELECT count(*) FROM pg_roles WHERE rolname = '${SCRAM_ROLE}'")" = "0" ]; then
     log "creating role ${SCRAM_ROLE}"
@@ -107,7 +116,13 @@ if [ "$(first_host_line | tr -s ' \t' ' ')" != "$HBA_LINE" ]; then
     NEED_RELOAD=1
 fi
 
-if [ "$NEED_RELOAD" = 1 ]; then
+if [ "$NEED_RESTART" = 1 ]; then
+    log "restarting PostgreSQL"
+    # 9>&-: the server must not inherit (and keep) this script's lock.
+    pg_ctlcluster --skip-systemctl-redirect "$PG_VERSION" main restart 9>&-
+    for _ in $(seq 1 60); do pg_ready && break; sleep 0.5; done
+    pg_ready || die "PostgreSQL did not come back on 127.0.0.1:5432"
+elif [ "$NEED_RELOAD" = 1 ]; then
     log "reloading PostgreSQL"
     pg_admin -c 'SELECT pg_reload_conf()' >/dev/null
     sleep 1
@@ -136,7 +151,7 @@ ssl_out=$(PGPASSWORD="$SCRAM_PW" PGSSLMODE=require PGCONNECT_TIMEOUT=5 psql -X -
 if [ -x /usr/sbin/mariadbd ]; then
     if ! (mariadb-admin --protocol=tcp -h 127.0.0.1 -uroot ping >/dev/null 2>&1 || mysqladmin ping >/dev/null 2>&1); then
         log "starting MariaDB"
-        start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd || log "WARNING: MariaDB did not start"
+        start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd 9>&- || log "WARNING: MariaDB did not start"
     fi
 fi
 

@@ -74,6 +74,49 @@ pub fn message(tag: u8, body: &[u8]) -> Vec<u8> {
     m
 }
 
+fn put_cstr(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(s.as_bytes());
+    out.push(0);
+}
+
+/// A Parse message.
+pub fn parse_message(name: &str, sql: &str, oids: &[u32]) -> Vec<u8> {
+    let mut b = Vec::new();
+    put_cstr(&mut b, name);
+    put_cstr(&mut b, sql);
+    b.extend_from_slice(&(oids.len() as i16).to_be_bytes());
+    for o in oids {
+        b.extend_from_slice(&o.to_be_bytes());
+    }
+    message(b'P', &b)
+}
+
+/// Bind (unnamed portal, text parameters and results) + Describe portal + Execute.
+pub fn bind_execute(statement: &str, params: &[Option<&str>]) -> Vec<u8> {
+    let mut b = Vec::new();
+    put_cstr(&mut b, "");
+    put_cstr(&mut b, statement);
+    b.extend_from_slice(&0i16.to_be_bytes());
+    b.extend_from_slice(&(params.len() as i16).to_be_bytes());
+    for p in params {
+        match p {
+            Some(v) => {
+                b.extend_from_slice(&(v.len() as i32).to_be_bytes());
+                b.extend_from_slice(v.as_bytes());
+            }
+            None => b.extend_from_slice(&(-1i32).to_be_bytes()),
+        }
+    }
+    b.extend_from_slice(&0i16.to_be_bytes());
+    let mut out = message(b'B', &b);
+    out.extend(message(b'D', b"P\0"));
+    let mut e = Vec::new();
+    put_cstr(&mut e, "");
+    e.extend_from_slice(&0i32.to_be_bytes());
+    out.extend(message(b'E', &e));
+    out
+}
+
 /// A StartupMessage with the given parameters.
 pub fn startup_message(params: &[(&str, &str)]) -> Vec<u8> {
     let mut body = Vec::new();
@@ -209,6 +252,15 @@ pub struct QueryResult {
     pub status: u8,
     /// ParameterStatus reports (name, value), in order.
     pub params: Vec<(String, String)>,
+    /// NotificationResponses (channel, payload), in order.
+    pub notifications: Vec<(String, String)>,
+}
+
+impl QueryResult {
+    /// The SQLSTATE of the first ErrorResponse, if any.
+    pub fn first_error_code(&self) -> Option<&str> {
+        self.errors.first().map(PgError::code)
+    }
 }
 
 /// A raw client connection.
@@ -412,6 +464,12 @@ impl RawConn {
                     let value = String::from_utf8_lossy(parts.next().unwrap_or(&[])).into_owned();
                     r.params.push((name, value));
                 }
+                b'A' if body.len() >= 4 => {
+                    let mut parts = body[4..].split(|&b| b == 0);
+                    let channel = String::from_utf8_lossy(parts.next().unwrap_or(&[])).into_owned();
+                    let payload = String::from_utf8_lossy(parts.next().unwrap_or(&[])).into_owned();
+                    r.notifications.push((channel, payload));
+                }
                 b'Z' => {
                     r.status = body.first().copied().unwrap_or(0);
                     return Ok(r);
@@ -419,6 +477,56 @@ impl RawConn {
                 _ => {}
             }
         }
+    }
+
+    /// The extended protocol in one round trip: Parse (statement `name`,
+    /// declared parameter type OIDs), Bind (text parameters, `None` = NULL),
+    /// Describe portal, Execute, Sync; reads up to ReadyForQuery.
+    pub fn extended_query(
+        &mut self,
+        name: &str,
+        sql: &str,
+        oids: &[u32],
+        params: &[Option<&str>],
+    ) -> io::Result<QueryResult> {
+        let mut out = parse_message(name, sql, oids);
+        out.extend(bind_execute(name, params));
+        out.extend(message(b'S', &[]));
+        self.stream.write_all(&out)?;
+        self.read_until_ready()
+    }
+
+    /// Parse + Describe statement + Sync, as drivers prepare a named statement.
+    pub fn prepare(&mut self, name: &str, sql: &str, oids: &[u32]) -> io::Result<QueryResult> {
+        let mut out = parse_message(name, sql, oids);
+        let mut d = vec![b'S'];
+        put_cstr(&mut d, name);
+        out.extend(message(b'D', &d));
+        out.extend(message(b'S', &[]));
+        self.stream.write_all(&out)?;
+        self.read_until_ready()
+    }
+
+    /// Bind + Describe portal + Execute + Sync of a prepared statement.
+    pub fn execute_prepared(
+        &mut self,
+        name: &str,
+        params: &[Option<&str>],
+    ) -> io::Result<QueryResult> {
+        let mut out = bind_execute(name, params);
+        out.extend(message(b'S', &[]));
+        self.stream.write_all(&out)?;
+        self.read_until_ready()
+    }
+
+    /// Close statement + Sync.
+    pub fn close_statement(&mut self, name: &str) -> io::Result<QueryResult> {
+        let mut c = vec![b'S'];
+        put_cstr(&mut c, name);
+        let mut out = message(b'C', &c);
+        out.extend(message(b'S', &[]));
+        self.stream.write_all(&out)?;
+        self.read_until_ready()
     }
 
     /// Sends Terminate and closes.

@@ -10,7 +10,7 @@ use crate::upstream::{self, Endpoint, UpstreamError};
 use airlock_core::Credentials;
 use airlock_sql::CatalogRisks;
 use bytes::BytesMut;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -85,103 +85,164 @@ pub async fn load(
     {
         risks.operators.extend(row.into_iter().next());
     }
-    // Types whose I/O functions are user code, domains with checks, and both
-    // ends of casts done by user functions.
-    let types_sql = format!(
-        "SELECT t.oid::text, lower(t.typname) FROM pg_catalog.pg_type t WHERE \
-           EXISTS (SELECT 1 FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
-                   WHERE p.oid IN (t.typinput, t.typoutput, t.typreceive, t.typsend) AND n.nspname NOT IN {SYSTEM}) \
-           OR (t.typtype = 'd' AND EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.contypid = t.oid)) \
-           OR t.oid IN (SELECT c.castsource FROM pg_catalog.pg_cast c JOIN pg_catalog.pg_proc p ON p.oid = c.castfunc \
-                        JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname NOT IN {SYSTEM} \
-                        UNION SELECT c.casttarget FROM pg_catalog.pg_cast c JOIN pg_catalog.pg_proc p ON p.oid = c.castfunc \
-                        JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname NOT IN {SYSTEM})"
-    );
-    for row in query(&mut conn, &types_sql).await? {
-        if let [oid, name] = row.as_slice() {
-            risks.type_oids.extend(oid.parse::<u32>().ok());
-            risks.types.insert(name.clone());
-        }
-    }
-    // Tables (and views) with columns of those types.
-    if !risks.type_oids.is_empty() {
-        let oids: Vec<String> = risks.type_oids.iter().map(u32::to_string).collect();
-        for row in query(
-            &mut conn,
-            &format!(
-                "SELECT DISTINCT lower(c.relname) FROM pg_catalog.pg_attribute a \
-             JOIN pg_catalog.pg_class c ON c.oid = a.attrelid \
-             WHERE a.attnum > 0 AND NOT a.attisdropped AND a.atttypid IN ({})",
-                oids.join(", ")
-            ),
-        )
-        .await?
-        {
-            risks.relations.extend(row.into_iter().next());
-        }
-    }
-    // Views and rules: the functions and relations their rewrite rules use.
-    let mut view_functions: HashMap<String, Vec<(String, String)>> = HashMap::new();
-    for row in query(
+    load_types(&mut conn, &mut risks).await?;
+    let views = query(
         &mut conn,
-        "SELECT lower(c.relname), n.nspname, lower(p.proname) FROM pg_catalog.pg_rewrite r \
-         JOIN pg_catalog.pg_class c ON c.oid = r.ev_class \
-         JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid \
-              AND d.refclassid = 'pg_catalog.pg_proc'::regclass \
-         JOIN pg_catalog.pg_proc p ON p.oid = d.refobjid \
-         JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace",
+        &format!(
+            "SELECT lower(c.relname), pg_catalog.pg_get_viewdef(c.oid) FROM pg_catalog.pg_class c \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind = 'v' AND n.nspname NOT IN {SYSTEM}"
+        ),
     )
-    .await?
-    {
-        if let [view, schema, function] = row.as_slice() {
-            view_functions
-                .entry(view.clone())
-                .or_default()
-                .push((schema.clone(), function.clone()));
-        }
-    }
-    let mut depends_on: HashMap<String, Vec<String>> = HashMap::new();
-    for row in query(
-        &mut conn,
-        "SELECT DISTINCT lower(c.relname), lower(dep.relname) FROM pg_catalog.pg_rewrite r \
-         JOIN pg_catalog.pg_class c ON c.oid = r.ev_class \
-         JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid \
-              AND d.refclassid = 'pg_catalog.pg_class'::regclass \
-         JOIN pg_catalog.pg_class dep ON dep.oid = d.refobjid AND dep.oid <> c.oid",
-    )
-    .await?
-    {
-        if let [view, dep] = row.as_slice() {
-            depends_on.entry(view.clone()).or_default().push(dep.clone());
-        }
-    }
+    .await?;
     let _ = conn.0.write_all(b"X\0\0\0\x04").await;
-    let mut risky: HashSet<String> = view_functions
-        .iter()
-        .filter(|(_, fs)| {
-            fs.iter().any(|(schema, f)| {
-                let allowed = (schema == "pg_catalog" && airlock_sql::is_allowed_builtin(f))
-                    || schema == "information_schema";
-                !allowed
-            })
+    let views: Vec<(String, String)> = views
+        .into_iter()
+        .filter_map(|row| match <[String; 2]>::try_from(row) {
+            Ok([name, def]) => Some((name, def)),
+            Err(_) => None,
         })
-        .map(|(v, _)| v.clone())
         .collect();
-    risky.extend(risks.relations.iter().cloned());
-    // Views of such views, transitively.
+    risks.add_views(&views);
+    Ok(risks)
+}
+
+/// Fills the types that run user code (and the tables holding them):
+/// types with user I/O functions and user-namespace domains with CHECKs;
+/// the user-defined ends of casts done by user functions; then, to a
+/// fixpoint, domains over them, arrays of them, composites (and table
+/// rows) with an attribute of them, ranges over them. A cast by a user
+/// function between two built-in types is matched by their names, and when
+/// Postgres may apply it implicitly (or in assignment) every statement is
+/// held ([`CatalogRisks::blanket`]).
+async fn load_types(conn: &mut Conn, risks: &mut CatalogRisks) -> Result<(), UpstreamError> {
+    let mut risky: HashSet<String> = HashSet::new();
+    for row in query(
+        conn,
+        &format!(
+            "SELECT t.oid::text FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace tn ON tn.oid = t.typnamespace WHERE \
+               EXISTS (SELECT 1 FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
+                       WHERE p.oid IN (t.typinput, t.typoutput, t.typreceive, t.typsend) AND n.nspname NOT IN {SYSTEM}) \
+               OR (t.typtype = 'd' AND tn.nspname NOT IN {SYSTEM} \
+                   AND EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.contypid = t.oid))"
+        ),
+    )
+    .await?
+    {
+        risky.extend(row.into_iter().next());
+    }
+    for row in query(
+        conn,
+        &format!(
+            "SELECT c.castsource::text, c.casttarget::text, c.castcontext::text, \
+                    (sn.nspname IN {SYSTEM})::text, (tn.nspname IN {SYSTEM})::text, \
+                    lower(s.typname), lower(t.typname), p.proname \
+             FROM pg_catalog.pg_cast c JOIN pg_catalog.pg_proc p ON p.oid = c.castfunc \
+             JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
+             JOIN pg_catalog.pg_type s ON s.oid = c.castsource JOIN pg_catalog.pg_namespace sn ON sn.oid = s.typnamespace \
+             JOIN pg_catalog.pg_type t ON t.oid = c.casttarget JOIN pg_catalog.pg_namespace tn ON tn.oid = t.typnamespace \
+             WHERE n.nspname NOT IN {SYSTEM}"
+        ),
+    )
+    .await?
+    {
+        let Ok([source, target, context, source_builtin, target_builtin, source_name, target_name, function]) =
+            <[String; 8]>::try_from(row)
+        else {
+            continue;
+        };
+        match (source_builtin == "true", target_builtin == "true") {
+            (true, true) => {
+                risks.types.insert(source_name.clone());
+                risks.types.insert(target_name.clone());
+                if context != "e" {
+                    risks.blanket = Some(format!(
+                        "user function {function} casts {source_name} to {target_name} {} on this target, so any statement may run it",
+                        if context == "i" { "implicitly" } else { "in assignments" }
+                    ));
+                }
+            }
+            (source_builtin, target_builtin) => {
+                if !source_builtin {
+                    risky.insert(source);
+                }
+                if !target_builtin {
+                    risky.insert(target);
+                }
+            }
+        }
+    }
+    // Every user type: (oid, name, base type, element type, row relation).
+    let user_types = query(
+        conn,
+        &format!(
+            "SELECT t.oid::text, lower(t.typname), t.typbasetype::text, t.typelem::text \
+             FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace \
+             WHERE n.nspname NOT IN {SYSTEM}"
+        ),
+    )
+    .await?;
+    // Attributes of user relations: (row type, attribute type, relation name).
+    let attributes = query(
+        conn,
+        &format!(
+            "SELECT c.reltype::text, a.atttypid::text, lower(c.relname) FROM pg_catalog.pg_attribute a \
+             JOIN pg_catalog.pg_class c ON c.oid = a.attrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             WHERE a.attnum > 0 AND NOT a.attisdropped AND n.nspname NOT IN {SYSTEM}"
+        ),
+    )
+    .await?;
+    let ranges = query(
+        conn,
+        "SELECT rngtypid::text, rngsubtype::text, rngmultitypid::text FROM pg_catalog.pg_range",
+    )
+    .await?;
     loop {
-        let more: Vec<String> = depends_on
-            .iter()
-            .filter(|(v, deps)| !risky.contains(*v) && deps.iter().any(|d| risky.contains(d)))
-            .map(|(v, _)| v.clone())
-            .collect();
-        if more.is_empty() {
+        let before = risky.len();
+        for t in &user_types {
+            if let [oid, _, base, elem] = t.as_slice() {
+                if risky.contains(base) || risky.contains(elem) {
+                    risky.insert(oid.clone());
+                }
+            }
+        }
+        for a in &attributes {
+            if let [row_type, att_type, _] = a.as_slice() {
+                if risky.contains(att_type) {
+                    risky.insert(row_type.clone());
+                }
+            }
+        }
+        for r in &ranges {
+            if let [range, sub, multi] = r.as_slice() {
+                if risky.contains(sub) {
+                    risky.insert(range.clone());
+                    risky.insert(multi.clone());
+                }
+            }
+        }
+        if risky.len() == before {
             break;
         }
-        risky.extend(more);
     }
-    risks.relations = risky;
-    Ok(risks)
+    for t in &user_types {
+        if let [oid, name, ..] = t.as_slice() {
+            if risky.contains(oid) {
+                risks.types.insert(name.clone());
+            }
+        }
+    }
+    for a in &attributes {
+        if let [_, att_type, relation] = a.as_slice() {
+            if risky.contains(att_type) {
+                risks.relations.insert(relation.clone());
+            }
+        }
+    }
+    risks
+        .type_oids
+        .extend(risky.iter().filter_map(|o| o.parse::<u32>().ok()));
+    Ok(())
 }
 
 /// Keeps `cell` current: loads now, then every [`REFRESH`].

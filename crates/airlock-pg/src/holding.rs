@@ -59,6 +59,10 @@ pub struct ProtectedHooks {
     /// path; awaited before the session's first workflow action so that the
     /// audit trail shows the login first.
     pub login_audit: Option<tokio::task::JoinHandle<()>>,
+    /// The target's catalog: a row estimate is asked of the planner only
+    /// for statements it shows reach no user code (and before it is loaded,
+    /// never).
+    pub catalog: Option<Arc<crate::catalog::CatalogCell>>,
 }
 
 fn error_frames(code: &str, message: &str, detail: Option<&str>, hint: Option<&str>) -> Bytes {
@@ -310,15 +314,22 @@ impl ProtectedHooks {
         };
         let mut details = self.details(sql.trim(), class, &settings);
         details.params = params;
-        let estimate_with =
-            if details.statement_count == 1 && class == airlock_sql::StatementClass::Write {
-                self.target
-                    .write_credentials
-                    .clone()
-                    .zip(self.runner.endpoints.get(&self.target.name).cloned())
-            } else {
-                None
-            };
+        let plans_safely = self
+            .catalog
+            .as_ref()
+            .and_then(|c| c.get())
+            .is_some_and(|risks| risks.plans_safely(sql));
+        let estimate_with = if details.statement_count == 1
+            && class == airlock_sql::StatementClass::Write
+            && plans_safely
+        {
+            self.target
+                .write_credentials
+                .clone()
+                .zip(self.runner.endpoints.get(&self.target.name).cloned())
+        } else {
+            None
+        };
         let database = self.target.upstream.database.clone();
         let estimate = |d: &airlock_core::request::RequestDetails| {
             let (sql, params) = (d.statement.clone(), d.params.clone());

@@ -123,6 +123,7 @@ pub async fn handle(
                     notices: notice_tx,
                     cancel: cancel_signal.clone(),
                     login_audit,
+                    catalog: ctx.catalogs.get(&target.name).cloned(),
                 };
                 let guard = Guard {
                     gate,

@@ -29,7 +29,24 @@ pub struct CatalogRisks {
     /// views reaching non-allow-listed functions (through views of views too),
     /// tables with columns of the types above.
     pub relations: HashSet<String>,
+    /// Set when user code can run behind any statement at all (an implicit
+    /// or assignment cast by a user function between built-in types): every
+    /// statement is held, with this reason.
+    pub blanket: Option<String>,
 }
+
+/// Operators Postgres applies without their symbol in the text: `IN`,
+/// `CASE x WHEN`, `NULLIF`, `IS DISTINCT FROM`, `x IN (SELECT …)` use `=`
+/// (and `<>`), `BETWEEN` uses `>=`/`<=` (or `<`/`>`).
+const IMPLIED_OPERATORS: &[&str] = &["=", "<>", "<", ">", "<=", ">="];
+
+/// `SubLinkType::AnySublink` in pg_query's protobuf.
+const ANY_SUBLINK: i64 = 3;
+
+/// Words that spell an implied operator.
+const IMPLYING_WORDS: &[&str] = &[
+    "in", "case", "nullif", "distinct", "between", "any", "some", "all",
+];
 
 impl CatalogRisks {
     /// Whether nothing on the target can run user code.
@@ -38,6 +55,50 @@ impl CatalogRisks {
             && self.operators.is_empty()
             && self.types.is_empty()
             && self.relations.is_empty()
+            && self.blanket.is_none()
+    }
+
+    /// Adds the views (name, definition as `pg_get_viewdef` prints it) that
+    /// run code when read: a definition that is not a plain read (it calls
+    /// a function off the allow-list, such as `nextval`, `pg_notify` or
+    /// `lo_create`) or that reaches user code, directly or through other
+    /// such views (to a fixpoint). Postgres records no dependency on its own
+    /// functions, so the definitions are analysed, not `pg_depend`.
+    pub fn add_views(&mut self, views: &[(String, String)]) {
+        loop {
+            let more: Vec<String> = views
+                .iter()
+                .filter(|(name, _)| !self.relations.contains(name))
+                .filter(|(_, def)| {
+                    !crate::classify(def).read_only || !self.findings(def).is_empty()
+                })
+                .map(|(name, _)| name.clone())
+                .collect();
+            if more.is_empty() {
+                return;
+            }
+            self.relations.extend(more);
+        }
+    }
+
+    /// Whether the planner can be asked for a row estimate of `sql` (a
+    /// write held for review) without running code the text does not show:
+    /// it reaches nothing of this catalog and calls only allow-listed
+    /// built-in functions (the planner folds IMMUTABLE calls and evaluates
+    /// STABLE ones for selectivity).
+    pub fn plans_safely(&self, sql: &str) -> bool {
+        if self.blanket.is_some() || !self.findings(sql).is_empty() {
+            return false;
+        }
+        let Some(tree) = pg_query::parse(sql, 0)
+            .ok()
+            .and_then(|p| serde_json::to_value(&p.protobuf).ok())
+        else {
+            return false;
+        };
+        let mut ok = true;
+        only_allowed_calls(&tree, &mut ok);
+        ok
     }
 
     /// Whether a protocol Parse's declared parameter types include a risky one.
@@ -47,6 +108,9 @@ impl CatalogRisks {
 
     /// Why `sql` can reach user code on this target; empty when it cannot.
     pub fn findings(&self, sql: &str) -> Vec<String> {
+        if let Some(why) = &self.blanket {
+            return vec![why.clone()];
+        }
         if self.is_empty() || !self.might_reach(sql) {
             return Vec::new();
         }
@@ -68,6 +132,14 @@ impl CatalogRisks {
     fn might_reach(&self, sql: &str) -> bool {
         let lower = sql.to_ascii_lowercase();
         if lower.contains("u&") {
+            return true;
+        }
+        if self
+            .operators
+            .iter()
+            .any(|o| IMPLIED_OPERATORS.contains(&o.as_str()))
+            && IMPLYING_WORDS.iter().any(|w| lower.contains(w))
+        {
             return true;
         }
         self.functions
@@ -108,8 +180,35 @@ impl CatalogRisks {
                         }
                         "AExpr" if !in_pg_catalog(inner.get("name")) => {
                             for op in names(inner.get("name")) {
-                                if self.operators.contains(&op) {
-                                    note(out, format!("operator {op} has a user-defined overload on this target"));
+                                let implied: &[&str] = if op.contains("between") {
+                                    &["<", ">", "<=", ">="]
+                                } else {
+                                    &[]
+                                };
+                                for op in
+                                    std::iter::once(op.as_str()).chain(implied.iter().copied())
+                                {
+                                    self.operator(op, out);
+                                }
+                            }
+                        }
+                        // `CASE x WHEN y` compares with `=`.
+                        "CaseExpr" if inner.get("arg").is_some_and(|a| !a.is_null()) => {
+                            self.operator("=", out)
+                        }
+                        // `x IN (SELECT …)` compares with `=`.
+                        "SubLink"
+                            if inner.get("sub_link_type").and_then(Value::as_i64)
+                                == Some(ANY_SUBLINK)
+                                && names(inner.get("oper_name")).is_empty() =>
+                        {
+                            self.operator("=", out)
+                        }
+                        // `(row).f` and `(expr).f`: attribute notation of a call f(row).
+                        "AIndirection" => {
+                            for f in names(inner.get("indirection")) {
+                                if self.functions.contains(&f) {
+                                    note(out, format!("{f} may be a call in attribute notation of a user function on this target"));
                                 }
                             }
                         }
@@ -137,6 +236,45 @@ impl CatalogRisks {
             }
             _ => {}
         }
+    }
+}
+
+impl CatalogRisks {
+    fn operator(&self, op: &str, out: &mut Vec<String>) {
+        if self.operators.contains(op) {
+            note(
+                out,
+                format!("operator {op} has a user-defined overload on this target"),
+            );
+        }
+    }
+}
+
+/// Clears `ok` at the first call of a function that is not an allow-listed built-in.
+fn only_allowed_calls(v: &Value, ok: &mut bool) {
+    if !*ok {
+        return;
+    }
+    match v {
+        Value::Array(items) => items.iter().for_each(|i| only_allowed_calls(i, ok)),
+        Value::Object(map) => {
+            for (key, inner) in map {
+                if key == "FuncCall" {
+                    let n = names(inner.get("funcname"));
+                    let allowed = match n.as_slice() {
+                        [f] => crate::is_allowed_builtin(f),
+                        [schema, f] => schema == "pg_catalog" && crate::is_allowed_builtin(f),
+                        _ => false,
+                    };
+                    if !allowed {
+                        *ok = false;
+                        return;
+                    }
+                }
+                only_allowed_calls(inner, ok);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -190,7 +328,70 @@ mod tests {
             types: ["positive_int", "mood"].map(String::from).into(),
             type_oids: [16_500].into(),
             relations: ["v_bumps"].map(String::from).into(),
+            blanket: None,
         }
+    }
+
+    #[test]
+    fn implied_operators_and_indirection_are_found() {
+        let r = CatalogRisks {
+            operators: ["=", ">="].map(String::from).into(),
+            functions: ["touch"].map(String::from).into(),
+            ..Default::default()
+        };
+        for sql in [
+            "SELECT owner IN (1, 2) FROM t",
+            "SELECT CASE owner WHEN 1 THEN 'x' END FROM t",
+            "SELECT NULLIF(owner, 1) FROM t",
+            "SELECT owner IS DISTINCT FROM 1 FROM t",
+            "SELECT owner BETWEEN 1 AND 2 FROM t",
+            "SELECT 1 FROM t WHERE id IN (SELECT 1)",
+            "SELECT (ROW(1, 'x')::t).touch",
+            "SELECT (a).touch FROM t a",
+        ] {
+            assert!(!r.findings(sql).is_empty(), "{sql} must be found");
+        }
+        assert!(r.findings("SELECT CASE WHEN true THEN 1 END").is_empty());
+    }
+
+    #[test]
+    fn views_are_judged_by_their_definitions_to_a_fixpoint() {
+        let mut r = CatalogRisks {
+            functions: ["bump"].map(String::from).into(),
+            ..Default::default()
+        };
+        r.add_views(&[
+            (
+                "v_seq".into(),
+                " SELECT nextval('s'::regclass) AS n;".into(),
+            ),
+            ("v_top".into(), " SELECT v_mid.n FROM v_mid;".into()),
+            ("v_mid".into(), " SELECT v_seq.n FROM v_seq;".into()),
+            ("v_user".into(), " SELECT bump() AS b;".into()),
+            (
+                "v_plain".into(),
+                " SELECT t.id FROM t WHERE (t.id > 1);".into(),
+            ),
+        ]);
+        for v in ["v_seq", "v_mid", "v_top", "v_user"] {
+            assert!(r.relations.contains(v), "{v} must be risky");
+        }
+        assert!(!r.relations.contains("v_plain"));
+    }
+
+    #[test]
+    fn estimates_only_for_statements_that_call_allow_listed_builtins() {
+        let r = risks();
+        assert!(r.plans_safely("UPDATE t SET v = upper(v) WHERE id = 1"));
+        assert!(!r.plans_safely("UPDATE t SET v = 'x' WHERE id = stable_bump()"));
+        assert!(!r.plans_safely("DELETE FROM t WHERE id = other_schema.f()"));
+        assert!(!r.plans_safely("DELETE FROM t WHERE id = pg_terminate_backend(1)::int"));
+        let blanket = CatalogRisks {
+            blanket: Some("x".into()),
+            ..Default::default()
+        };
+        assert!(!blanket.plans_safely("UPDATE t SET v = 1"));
+        assert_eq!(blanket.findings("SELECT 1"), vec!["x".to_string()]);
     }
 
     #[test]
