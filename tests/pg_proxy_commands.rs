@@ -1,8 +1,8 @@
 //! The proxy's own commands over the extended protocol (issue 7, item 4):
 //! psycopg (`prepare=True`: named Parse/Bind/Describe/Execute), asyncpg
-//! (always prepared statements, re-executed with Bind alone; its held
-//! UPDATE carries literals, see the script) and pgJDBC
-//! (what DBeaver uses) each `SET airlock.reason`, read it back with `SHOW`,
+//! (always prepared statements, described before their Bind, re-executed
+//! with Bind alone), node-postgres (named statements, unnamed Parse/Bind
+//! with bound parameters) and pgJDBC (what DBeaver uses) each `SET airlock.reason`, read it back with `SHOW`,
 //! send a held UPDATE with bound parameters, list `SHOW airlock.requests`;
 //! another user approves; `CALL airlock.run(N)` runs the stored statement
 //! once. The reason is stored in the request, nothing reaches the upstream
@@ -24,7 +24,7 @@ fn cli(proxy: &Proxy, args: &[&str]) -> Out {
 fn seed(db: &str) {
     fresh_db_with(
         db,
-        "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 3) g",
+        "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 4) g",
     );
 }
 
@@ -68,10 +68,9 @@ async def main():
         print("set ok")
         print("reason", await c.fetchval("SHOW airlock.reason"))
         try:
-            # Literal values: asyncpg prepares (Parse + Describe) before it
-            # binds, and a held statement's parameter types are not described
-            # (the upstream never parses it), so its bound values are not kept.
-            await c.execute("UPDATE t SET v = 'apg' WHERE id = 2")
+            # Bound parameters: asyncpg prepares (Parse + Describe) to learn
+            # their types, then binds (binary values).
+            await c.execute("UPDATE t SET v = $1 WHERE id = $2", "apg", 2)
             print("UPDATED")
         except asyncpg.PostgresError as e:
             print("SQLSTATE", e.sqlstate)
@@ -181,6 +180,40 @@ fn asyncpg_proxy_commands() {
 }
 
 #[test]
+fn node_postgres_proxy_commands() {
+    let modules = workspace_root().join("tests/node/node_modules/pg");
+    assert!(
+        modules.exists(),
+        "node-postgres is missing: npm ci --prefix tests/node (done by .ci/run)"
+    );
+    let db = "airlock_t_pcmd_node";
+    seed(db);
+    let proxy = Proxy::start(ProxyConfig::for_db(db).with_api_token("bob", BOB_TOKEN));
+    let alice = proxy.conn("alice", &format!("{db}-prod"));
+    let url = format!(
+        "postgresql://alice:{}@127.0.0.1:{}/{db}-prod",
+        alice.password, proxy.pg_port
+    );
+    let node = |args: &[&str]| {
+        let mut cmd = Command::new("node");
+        cmd.arg(workspace_root().join("tests/node/proxy_commands.js"))
+            .args(args);
+        let out = run_with_timeout(cmd, None, Duration::from_secs(60));
+        assert!(out.success(), "{}", out.describe());
+        out.stdout()
+    };
+    held_and_run(
+        db,
+        &proxy,
+        || node(&["hold", &url]),
+        |id| node(&["run", &url, id]),
+        "driver reason node",
+        4,
+        "node",
+    );
+}
+
+#[test]
 fn pgjdbc_proxy_commands() {
     assert!(
         std::path::Path::new(PGJDBC_JAR).exists(),
@@ -248,7 +281,7 @@ fn bad_directives_fail_loudly_in_the_session() {
         "{}",
         out.describe()
     );
-    assert_eq!(admin_query(db, "SELECT count(*) FROM t"), "3");
+    assert_eq!(admin_query(db, "SELECT count(*) FROM t"), "4");
     assert!(request_count_is_zero(&proxy));
 }
 

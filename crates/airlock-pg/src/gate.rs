@@ -44,6 +44,9 @@ pub struct Gate {
     unnamed_is_read: bool,
     /// The target's catalog of objects that run user code (protected targets).
     catalog: Option<Arc<crate::catalog::CatalogCell>>,
+    /// Statement names released by `DEALLOCATE`/`DISCARD ALL` since the
+    /// relay last asked (`*` = all).
+    deallocated: Vec<Vec<u8>>,
 }
 
 impl Gate {
@@ -54,7 +57,23 @@ impl Gate {
             known_reads: HashSet::new(),
             unnamed_is_read: false,
             catalog: None,
+            deallocated: Vec::new(),
         }
+    }
+
+    /// Names released by `DEALLOCATE`/`DISCARD ALL` since the last call (`*` = all).
+    pub fn take_deallocated(&mut self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut self.deallocated)
+    }
+
+    /// Whether Postgres may parse and describe `sql` (a held write) without
+    /// running user code: the target's catalog is loaded and the text
+    /// reaches none of it (parse analysis runs type input functions).
+    pub fn parse_is_inert(&self, sql: &str) -> bool {
+        self.catalog
+            .as_ref()
+            .and_then(|c| c.get())
+            .is_some_and(|r| r.findings(sql).is_empty())
     }
 
     /// Also holds what can reach user code through the target's catalog.
@@ -120,6 +139,7 @@ impl Gate {
             };
         }
         for name in &c.deallocates {
+            self.deallocated.push(name.as_bytes().to_vec());
             if name == "*" {
                 self.known_reads.clear();
             } else {

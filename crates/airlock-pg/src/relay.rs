@@ -218,6 +218,10 @@ struct Deferred {
     name: Vec<u8>,
     judgement: Judgement,
     types: Vec<u32>,
+    /// The Parse frame, forwarded if the client describes the statement.
+    parse: Vec<u8>,
+    /// The Parse went upstream (with a Describe): the upstream answers it.
+    forwarded: bool,
 }
 
 async fn client_to_upstream<R, W, H>(
@@ -300,7 +304,15 @@ where
                         owe(&mut out, &guard, &ledger, reply, ready_producers, b'Q');
                     } else {
                         let j = if h.tag == b'Q' {
-                            guard.gate.query(frame::query_sql(&f)?)
+                            let j = guard.gate.query(frame::query_sql(&f)?);
+                            for name in guard.gate.take_deallocated() {
+                                if name == b"*" {
+                                    kept.clear();
+                                } else {
+                                    kept.remove(&name);
+                                }
+                            }
+                            j
                         } else {
                             guard
                                 .gate
@@ -415,7 +427,7 @@ where
                         };
                         let reply = guard.hooks.held_bound(&d.judgement, params).await;
                         if reply.kind == ReplyKind::Success {
-                            owe_before_ready(&ledger, reply, ready_producers, true, true);
+                            owe_before_ready(&ledger, reply, ready_producers, !d.forwarded, true);
                         } else {
                             owe(&mut out, &guard, &ledger, reply, ready_producers, b'B');
                         }
@@ -454,6 +466,8 @@ where
                                 name: name.to_vec(),
                                 types: frame::parse_types(&f).unwrap_or_default(),
                                 judgement: j.clone(),
+                                parse: f.to_vec(),
+                                forwarded: false,
                             });
                         }
                         ref hold_it => {
@@ -464,7 +478,30 @@ where
                     }
                 }
             }
-            b'S' if matches!(&batch, BatchState::Deferred(d) if !d.name.is_empty()) => {
+            b'D' if matches!(&batch, BatchState::Deferred(d)
+                if !d.forwarded && describes_statement(&f, &d.name)
+                    && matches!(&d.judgement, Judgement::Hold { sql, .. } if guard.gate.parse_is_inert(sql))) =>
+            {
+                // The client describes the held statement (asyncpg, pgJDBC
+                // describe-only) to learn its parameter types: Postgres parses
+                // and describes it on the session's own (read) connection —
+                // parse analysis runs nothing the catalog marks as user code —
+                // and the Bind stays held, now with typed parameters.
+                if let BatchState::Deferred(d) = &mut batch {
+                    batch_bytes += d.parse.len() + f.len();
+                    out.extend_from_slice(&d.parse);
+                    out.extend_from_slice(&f);
+                    d.forwarded = true;
+                }
+            }
+            b'H' if matches!(&batch, BatchState::Deferred(d) if d.forwarded) => {
+                // asyncpg describes with Flush, then binds in the same batch:
+                // the upstream's answers to Parse and Describe go out now.
+                out.extend_from_slice(&f);
+                flush(&mut upstream, &mut out).await?;
+            }
+            b'S' if matches!(&batch, BatchState::Deferred(d) if !d.name.is_empty() || d.forwarded) =>
+            {
                 // A named statement parsed on its own (psycopg's prepare): the
                 // client gets its ParseComplete, the proxy keeps it until a
                 // Bind brings the parameters. The upstream never sees it.
@@ -482,7 +519,7 @@ where
                                 kind: ReplyKind::Success,
                             },
                             ready_producers,
-                            true,
+                            !d.forwarded,
                             false,
                         );
                         kept.insert(d.name.clone(), d);
@@ -579,6 +616,14 @@ fn proxy_command_of(f: &[u8]) -> Option<&str> {
     let (_, sql) = frame::parse_message(f).ok()?;
     let sql = std::str::from_utf8(sql).ok()?;
     airlock_sql::proxy_command(sql).map(|_| sql)
+}
+
+/// Whether a Describe frame describes the prepared statement `name`.
+fn describes_statement(f: &[u8], name: &[u8]) -> bool {
+    match frame::body(f).split_first() {
+        Some((b'S', rest)) => frame::cstr(rest).is_some_and(|(n, _)| n == name),
+        _ => false,
+    }
 }
 
 /// The proxy command a Describe ('S' statement or 'P' portal) is about.

@@ -358,9 +358,15 @@ pub(crate) fn analyze(st: &Statement) -> Verdict {
         | Statement::ShowTables { .. }
         | Statement::ShowViews { .. }
         | Statement::ShowCollation { .. } => Verdict::new(Read),
-        Statement::Discard { .. } | Statement::LISTEN { .. } | Statement::UNLISTEN { .. } => {
-            Verdict::new(Session)
+        Statement::Discard { object_type } => {
+            let mut v = Verdict::new(Session);
+            // DISCARD ALL deallocates every prepared statement.
+            if matches!(object_type, sqlparser::ast::DiscardObject::ALL) {
+                v.deallocates.push("*".to_string());
+            }
+            v
         }
+        Statement::LISTEN { .. } | Statement::UNLISTEN { .. } => Verdict::new(Session),
         Statement::Lock(lock) => {
             let mut v = Verdict::new(Read);
             for t in &lock.tables {
