@@ -594,3 +594,71 @@ fn disguised_writes_change_state_directly_and_nothing_through_airlock_in_every_p
     drop(proxy);
     drop_db(DB);
 }
+
+/// A held write that was parsed and described (and so kept for its Bind)
+/// is forgotten by `DEALLOCATE name`, `DEALLOCATE ALL` and `DISCARD ALL`: a
+/// later Bind of the name is refused as a Bind of an unknown statement (it
+/// is never relayed: fail closed), not held as a change request for the old
+/// statement.
+#[test]
+fn deallocate_and_discard_all_forget_kept_back_parses() {
+    let db = "airlock_kept_forget";
+    fresh_db_with(
+        db,
+        "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'v1')",
+    );
+    let token = "bob-token-kept-forget-5d1e";
+    let proxy = Proxy::start(ProxyConfig::for_db(db).with_api_token("bob", token));
+    let addr = format!("127.0.0.1:{}", proxy.pg_port);
+    let mut c = raw::login(
+        &addr,
+        "alice",
+        &proxy.config.password("alice"),
+        &format!("{db}-prod"),
+    );
+    c.assert_ready("login");
+    for (name, forget) in [
+        ("w1", "DEALLOCATE w1"),
+        ("w2", "DISCARD ALL"),
+        ("w3", "DEALLOCATE ALL"),
+    ] {
+        let p = c
+            .prepare(name, "UPDATE t SET v = 'changed' WHERE id = 1", &[])
+            .expect("prepare");
+        assert!(
+            p.errors.is_empty(),
+            "{name}: Parse + Describe of a held write: {:?}",
+            p.errors
+        );
+        let f = c.simple_query(forget).expect(forget);
+        assert!(f.errors.is_empty(), "{forget}: {:?}", f.errors);
+        let r = c.execute_prepared(name, &[]).expect("bind");
+        assert!(
+            r.errors.iter().any(|e| e
+                .fields
+                .get(&'D')
+                .is_some_and(|d| d.contains("not known to be read-only"))),
+            "{name} after {forget}: {:?}",
+            r.errors
+        );
+    }
+    let listed = common::requests::requests_cli(&proxy, token, &["list", "--json"]);
+    assert!(listed.success(), "{}", listed.describe());
+    assert!(
+        !listed.stdout().contains("\"id\""),
+        "no request for a forgotten statement: {}",
+        listed.stdout()
+    );
+    // Without the forgetting, the Bind is held as the kept statement.
+    let p = c
+        .prepare("w4", "UPDATE t SET v = 'changed' WHERE id = 1", &[])
+        .expect("prepare");
+    assert!(p.errors.is_empty());
+    let r = c.execute_prepared("w4", &[]).expect("bind");
+    assert!(
+        r.first_error_code().is_some_and(|c| c.starts_with("AL")),
+        "{:?}",
+        r.errors
+    );
+    assert_eq!(admin_query(db, "SELECT v FROM t WHERE id = 1"), "v1");
+}
