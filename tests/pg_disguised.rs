@@ -662,3 +662,52 @@ fn deallocate_and_discard_all_forget_kept_back_parses() {
     );
     assert_eq!(admin_query(db, "SELECT v FROM t WHERE id = 1"), "v1");
 }
+
+/// DDL that airlock runs itself is followed by a fresh catalog before any
+/// read passes: a view over a new writing function, created by an approved
+/// request, is held at once (not after the next periodic refresh).
+#[test]
+fn catalog_is_read_again_after_ddl_airlock_runs() {
+    let db = "airlock_catalog_after_ddl";
+    fresh_db_with(
+        db,
+        "CREATE TABLE audit_log (id serial PRIMARY KEY, msg text); CREATE TABLE t (id int)",
+    );
+    let token = "bob-token-catalog-ddl-9a2f";
+    let proxy = Proxy::start(ProxyConfig::for_db(db).with_api_token("bob", token));
+    let alice = proxy.conn("alice", &format!("{db}-prod"));
+    let ddl = "CREATE FUNCTION public.sneaky() RETURNS int LANGUAGE sql AS $$ INSERT INTO audit_log (msg) VALUES ('sneaky') RETURNING id $$; \
+               CREATE VIEW v_new AS SELECT public.sneaky() AS s";
+    let held = alice.psql(&["-v", "VERBOSITY=verbose", "-c", ddl]);
+    assert!(held.stderr().contains("AL001"), "{}", held.describe());
+    let approved = common::requests::requests_cli(&proxy, token, &["approve", "1"]);
+    assert!(approved.success(), "{}", approved.describe());
+    let ran = alice.psql(&["-c", "CALL airlock.run(1)"]);
+    assert!(ran.success(), "{}", ran.describe());
+    assert_eq!(
+        admin_query(db, "SELECT count(*) FROM pg_proc WHERE proname = 'sneaky'"),
+        "1"
+    );
+    // At once: the view now reaches user code.
+    let read = alice.psql(&["-v", "VERBOSITY=verbose", "-c", "SELECT * FROM v_new"]);
+    assert!(
+        !read.success() && read.stderr().contains("AL00"),
+        "the new view must be held: {}",
+        read.describe()
+    );
+    assert_eq!(admin_query(db, "SELECT count(*) FROM audit_log"), "0");
+    // And reads that reach nothing still pass once the catalog is read again.
+    let ok = wait_until(Duration::from_secs(10), || {
+        alice.psql(&["-Atc", "SELECT count(*) FROM t"]).success()
+    });
+    assert!(ok, "plain reads pass again after the catalog was read");
+    // Plain reads pass again, so the catalog was read again; it knows the
+    // view (a new text, so not the duplicate of the first request).
+    let read = alice.psql(&["-v", "VERBOSITY=verbose", "-c", "SELECT s FROM v_new"]);
+    assert!(
+        !read.success() && read.stderr().contains("AL001"),
+        "the new view must stay held: {}",
+        read.describe()
+    );
+    assert_eq!(admin_query(db, "SELECT count(*) FROM audit_log"), "0");
+}

@@ -11,6 +11,7 @@ use airlock_core::Credentials;
 use airlock_sql::CatalogRisks;
 use bytes::BytesMut;
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -22,18 +23,52 @@ pub const REFRESH: Duration = Duration::from_secs(60);
 #[derive(Default)]
 pub struct CatalogCell {
     current: RwLock<Option<Arc<CatalogRisks>>>,
+    /// Changes airlock itself is running on the target (DDL may create user
+    /// code): while any runs, and until the catalog is read again after it,
+    /// the catalog counts as not loaded (sessions hold, fail closed).
+    changing: AtomicUsize,
+    stale: AtomicBool,
+    /// Wakes the refresher for an immediate reload.
+    wake: tokio::sync::Notify,
 }
 
 impl CatalogCell {
-    /// The loaded catalog; `None` before the first successful load.
+    /// The loaded catalog; `None` before the first successful load, and
+    /// while a change airlock runs may have made it stale.
     pub fn get(&self) -> Option<Arc<CatalogRisks>> {
+        if self.changing.load(Ordering::Acquire) > 0 || self.stale.load(Ordering::Acquire) {
+            return None;
+        }
         self.current.read().ok().and_then(|c| c.clone())
     }
 
-    /// Replaces the catalog.
+    /// Replaces the catalog (read after every change that was running when
+    /// the read started, see [`CatalogCell::change_started`]).
     pub fn set(&self, risks: CatalogRisks) {
         if let Ok(mut c) = self.current.write() {
             *c = Some(Arc::new(risks));
+        }
+    }
+
+    /// A change is about to run on the target: the catalog is not trusted
+    /// until it is read again after the change ends.
+    pub fn change_started(&self) {
+        self.changing.fetch_add(1, Ordering::AcqRel);
+        self.stale.store(true, Ordering::Release);
+    }
+
+    /// The change ended: read the catalog again now.
+    pub fn change_ended(&self) {
+        self.changing.fetch_sub(1, Ordering::AcqRel);
+        self.wake.notify_one();
+    }
+
+    /// Stores a catalog read that started when no change was running (and
+    /// none ended since): only such a read clears the stale mark.
+    fn set_fresh(&self, risks: CatalogRisks, started_clean: bool) {
+        self.set(risks);
+        if started_clean && self.changing.load(Ordering::Acquire) == 0 {
+            self.stale.store(false, Ordering::Release);
         }
     }
 }
@@ -245,7 +280,8 @@ async fn load_types(conn: &mut Conn, risks: &mut CatalogRisks) -> Result<(), Ups
     Ok(())
 }
 
-/// Keeps `cell` current: loads now, then every [`REFRESH`].
+/// Keeps `cell` current: reads it again every [`REFRESH`], and at once
+/// after a change airlock ran (retrying every second while it is stale).
 pub async fn refresh_forever(
     cell: Arc<CatalogCell>,
     endpoint: Endpoint,
@@ -254,9 +290,19 @@ pub async fn refresh_forever(
     target: String,
 ) {
     loop {
-        tokio::time::sleep(REFRESH).await;
+        let wait =
+            if cell.stale.load(Ordering::Acquire) && cell.changing.load(Ordering::Acquire) == 0 {
+                Duration::from_secs(1)
+            } else {
+                REFRESH
+            };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = cell.wake.notified() => {}
+        }
+        let started_clean = cell.changing.load(Ordering::Acquire) == 0;
         match load(&endpoint, &creds, &database).await {
-            Ok(r) => cell.set(r),
+            Ok(r) => cell.set_fresh(r, started_clean),
             Err(e) => {
                 tracing::warn!(%target, error = %e, "refreshing the target's catalog failed; keeping the last one")
             }

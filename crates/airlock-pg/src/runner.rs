@@ -32,6 +32,9 @@ pub struct ChangeRunner {
     pub config: Arc<Config>,
     /// Upstream endpoints by target name.
     pub endpoints: Arc<HashMap<String, Endpoint>>,
+    /// Protected targets' catalogs: a change may create user code, so each
+    /// is distrusted while a change runs and read again after it.
+    pub catalogs: Arc<HashMap<String, Arc<crate::catalog::CatalogCell>>>,
 }
 
 enum Which {
@@ -80,6 +83,18 @@ impl ChangeRunner {
             Which::Change => RequestStatus::Running,
             Which::Rollback => RequestStatus::RollingBack,
         };
+        // Only DML leaves the catalog as it is; DDL, DO blocks, anything
+        // unknown may create user code, so reads wait for a fresh catalog.
+        let may_change_catalog =
+            airlock_sql::classify(&sql).class != airlock_sql::StatementClass::Write;
+        let catalog = self
+            .catalogs
+            .get(&r.details.target)
+            .filter(|_| may_change_catalog)
+            .cloned();
+        if let Some(c) = &catalog {
+            c.change_started();
+        }
         let (result, outcome) = match self.target_of(&r) {
             None => (
                 RunResult {
@@ -143,6 +158,9 @@ impl ChangeRunner {
                 }
             }
         };
+        if let Some(c) = &catalog {
+            c.change_ended();
+        }
         let recorded = match which {
             Which::Change => self.workflow.finish_run(id, &result).await,
             Which::Rollback => self.workflow.finish_rollback(id, &result).await,

@@ -81,6 +81,7 @@ impl PgServer {
                 workflow: workflow.clone(),
                 config: ctx.config.clone(),
                 endpoints: ctx.endpoints.clone(),
+                catalogs: ctx.catalogs.clone(),
             });
             ctx.workflow = Some(workflow);
         }
