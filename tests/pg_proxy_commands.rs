@@ -77,6 +77,10 @@ async def main():
         print("requests", len(await c.fetch("SHOW airlock.requests")))
         # asyncpg re-executes its cached statement with Bind alone.
         print("reason again", await c.fetchval("SHOW airlock.reason"))
+    elif mode == "resend":
+        # The approved statement sent again with the same bound parameters runs.
+        status = await c.execute("UPDATE t SET v = $1 WHERE id = $2", "apg", 2)
+        print("ran", status)
     else:
         await c.fetch("CALL airlock.run(%d)" % int(sys.argv[3]))
         print("ran")
@@ -177,6 +181,40 @@ fn asyncpg_proxy_commands() {
         2,
         "apg",
     );
+    resend_runs_the_approved_statement(
+        db,
+        &proxy,
+        || python(ASYNCPG, &["hold", &dsn]),
+        || python(ASYNCPG, &["resend", &dsn]),
+        2,
+        "apg",
+    );
+}
+
+/// A second hold of the same statement (request 2, after request 1 ran and
+/// the row was reset), approved by bob, then the same statement with the
+/// same bound parameters sent again: it runs once, from the request.
+fn resend_runs_the_approved_statement(
+    db: &str,
+    proxy: &Proxy,
+    hold: impl Fn() -> String,
+    resend: impl Fn() -> String,
+    id: i32,
+    value: &str,
+) {
+    admin_query(db, &format!("UPDATE t SET v = 'v{id}' WHERE id = {id}"));
+    let transcript = hold();
+    assert!(transcript.contains("SQLSTATE AL001\n"), "{transcript}");
+    assert!(cli(proxy, &["approve", "2"]).success());
+    let transcript = resend();
+    assert!(transcript.contains("ran"), "{transcript}");
+    assert!(transcript.contains("still in sync 1\n"), "{transcript}");
+    assert_eq!(
+        admin_query(db, &format!("SELECT v FROM t WHERE id = {id}")),
+        value
+    );
+    let stored = request(proxy, "2");
+    assert!(stored.contains("\"status\":\"executed\""), "{stored}");
 }
 
 #[test]
@@ -208,6 +246,14 @@ fn node_postgres_proxy_commands() {
         || node(&["hold", &url]),
         |id| node(&["run", &url, id]),
         "driver reason node",
+        4,
+        "node",
+    );
+    resend_runs_the_approved_statement(
+        db,
+        &proxy,
+        || node(&["hold", &url]),
+        || node(&["resend", &url]),
         4,
         "node",
     );

@@ -1,7 +1,7 @@
 // node-postgres over the extended protocol through airlock (tests/pg_proxy_commands.rs):
 // named statements for the proxy commands, an unnamed Parse/Bind with bound
 // parameters for the held UPDATE, then CALL airlock.run(N).
-//   node proxy_commands.js hold|run <connection string> [request id]
+//   node proxy_commands.js hold|run|resend <connection string> [request id]
 const { Client } = require('pg');
 
 async function main() {
@@ -21,6 +21,10 @@ async function main() {
     }
     const reqs = await c.query({ name: 'show_requests', text: 'SHOW airlock.requests' });
     console.log('requests', reqs.rows.length);
+  } else if (mode === 'resend') {
+    // The approved statement sent again with the same bound parameters runs.
+    const r = await c.query('UPDATE t SET v = $1 WHERE id = $2', ['node', 4]);
+    console.log('ran', r.rowCount);
   } else {
     await c.query('CALL airlock.run($1)', [Number(id)]);
     console.log('ran');
