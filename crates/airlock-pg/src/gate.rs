@@ -67,13 +67,16 @@ impl Gate {
     }
 
     /// Whether Postgres may parse and describe `sql` (a held write) without
-    /// running user code: the target's catalog is loaded and the text
-    /// reaches none of it (parse analysis runs type input functions).
+    /// running user code: one DML statement by both parsers' reading, the
+    /// target's catalog is loaded and the text reaches none of it (parse
+    /// analysis runs type input functions).
     pub fn parse_is_inert(&self, sql: &str) -> bool {
-        self.catalog
-            .as_ref()
-            .and_then(|c| c.get())
-            .is_some_and(|r| r.findings(sql).is_empty())
+        airlock_sql::pg_view::is_single_dml(sql)
+            && self
+                .catalog
+                .as_ref()
+                .and_then(|c| c.get())
+                .is_some_and(|r| r.findings(sql).is_empty())
     }
 
     /// Also holds what can reach user code through the target's catalog.
