@@ -386,6 +386,18 @@ fn send(
     }
 }
 
+/// Every ErrorResponse of `results`, as "SQLSTATE message".
+fn error_lines(results: &[QueryResult]) -> Vec<String> {
+    results
+        .iter()
+        .flat_map(|r| {
+            r.errors
+                .iter()
+                .map(|e| format!("{} {}", e.code(), e.message()))
+        })
+        .collect()
+}
+
 fn proxied_session(proxy: &Proxy) -> RawConn {
     let addr = format!("127.0.0.1:{}", proxy.pg_port);
     let c = raw::login(
@@ -491,14 +503,7 @@ fn disguised_writes_change_state_directly_and_nothing_through_airlock_in_every_p
                 .collect();
             let held = setup_held || codes.iter().any(|c| c.starts_with("AL"));
             if !held || codes.iter().any(|c| !c.starts_with("AL") && *c != "25P02") {
-                let msgs: Vec<String> = results
-                    .iter()
-                    .flat_map(|r| {
-                        r.errors
-                            .iter()
-                            .map(|e| format!("{} {}", e.code(), e.message()))
-                    })
-                    .collect();
+                let msgs = error_lines(&results);
                 failures.push(format!(
                     "{what} {p:?}: not held by airlock (errors: {msgs:?}, tags: {:?})",
                     results
@@ -547,14 +552,7 @@ fn disguised_writes_change_state_directly_and_nothing_through_airlock_in_every_p
         let results = send(&mut dev, case, p, &oids);
         drop(dev);
         if proof.changed_from(&before).is_none() {
-            let errs: Vec<String> = results
-                .iter()
-                .flat_map(|r| {
-                    r.errors
-                        .iter()
-                        .map(|e| format!("{} {}", e.code(), e.message()))
-                })
-                .collect();
+            let errs = error_lines(&results);
             failures.push(format!("{what}: changes nothing when sent directly, so it proves nothing (errors: {errs:?})"));
         }
         proof.rollback_prepared();

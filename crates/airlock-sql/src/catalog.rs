@@ -87,16 +87,17 @@ impl CatalogRisks {
     /// built-in functions (the planner folds IMMUTABLE calls and evaluates
     /// STABLE ones for selectivity).
     pub fn plans_safely(&self, sql: &str) -> bool {
-        if self.blanket.is_some() || !self.findings(sql).is_empty() {
+        if self.blanket.is_some() {
             return false;
         }
-        let Some(tree) = pg_query::parse(sql, 0)
-            .ok()
-            .and_then(|p| serde_json::to_value(&p.protobuf).ok())
-        else {
+        // One parse serves both checks (the text pre-filter of `findings`
+        // only ever skips a walk that would find nothing).
+        let Some(tree) = parse_tree(sql) else {
             return false;
         };
-        let mut ok = true;
+        let mut found = Vec::new();
+        self.walk(&tree, &mut found);
+        let mut ok = found.is_empty();
         only_allowed_calls(&tree, &mut ok);
         ok
     }
@@ -114,12 +115,8 @@ impl CatalogRisks {
         if self.is_empty() || !self.might_reach(sql) {
             return Vec::new();
         }
-        let tree = match pg_query::parse(sql, 0)
-            .ok()
-            .and_then(|p| serde_json::to_value(&p.protobuf).ok())
-        {
-            Some(t) => t,
-            None => return vec!["cannot be checked against the target's catalog".to_string()],
+        let Some(tree) = parse_tree(sql) else {
+            return vec!["cannot be checked against the target's catalog".to_string()];
         };
         let mut out = Vec::new();
         self.walk(&tree, &mut out);
@@ -237,9 +234,7 @@ impl CatalogRisks {
             _ => {}
         }
     }
-}
 
-impl CatalogRisks {
     fn operator(&self, op: &str, out: &mut Vec<String>) {
         if self.operators.contains(op) {
             note(
@@ -248,6 +243,13 @@ impl CatalogRisks {
             );
         }
     }
+}
+
+/// Postgres's parse tree of `sql`, as JSON.
+fn parse_tree(sql: &str) -> Option<Value> {
+    pg_query::parse(sql, 0)
+        .ok()
+        .and_then(|p| serde_json::to_value(&p.protobuf).ok())
 }
 
 /// Clears `ok` at the first call of a function that is not an allow-listed built-in.
