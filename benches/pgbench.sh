@@ -14,6 +14,10 @@
 # PGBOUNCER=1 to run pgbouncer (session pooling, if installed) in the same
 # interleave as a reference for what any extra hop costs on this machine,
 # MODES (default "simple extended prepared"),
+# BASELINE=<path of another airlock binary> (an earlier build, for example
+# of the commit a ratio was measured at) to run it too, same config, on
+# BASELINE_PORT, in the same interleave: the fair comparison on a machine
+# whose direct throughput drifts from day to day,
 # TARGET=dev (a family target: the recording relay) or TARGET=prod (a
 # protected target: every statement judged by the gate, with the
 # classification cache, Postgres's parser on a miss and the catalog check),
@@ -31,6 +35,8 @@ WORKER_THREADS=${WORKER_THREADS:-0}
 PGBOUNCER=${PGBOUNCER:-0}
 TARGET=${TARGET:-dev}
 PGBOUNCER_PORT=${PGBOUNCER_PORT:-16433}
+BASELINE=${BASELINE:-}
+BASELINE_PORT=${BASELINE_PORT:-16434}
 HTTP_PORT=${HTTP_PORT:-16480}
 DB=airlock_bench
 UPSTREAM_USER=airlock_scram
@@ -72,6 +78,7 @@ cleanup() {
         log "airlock log:"; tail -n 50 "$WORK/airlock.log" >&2
     fi
     if [ -n "$AIRLOCK_PID" ]; then kill "$AIRLOCK_PID" 2>/dev/null || true; wait "$AIRLOCK_PID" 2>/dev/null || true; fi
+    if [ -n "${BASELINE_PID:-}" ]; then kill "$BASELINE_PID" 2>/dev/null || true; wait "$BASELINE_PID" 2>/dev/null || true; fi
     if [ -n "${PGBOUNCER_PID:-}" ]; then pkill -f "pgbouncer $WORK/pgbouncer.ini" 2>/dev/null || true; wait "$PGBOUNCER_PID" 2>/dev/null || true; fi
     rm -rf "$WORK"
 }
@@ -142,6 +149,21 @@ for _ in $(seq 1 100); do
 done
 pg_isready -q -h 127.0.0.1 -p "$PROXY_PORT" || { cat "$WORK/airlock.log" >&2; log "airlock is not listening"; exit 1; }
 
+BASELINE_PID=
+if [ -n "$BASELINE" ]; then
+    [ -x "$BASELINE" ] || { log "BASELINE=$BASELINE is not an executable"; exit 1; }
+    sed -e "s/127.0.0.1:$PROXY_PORT/127.0.0.1:$BASELINE_PORT/" -e "s/127.0.0.1:$HTTP_PORT/127.0.0.1:$((HTTP_PORT + 1))/" \
+        "$WORK/proxy.toml" >"$WORK/baseline.toml"
+    # Its own working directory: its own default state file.
+    (cd "$WORK" && AIRLOCK_LOG=${AIRLOCK_LOG:-warn} exec "$BASELINE" serve --config "$WORK/baseline.toml") 2>"$WORK/baseline.log" &
+    BASELINE_PID=$!
+    for _ in $(seq 1 100); do
+        pg_isready -q -h 127.0.0.1 -p "$BASELINE_PORT" && break
+        kill -0 "$BASELINE_PID" 2>/dev/null || { cat "$WORK/baseline.log" >&2; log "the baseline airlock exited"; exit 1; }
+        sleep 0.1
+    done
+fi
+
 PGBOUNCER_PID=
 if [ "$PGBOUNCER" = 1 ]; then
     PGB=$(command -v pgbouncer || echo /usr/sbin/pgbouncer)
@@ -173,6 +195,9 @@ run_one() {
     if [ "$where" = direct ]; then
         out=$(PGPASSWORD=$AIRLOCK_BENCH_UPSTREAM_PW pgbench -n -S -M "$mode" -c "$CLIENTS" -j "$THREADS" -T "$DURATION" \
             -h 127.0.0.1 -p 5432 -U "$UPSTREAM_USER" "$DB" 2>&1) || { echo "$out" >&2; return 1; }
+    elif [ "$where" = baseline ]; then
+        out=$(PGPASSWORD=$BENCH_PW pgbench -n -S -M "$mode" -c "$CLIENTS" -j "$THREADS" -T "$DURATION" \
+            -h 127.0.0.1 -p "$BASELINE_PORT" -U "$BENCH_USER" "bench-$TARGET" 2>&1) || { echo "$out" >&2; return 1; }
     elif [ "$where" = pgbouncer ]; then
         out=$(pgbench -n -S -M "$mode" -c "$CLIENTS" -j "$THREADS" -T "$DURATION" \
             -h 127.0.0.1 -p "$PGBOUNCER_PORT" -U "$UPSTREAM_USER" "$DB" 2>&1) || { echo "$out" >&2; return 1; }
@@ -196,6 +221,7 @@ summary=()
 for mode in ${MODES:-simple extended prepared}; do
     ratios=()
     bratios=()
+    aratios=()
     directs=()
     proxies=()
     for round in $(seq 1 "$ROUNDS"); do
@@ -210,6 +236,12 @@ for mode in ${MODES:-simple extended prepared}; do
         else
             printf '%-9s %-5s %12.1f %12.1f %8s\n' "$mode" "$round" "$d" "$p" "$r"
         fi
+        if [ -n "$BASELINE" ]; then
+            a=$(run_one "$mode" baseline)
+            ar=$(awk -v a="$a" -v d="$d" 'BEGIN { printf "%.3f", a / d }')
+            printf '%-9s %-5s %12s %12s %8s   baseline %11.1f %8s\n' "" "" "" "" "" "$a" "$ar"
+            aratios+=("$ar")
+        fi
         ratios+=("$r"); directs+=("$d"); proxies+=("$p")
     done
     md=$(printf '%s\n' "${directs[@]}" | median)
@@ -218,6 +250,9 @@ for mode in ${MODES:-simple extended prepared}; do
     summary+=("$(printf '%-9s median direct %10.1f tps   median proxy %10.1f tps   median ratio proxy/direct %s' "$mode" "$md" "$mp" "$mr")")
     if [ "$PGBOUNCER" = 1 ]; then
         summary+=("$(printf '%-9s median ratio pgbouncer/direct %s' "$mode" "$(printf '%s\n' "${bratios[@]}" | median)")")
+    fi
+    if [ -n "$BASELINE" ]; then
+        summary+=("$(printf '%-9s median ratio baseline/direct %s' "$mode" "$(printf '%s\n' "${aratios[@]}" | median)")")
     fi
 done
 echo
