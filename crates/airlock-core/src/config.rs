@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 mod slack;
+mod trust;
 pub use slack::{is_channel_id, is_user_id, SecretRef, SlackConfig, SlackMode, SLACK_API_URL};
+pub use trust::TrustedFunction;
 
 /// One problem found in a config, with the key path it concerns.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -317,6 +319,10 @@ pub struct Target {
     /// Approval policy of this target (`[targets.policy]`), over the global `[policy]`.
     #[serde(default)]
     pub policy: PolicyConfig,
+    /// User functions (`schema.name`) a DBA vouches for as read-only on
+    /// this protected target: calling them does not hold a statement.
+    #[serde(default)]
+    pub trusted_functions: Vec<String>,
 }
 
 fn yes() -> bool {
@@ -542,6 +548,14 @@ impl Target {
                 .as_ref()
                 .or(self.read_credentials.as_ref())
         }
+    }
+
+    /// The valid entries of `trusted_functions` (check-config reports the others).
+    pub fn trusted(&self) -> Vec<TrustedFunction> {
+        self.trusted_functions
+            .iter()
+            .filter_map(|e| TrustedFunction::parse(e).ok())
+            .collect()
     }
 
     /// Whether a user with these groups may connect.
@@ -867,6 +881,24 @@ impl Config {
                     at("read_credentials"),
                     "required on a protected target (sessions use the read role)".into(),
                 );
+            }
+            let mut trusted = BTreeSet::new();
+            for (k, entry) in t.trusted_functions.iter().enumerate() {
+                let key = at(&format!("trusted_functions[{k}]"));
+                if !t.protected {
+                    problem(
+                        key,
+                        "only a protected target judges statements; trusting functions here has no effect".into(),
+                    );
+                    break;
+                }
+                match TrustedFunction::parse(entry) {
+                    Ok(f) if !trusted.insert(f.clone()) => {
+                        problem(key, format!("{entry:?} is listed twice"))
+                    }
+                    Ok(_) => {}
+                    Err(e) => problem(key, e),
+                }
             }
             if t.session_credentials().is_none() {
                 problem(
@@ -1269,6 +1301,52 @@ read_credentials = {{ user = "reader", password_env = "SET_VAR" }}
         )
         .expect_err("bad duration");
         assert!(err.to_string().contains("soon"), "{err}");
+    }
+
+    #[test]
+    fn trusted_functions_are_schema_qualified_user_functions_on_protected_targets() {
+        let with = |list: &str| {
+            good().replace(
+                "read_credentials = {",
+                &format!("trusted_functions = {list}\nread_credentials = {{"),
+            )
+        };
+        let c = Config::load(
+            &with(r#"["report.total", "public.safe_fn"]"#),
+            Path::new("/"),
+            &NoSecrets,
+        )
+        .expect("valid");
+        let t = c.target("orders-prod").expect("target");
+        let names: Vec<String> = t.trusted().iter().map(|f| f.to_string()).collect();
+        assert_eq!(names, ["report.total", "public.safe_fn"]);
+        let err = Config::load(
+            &with(r#"["total", "pg_catalog.lower", "public.safe_fn", "public.safe_fn"]"#),
+            Path::new("/"),
+            &NoSecrets,
+        )
+        .expect_err("invalid");
+        let problems = err.problems();
+        let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "targets[0].trusted_functions[0]",
+                "targets[0].trusted_functions[1]",
+                "targets[0].trusted_functions[3]"
+            ]
+        );
+        assert!(
+            problems[0].message.contains("with its schema"),
+            "{problems:?}"
+        );
+        let unprotected = with(r#"["public.safe_fn"]"#)
+            .replace("protected = true", "protected = false")
+            .replace("read_credentials", "write_credentials");
+        let err = Config::load(&unprotected, Path::new("/"), &NoSecrets).expect_err("invalid");
+        assert!(err.problems().iter().any(
+            |p| p.path == "targets[0].trusted_functions[0]" && p.message.contains("protected")
+        ));
     }
 
     #[test]

@@ -21,7 +21,7 @@ pub use audit::{
 pub use config::{
     AuditConfig, Config, ConfigError, ConfigProblem, Credentials, Family, LogFormat, PolicyConfig,
     PolicyRules, ScramVerifier, SecretReader, SecretSource, ServerConfig, StoreConfig, Target,
-    TlsConfig, UpstreamConfig, UpstreamTlsMode, User,
+    TlsConfig, TrustedFunction, UpstreamConfig, UpstreamTlsMode, User,
 };
 pub use policy::{Decision, HeldStatement, RefuseUnreviewed, StatementPolicy, SQLSTATE_HELD};
 pub use ports::{BoxFuture, StatusChange, Store, StoreError};

@@ -7,7 +7,7 @@
 
 use crate::frame::{self, split_frame};
 use crate::upstream::{self, Endpoint, UpstreamError};
-use airlock_core::Credentials;
+use airlock_core::{Credentials, TrustedFunction};
 use airlock_sql::CatalogRisks;
 use bytes::BytesMut;
 use std::collections::HashSet;
@@ -76,11 +76,13 @@ impl CatalogCell {
 /// Schemas whose objects are Postgres's own.
 const SYSTEM: &str = "('pg_catalog', 'information_schema')";
 
-/// Reads the catalog objects that can run user code.
+/// Reads the catalog objects that can run user code; functions in
+/// `trusted` are left out of them (see [`trust_functions`]).
 pub async fn load(
     endpoint: &Endpoint,
     creds: &Credentials,
     database: &str,
+    trusted: &[TrustedFunction],
 ) -> Result<CatalogRisks, UpstreamError> {
     let params = vec![
         ("user".to_string(), creds.user.clone()),
@@ -98,17 +100,36 @@ pub async fn load(
     let session = upstream::open(endpoint, creds, &params, Duration::from_secs(10)).await?;
     let mut conn = (session.stream, session.leftover);
     let mut risks = CatalogRisks::default();
-    for row in query(
+    let user_functions: Vec<(String, String)> = query(
         &mut conn,
         &format!(
-            "SELECT DISTINCT lower(p.proname) FROM pg_catalog.pg_proc p \
+            "SELECT DISTINCT n.nspname, p.proname FROM pg_catalog.pg_proc p \
          JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname NOT IN {SYSTEM}"
         ),
     )
     .await?
-    {
-        risks.functions.extend(row.into_iter().next());
-    }
+    .into_iter()
+    .filter_map(|row| <[String; 2]>::try_from(row).ok().map(|[s, n]| (s, n)))
+    .collect();
+    let system_names: HashSet<String> = if trusted.is_empty() {
+        HashSet::new()
+    } else {
+        let names: Vec<String> = trusted.iter().map(|t| quote_literal(&t.name)).collect();
+        query(
+            &mut conn,
+            &format!(
+                "SELECT DISTINCT p.proname FROM pg_catalog.pg_proc p \
+                 JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
+                 WHERE n.nspname IN {SYSTEM} AND p.proname IN ({})",
+                names.join(", ")
+            ),
+        )
+        .await?
+        .into_iter()
+        .filter_map(|row| row.into_iter().next())
+        .collect()
+    };
+    trust_functions(&mut risks, &user_functions, &system_names, trusted);
     for row in query(
         &mut conn,
         &format!(
@@ -140,6 +161,53 @@ pub async fn load(
         .collect();
     risks.add_views(&views);
     Ok(risks)
+}
+
+/// Fills `risks.functions` with the names of the user functions
+/// (`(schema, name)`) that are not trusted, and `risks.trusted_calls` with
+/// the call forms that can only reach a trusted one: `schema.name` for each
+/// trusted function the catalog has, and the bare name when no untrusted
+/// function of that name exists in a user schema and none in Postgres's own
+/// (`system_names`: the trusted names found there). Trusted entries the
+/// catalog lacks go to `risks.missing_trusted`.
+pub fn trust_functions(
+    risks: &mut CatalogRisks,
+    user_functions: &[(String, String)],
+    system_names: &HashSet<String>,
+    trusted: &[TrustedFunction],
+) {
+    let is_trusted =
+        |schema: &str, name: &str| trusted.iter().any(|t| t.schema == schema && t.name == name);
+    for (schema, name) in user_functions {
+        if !is_trusted(schema, name) {
+            risks.functions.insert(name.to_lowercase());
+        }
+    }
+    for t in trusted {
+        let found = user_functions
+            .iter()
+            .any(|(s, n)| *s == t.schema && *n == t.name);
+        if !found {
+            risks.missing_trusted.push(t.to_string());
+            continue;
+        }
+        risks
+            .trusted_calls
+            .insert(vec![t.schema.clone(), t.name.clone()]);
+        let unambiguous = !system_names.contains(&t.name)
+            && user_functions
+                .iter()
+                .filter(|(_, n)| *n == t.name)
+                .all(|(s, n)| is_trusted(s, n));
+        if unambiguous {
+            risks.trusted_calls.insert(vec![t.name.clone()]);
+        }
+    }
+}
+
+/// A SQL string literal (standard_conforming_strings: quotes doubled).
+fn quote_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
 }
 
 /// Fills the types that run user code (and the tables holding them):
@@ -280,15 +348,32 @@ async fn load_types(conn: &mut Conn, risks: &mut CatalogRisks) -> Result<(), Ups
     Ok(())
 }
 
+/// Where and how one target's catalog is read.
+#[derive(Clone)]
+pub struct CatalogSource {
+    /// The target's name (for logs).
+    pub target: String,
+    /// Its upstream.
+    pub endpoint: Endpoint,
+    /// Its session (read) credentials.
+    pub creds: Credentials,
+    /// Its database.
+    pub database: String,
+    /// Its `trusted_functions`.
+    pub trusted: Vec<TrustedFunction>,
+}
+
+impl CatalogSource {
+    /// Reads the catalog (see [`load`]).
+    pub async fn load(&self) -> Result<CatalogRisks, UpstreamError> {
+        load(&self.endpoint, &self.creds, &self.database, &self.trusted).await
+    }
+}
+
 /// Keeps `cell` current: reads it again every [`REFRESH`], and at once
 /// after a change airlock ran (retrying every second while it is stale).
-pub async fn refresh_forever(
-    cell: Arc<CatalogCell>,
-    endpoint: Endpoint,
-    creds: Credentials,
-    database: String,
-    target: String,
-) {
+pub async fn refresh_forever(cell: Arc<CatalogCell>, source: CatalogSource) {
+    let target = &source.target;
     loop {
         let wait =
             if cell.stale.load(Ordering::Acquire) && cell.changing.load(Ordering::Acquire) == 0 {
@@ -301,7 +386,7 @@ pub async fn refresh_forever(
             _ = cell.wake.notified() => {}
         }
         let started_clean = cell.changing.load(Ordering::Acquire) == 0;
-        match load(&endpoint, &creds, &database).await {
+        match source.load().await {
             Ok(r) => cell.set_fresh(r, started_clean),
             Err(e) => {
                 tracing::warn!(%target, error = %e, "refreshing the target's catalog failed; keeping the last one")
@@ -372,4 +457,63 @@ fn data_row(f: &[u8]) -> Vec<String> {
         at = end;
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trusted(list: &[&str]) -> Vec<TrustedFunction> {
+        list.iter()
+            .map(|t| TrustedFunction::parse(t).expect("valid"))
+            .collect()
+    }
+
+    fn fns(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(s, n)| (s.to_string(), n.to_string()))
+            .collect()
+    }
+
+    fn call(parts: &[&str]) -> Vec<String> {
+        parts.iter().map(|p| p.to_string()).collect()
+    }
+
+    #[test]
+    fn trusted_functions_leave_the_risks_and_bare_names_only_when_unambiguous() {
+        let mut r = CatalogRisks::default();
+        trust_functions(
+            &mut r,
+            &fns(&[
+                ("report", "total"),
+                ("report", "shared"),
+                ("public", "shared"),
+                ("report", "Total"),
+                ("report", "lower"),
+                ("public", "bump"),
+            ]),
+            &HashSet::from(["lower".to_string()]),
+            &trusted(&[
+                "report.total",
+                "report.shared",
+                "report.lower",
+                "report.gone",
+            ]),
+        );
+        // "Total" (quoted) is another function: its name stays risky.
+        assert_eq!(
+            r.functions,
+            HashSet::from(["total", "shared", "bump"].map(String::from))
+        );
+        assert_eq!(
+            r.trusted_calls,
+            HashSet::from([
+                call(&["report", "total"]),
+                call(&["total"]),
+                call(&["report", "shared"]),
+                call(&["report", "lower"]),
+            ])
+        );
+        assert_eq!(r.missing_trusted, ["report.gone"]);
+    }
 }

@@ -101,6 +101,17 @@ impl Gate {
         }
     }
 
+    /// Whether `c` is held only for calls of functions the target trusts
+    /// (`trusted_functions`, as its loaded catalog resolved them).
+    fn trusts(&self, c: &airlock_sql::Classification) -> bool {
+        c.held_only_for_calls
+            && self
+                .catalog
+                .as_ref()
+                .and_then(|cell| cell.get())
+                .is_some_and(|risks| risks.trusts(c))
+    }
+
     /// Judges SQL text (a simple Query or the text of a Parse).
     fn judge_sql(&mut self, sql: &[u8]) -> Judgement {
         let Ok(text) = std::str::from_utf8(sql) else {
@@ -116,7 +127,8 @@ impl Gate {
             .iter()
             .filter(|n| !self.known_reads.contains(n.as_bytes()))
             .collect();
-        if !c.read_only || !unknown.is_empty() {
+        let read_only = c.read_only || self.trusts(&c);
+        if !read_only || !unknown.is_empty() {
             let mut reasons = c.reasons.clone();
             reasons.extend(
                 unknown.into_iter().map(|n| {
@@ -339,6 +351,40 @@ mod tests {
             Judgement::Hold { .. }
         ));
         assert_eq!(g.parse_typed(b"q", b"SELECT $1", &[23]), Judgement::Pass);
+    }
+
+    #[test]
+    fn calls_of_trusted_functions_pass_once_the_catalog_resolves_them() {
+        let cell = Arc::new(crate::catalog::CatalogCell::default());
+        let mut g = gate().with_catalog(Some(cell.clone()));
+        let trusted = |g: &mut Gate, sql: &[u8]| g.query(sql) == Judgement::Pass;
+        assert!(!trusted(&mut g, b"SELECT safe_total(1)"), "not loaded yet");
+        let mut risks = airlock_sql::CatalogRisks::default();
+        crate::catalog::trust_functions(
+            &mut risks,
+            &[
+                ("report".into(), "safe_total".into()),
+                ("public".into(), "bump".into()),
+            ],
+            &HashSet::new(),
+            &[airlock_core::TrustedFunction::parse("report.safe_total").expect("valid")],
+        );
+        cell.set(risks);
+        assert!(trusted(&mut g, b"SELECT safe_total(1)"));
+        assert!(trusted(&mut g, b"SELECT report.safe_total(id) FROM t"));
+        assert!(trusted(&mut g, b"PREPARE p AS SELECT safe_total(2)"));
+        assert!(
+            trusted(&mut g, b"EXECUTE p"),
+            "the trusted PREPARE is a known read"
+        );
+        for held in [
+            &b"SELECT bump()"[..],
+            b"SELECT safe_total(1), bump()",
+            b"SELECT public.safe_total(1)",
+            b"SELECT safe_total(1); DELETE FROM t",
+        ] {
+            assert!(!trusted(&mut g, held), "{}", String::from_utf8_lossy(held));
+        }
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -160,15 +160,19 @@ async fn load_catalogs(
             continue;
         };
         let cell = Arc::new(CatalogCell::default());
-        let database = t.upstream.database.clone();
-        match tokio::time::timeout(
-            Duration::from_secs(10),
-            catalog::load(endpoint, creds, &database),
-        )
-        .await
-        {
+        let source = catalog::CatalogSource {
+            target: t.name.clone(),
+            endpoint: endpoint.clone(),
+            creds: creds.clone(),
+            database: t.upstream.database.clone(),
+            trusted: t.trusted(),
+        };
+        match tokio::time::timeout(Duration::from_secs(10), source.load()).await {
             Ok(Ok(r)) => {
-                info!(target = %t.name, functions = r.functions.len(), operators = r.operators.len(), types = r.types.len(), relations = r.relations.len(), "target catalog loaded");
+                info!(target = %t.name, functions = r.functions.len(), operators = r.operators.len(), types = r.types.len(), relations = r.relations.len(), trusted = r.trusted_calls.len(), "target catalog loaded");
+                for missing in &r.missing_trusted {
+                    error!(target = %t.name, function = %missing, "trusted_functions names a function the target does not have; nothing is trusted for it");
+                }
                 cell.set(r);
             }
             Ok(Err(e)) => {
@@ -179,19 +183,18 @@ async fn load_catalogs(
             }
         }
         let refresh = cell.clone();
-        let (endpoint, creds, name) = (endpoint.clone(), creds.clone(), t.name.clone());
         tokio::spawn(async move {
             if refresh.get().is_none() {
                 // Retry soon rather than at the slow interval.
                 for _ in 0..30 {
                     tokio::time::sleep(Duration::from_secs(2)).await;
-                    if let Ok(r) = catalog::load(&endpoint, &creds, &database).await {
+                    if let Ok(r) = source.load().await {
                         refresh.set(r);
                         break;
                     }
                 }
             }
-            catalog::refresh_forever(refresh, endpoint, creds, database, name).await;
+            catalog::refresh_forever(refresh, source).await;
         });
         cells.insert(t.name.clone(), cell);
     }

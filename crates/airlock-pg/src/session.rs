@@ -815,6 +815,7 @@ mod tests {
             },
             read_credentials: Some(creds.clone()),
             policy: Default::default(),
+            trusted_functions: Vec::new(),
             write_credentials: Some(Credentials {
                 user: "writer".into(),
                 ..creds

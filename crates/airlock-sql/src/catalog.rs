@@ -33,6 +33,13 @@ pub struct CatalogRisks {
     /// or assignment cast by a user function between built-in types): every
     /// statement is held, with this reason.
     pub blanket: Option<String>,
+    /// Call forms (name parts, as Postgres folds them) that can only reach
+    /// a function the target trusts (`trusted_functions`): `schema.name`
+    /// for each trusted function found, and the bare `name` when no other
+    /// function of that name exists (in any schema, Postgres's own included).
+    pub trusted_calls: HashSet<Vec<String>>,
+    /// Trusted functions (`schema.name`) the catalog does not have.
+    pub missing_trusted: Vec<String>,
 }
 
 /// Operators Postgres applies without their symbol in the text: `IN`,
@@ -58,6 +65,14 @@ impl CatalogRisks {
             && self.blanket.is_none()
     }
 
+    /// Whether `c`, held only for calling functions off the allow-list,
+    /// calls nothing but functions this target trusts.
+    pub fn trusts(&self, c: &crate::Classification) -> bool {
+        c.held_only_for_calls
+            && !c.calls.is_empty()
+            && c.calls.iter().all(|call| self.trusted_calls.contains(call))
+    }
+
     /// Adds the views (name, definition as `pg_get_viewdef` prints it) that
     /// run code when read: a definition that is not a plain read (it calls
     /// a function off the allow-list, such as `nextval`, `pg_notify` or
@@ -70,7 +85,8 @@ impl CatalogRisks {
                 .iter()
                 .filter(|(name, _)| !self.relations.contains(name))
                 .filter(|(_, def)| {
-                    !crate::classify(def).read_only || !self.findings(def).is_empty()
+                    let c = crate::classify(def);
+                    !(c.read_only || self.trusts(&c)) || !self.findings(def).is_empty()
                 })
                 .map(|(name, _)| name.clone())
                 .collect();
@@ -331,7 +347,71 @@ mod tests {
             type_oids: [16_500].into(),
             relations: ["v_bumps"].map(String::from).into(),
             blanket: None,
+            trusted_calls: HashSet::new(),
+            missing_trusted: Vec::new(),
         }
+    }
+
+    fn call(parts: &[&str]) -> Vec<String> {
+        parts.iter().map(|p| p.to_string()).collect()
+    }
+
+    #[test]
+    fn trusted_functions_clear_only_calls_and_only_their_own() {
+        let r = CatalogRisks {
+            trusted_calls: [call(&["report", "total"]), call(&["total"])].into(),
+            ..Default::default()
+        };
+        for sql in [
+            "SELECT total(1)",
+            "SELECT report.total(id) FROM t",
+            "SELECT * FROM report.total()",
+            "EXPLAIN SELECT total(2)",
+            "PREPARE p AS SELECT total(1)",
+            "SELECT total(1); SELECT report.total(2)",
+        ] {
+            let c = crate::classify(sql);
+            assert!(!c.read_only, "{sql} is held without trust");
+            assert!(r.trusts(&c), "{sql} calls only trusted functions: {c:?}");
+        }
+        assert_eq!(
+            crate::classify("PREPARE p AS SELECT total(1)").prepares,
+            ["p"]
+        );
+        for sql in [
+            "SELECT total(1), other(2)",
+            "SELECT public.total(1)",
+            "SELECT pg_catalog.total(1)",
+            "SELECT total(1) FROM t FOR UPDATE",
+            "SELECT total(nextval('s'))",
+            "SELECT total(1); DELETE FROM t",
+            "WITH d AS (DELETE FROM t RETURNING 1) SELECT total(1)",
+            "SELECT \"Total\"(1)",
+            "EXPLAIN ANALYZE DELETE FROM t WHERE id = total(1)",
+            "SELECT $€$ , $a$ $€$; DELETE FROM t; SELECT total($€$ , $a$ , $€$)",
+        ] {
+            let c = crate::classify(sql);
+            assert!(!c.read_only && !r.trusts(&c), "{sql} must stay held: {c:?}");
+        }
+    }
+
+    #[test]
+    fn a_view_calling_only_trusted_functions_is_a_plain_read() {
+        let mut r = CatalogRisks {
+            trusted_calls: [call(&["total"])].into(),
+            ..Default::default()
+        };
+        r.add_views(&[
+            (
+                "v_total".into(),
+                " SELECT total(t.id) AS total FROM t;".into(),
+            ),
+            (
+                "v_other".into(),
+                " SELECT other(t.id) AS other FROM t;".into(),
+            ),
+        ]);
+        assert_eq!(r.relations, HashSet::from(["v_other".to_string()]));
     }
 
     #[test]

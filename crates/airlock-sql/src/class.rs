@@ -87,6 +87,13 @@ pub struct Classification {
     pub deallocates: Vec<String>,
     /// Tables touched (best effort, lowercased qualified names, first-seen order).
     pub tables: Vec<String>,
+    /// Functions off the allow-list that it calls (name parts as written,
+    /// folded as Postgres folds them), by either parser's reading.
+    pub calls: Vec<Vec<String>>,
+    /// True when it is held and every reason is one of `calls` (by both
+    /// parsers' reading): a target that trusts all of them may let it pass,
+    /// and then `prepares` holds what it defines.
+    pub held_only_for_calls: bool,
 }
 
 impl Classification {
@@ -101,6 +108,8 @@ impl Classification {
             executes: Vec::new(),
             deallocates: Vec::new(),
             tables: Vec::new(),
+            calls: Vec::new(),
+            held_only_for_calls: false,
         }
     }
 }

@@ -47,9 +47,25 @@ impl Verdict {
     }
 
     pub(crate) fn hold(&mut self, class: StatementClass, reason: String) {
-        if !self.out.findings.iter().any(|f| f.reason == reason) {
-            self.out.findings.push(Finding { class, reason });
-        }
+        self.out.push(Finding {
+            class,
+            reason,
+            call: None,
+        });
+    }
+
+    /// Keeps an inner statement's finding, its reason prefixed with `context`.
+    fn hold_inner(&mut self, f: Finding, context: &str) {
+        self.out.push(Finding {
+            reason: format!("{context}: {}", f.reason),
+            ..f
+        });
+    }
+
+    /// Whether every reason to hold is a call of a function off the
+    /// allow-list (that a target may trust).
+    pub(crate) fn held_only_for_calls(&self) -> bool {
+        !self.out.findings.is_empty() && self.out.findings.iter().all(|f| f.call.is_some())
     }
 
     pub(crate) fn read_only(&self) -> bool {
@@ -86,6 +102,7 @@ pub fn classify(sql: &str) -> Classification {
 pub(crate) fn combine(verdicts: Vec<Verdict>) -> Classification {
     let mut c = Classification::empty();
     c.statement_count = verdicts.len();
+    c.held_only_for_calls = true;
     let read_only = verdicts.iter().all(Verdict::read_only);
     c.read_only = read_only;
     let many = verdicts.len() > 1;
@@ -95,7 +112,15 @@ pub(crate) fn combine(verdicts: Vec<Verdict>) -> Classification {
             let fc = v.final_class();
             class = Some(class.map_or(fc, |c| c.max(fc)));
         }
+        if !v.held_only_for_calls() && !v.read_only() {
+            c.held_only_for_calls = false;
+        }
         for f in &v.out.findings {
+            if let Some(call) = &f.call {
+                if !c.calls.contains(call) {
+                    c.calls.push(call.clone());
+                }
+            }
             let reason = if many {
                 format!("statement {}: {}", i + 1, f.reason)
             } else {
@@ -112,7 +137,8 @@ pub(crate) fn combine(verdicts: Vec<Verdict>) -> Classification {
         c.executes.extend(v.executes);
         c.deallocates.extend(v.deallocates);
     }
-    if !read_only {
+    c.held_only_for_calls &= !read_only;
+    if !read_only && !c.held_only_for_calls {
         c.prepares.clear();
     }
     c.class = class.unwrap_or(StatementClass::Read);
@@ -180,7 +206,7 @@ pub(crate) fn analyze(st: &Statement) -> Verdict {
             if *analyze_flag || options_analyze(options) {
                 let mut v = Verdict::new(inner.class);
                 for f in inner.out.findings {
-                    v.hold(f.class, format!("EXPLAIN ANALYZE runs it: {}", f.reason));
+                    v.hold_inner(f, "EXPLAIN ANALYZE runs it");
                 }
                 v.out.tables = inner.out.tables;
                 v.executes = inner.executes;
@@ -191,10 +217,7 @@ pub(crate) fn analyze(st: &Statement) -> Verdict {
                 // its arguments): every finding of the inner statement stays.
                 let mut v = Verdict::new(Read);
                 for f in inner.out.findings {
-                    v.hold(
-                        f.class,
-                        format!("EXPLAIN plans it, and planning can run code: {}", f.reason),
-                    );
+                    v.hold_inner(f, "EXPLAIN plans it, and planning can run code");
                 }
                 v.out.tables = inner.out.tables;
                 v.executes = inner.executes;
@@ -207,12 +230,13 @@ pub(crate) fn analyze(st: &Statement) -> Verdict {
             let inner = analyze(statement);
             let mut v = Verdict::new(inner.class);
             let pname = ident_name(name);
-            if inner.read_only() {
-                v.prepares.push(pname);
-            } else {
-                for f in inner.out.findings {
-                    v.hold(f.class, format!("PREPARE {pname}: {}", f.reason));
-                }
+            if inner.read_only() || inner.held_only_for_calls() {
+                // Kept when only calls hold it: a target that trusts them
+                // knows the statement as a read.
+                v.prepares.push(pname.clone());
+            }
+            for f in inner.out.findings {
+                v.hold_inner(f, &format!("PREPARE {pname}"));
             }
             v.out.tables = inner.out.tables;
             v

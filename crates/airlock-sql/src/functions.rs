@@ -251,6 +251,10 @@ pub(crate) enum FnCheck {
     SetConfig,
     /// Held, with a class and a reason.
     Held(StatementClass, String),
+    /// Held only for not being on the allow-list (a user function, as far
+    /// as the name tells): the name parts and the reason. A target may
+    /// trust it (`trusted_functions`).
+    Unlisted(Vec<String>, String),
 }
 
 /// Check a function name as written in a call.
@@ -283,16 +287,22 @@ pub(crate) fn check_function(name: &ObjectName) -> FnCheck {
             if let Some((class, why)) = known_side_effect(func) {
                 return FnCheck::Held(class, format!("function {display} {why}"));
             }
-            FnCheck::Held(
-                StatementClass::Write,
-                format!("function {display} is not on the read-only allow-list"),
-            )
+            let reason = format!("function {display} is not on the read-only allow-list");
+            if schema.is_none() {
+                FnCheck::Unlisted(parts.clone(), reason)
+            } else {
+                FnCheck::Held(StatementClass::Write, reason)
+            }
         }
         Some("information_schema") if sorted_contains(INFORMATION_SCHEMA, func) => {
             FnCheck::Allowed
         }
-        Some(_) => FnCheck::Held(
+        Some("information_schema") => FnCheck::Held(
             StatementClass::Write,
+            format!("function {display} is not on the read-only allow-list"),
+        ),
+        Some(_) => FnCheck::Unlisted(
+            parts.clone(),
             format!("function {display} is not on the read-only allow-list (user-defined functions may modify data)"),
         ),
     }
@@ -342,11 +352,11 @@ mod tests {
         );
         assert!(matches!(
             check_function(&name("\"LOWER\"")),
-            FnCheck::Held(..)
+            FnCheck::Unlisted(parts, _) if parts == ["LOWER"]
         ));
         assert!(matches!(
             check_function(&name("public.lower")),
-            FnCheck::Held(..)
+            FnCheck::Unlisted(parts, _) if parts == ["public", "lower"]
         ));
         assert!(matches!(
             check_function(&name("db.pg_catalog.lower")),
@@ -358,7 +368,7 @@ mod tests {
         );
         assert!(matches!(
             check_function(&name("_pg_expandarray")),
-            FnCheck::Held(..)
+            FnCheck::Unlisted(parts, _) if parts == ["_pg_expandarray"]
         ));
         assert!(matches!(
             check_function(&name("pg_catalog.nextval")),

@@ -53,6 +53,18 @@ pub struct PgView {
     pub kinds: Vec<String>,
     /// Reasons the string cannot be a read, as Postgres reads it.
     pub findings: Vec<(StatementClass, String)>,
+    /// Calls of functions off the allow-list (name parts as Postgres folds
+    /// them), and the reasons they gave.
+    pub calls: Vec<(Vec<String>, String)>,
+}
+
+impl PgView {
+    /// Whether every finding is one of `calls` (none is something else).
+    pub fn only_calls(&self) -> bool {
+        self.findings
+            .iter()
+            .all(|(_, r)| self.calls.iter().any(|(_, why)| why == r))
+    }
 }
 
 /// Parses `sql` with Postgres's parser; `Err` carries its error message.
@@ -83,19 +95,19 @@ pub fn pg_view(sql: &str) -> Result<PgView, String> {
                 .push((class, format!("PostgreSQL reads a {kind} statement here")));
         }
         view.kinds.push(kind);
-        walk(node, &mut view.findings);
+        walk(node, &mut view);
     }
     Ok(view)
 }
 
-fn push(findings: &mut Vec<(StatementClass, String)>, class: StatementClass, reason: String) {
-    if !findings.iter().any(|(_, r)| *r == reason) {
-        findings.push((class, reason));
+fn push(view: &mut PgView, class: StatementClass, reason: String) {
+    if !view.findings.iter().any(|(_, r)| *r == reason) {
+        view.findings.push((class, reason));
     }
 }
 
 /// Walks every node below `v`, noting what cannot be a read.
-fn walk(v: &Value, findings: &mut Vec<(StatementClass, String)>) {
+fn walk(v: &Value, findings: &mut PgView) {
     match v {
         Value::Array(items) => items.iter().for_each(|i| walk(i, findings)),
         Value::Object(map) => {
@@ -164,7 +176,7 @@ fn walk(v: &Value, findings: &mut Vec<(StatementClass, String)>) {
 
 /// A function call as Postgres names it: allowed only when the bare (or
 /// `pg_catalog.`) name is on the read-only allow-list.
-fn check_call(call: &Value, findings: &mut Vec<(StatementClass, String)>) {
+fn check_call(call: &Value, findings: &mut PgView) {
     let parts: Vec<&str> = call
         .get("funcname")
         .and_then(Value::as_array)
@@ -181,14 +193,22 @@ fn check_call(call: &Value, findings: &mut Vec<(StatementClass, String)>) {
         _ => false,
     };
     if !allowed {
-        push(
-            findings,
-            StatementClass::Write,
-            format!(
-                "PostgreSQL calls function {} here, which is not on the read-only allow-list",
-                parts.join(".")
-            ),
+        let reason = format!(
+            "PostgreSQL calls function {} here, which is not on the read-only allow-list",
+            parts.join(".")
         );
+        // `pg_catalog.` and `information_schema.` functions are Postgres's
+        // own: never a trusted user function.
+        let user = match parts.as_slice() {
+            [_] => true,
+            [schema, _] => !matches!(*schema, "pg_catalog" | "information_schema"),
+            _ => false,
+        };
+        if user && !findings.calls.iter().any(|(_, r)| *r == reason) {
+            let owned = parts.iter().map(|p| p.to_string()).collect();
+            findings.calls.push((owned, reason.clone()));
+        }
+        push(findings, StatementClass::Write, reason);
     }
 }
 
@@ -236,6 +256,8 @@ pub fn cross_check(sql: &str, c: &mut Classification) {
     let view = match pg_view(sql) {
         Ok(v) => v,
         Err(e) => {
+            c.held_only_for_calls = false;
+            c.prepares.clear();
             hold(
                 c,
                 StatementClass::Unknown,
@@ -245,6 +267,8 @@ pub fn cross_check(sql: &str, c: &mut Classification) {
         }
     };
     if view.kinds.len() != c.statement_count {
+        c.held_only_for_calls = false;
+        c.prepares.clear();
         hold(
             c,
             StatementClass::Unknown,
@@ -255,7 +279,27 @@ pub fn cross_check(sql: &str, c: &mut Classification) {
             ),
         );
     }
+    // Calls both parsers see; a classification held only for calls stays
+    // so only if Postgres's reading finds nothing else either.
+    let only_calls = view.only_calls();
+    for (call, _) in &view.calls {
+        if !c.calls.contains(call) {
+            c.calls.push(call.clone());
+        }
+    }
     if c.read_only {
+        let prepares = c.prepares.clone();
+        let held = !view.findings.is_empty();
+        for (class, reason) in view.findings {
+            hold(c, class, reason);
+        }
+        if held && only_calls {
+            c.held_only_for_calls = true;
+            c.prepares = prepares;
+        }
+    } else if !only_calls && c.held_only_for_calls {
+        c.held_only_for_calls = false;
+        c.prepares.clear();
         for (class, reason) in view.findings {
             hold(c, class, reason);
         }

@@ -23,6 +23,10 @@ pub(crate) struct Finding {
     pub class: StatementClass,
     /// Human-readable reason.
     pub reason: String,
+    /// Set when the only reason is a call of this function (name parts as
+    /// written, folded as Postgres folds them), which is not on the
+    /// allow-list: a target's `trusted_functions` may clear it.
+    pub call: Option<Vec<String>>,
 }
 
 /// What a walk found.
@@ -36,8 +40,17 @@ pub(crate) struct WalkOut {
 
 impl WalkOut {
     fn hold(&mut self, class: StatementClass, reason: String) {
-        if !self.findings.iter().any(|f| f.reason == reason) {
-            self.findings.push(Finding { class, reason });
+        self.push(Finding {
+            class,
+            reason,
+            call: None,
+        });
+    }
+
+    /// Adds a finding unless one with the same reason is there.
+    pub(crate) fn push(&mut self, finding: Finding) {
+        if !self.findings.iter().any(|f| f.reason == finding.reason) {
+            self.findings.push(finding);
         }
     }
 }
@@ -100,6 +113,11 @@ impl<'a> Walker<'a> {
                 ),
             },
             FnCheck::Held(class, reason) => self.out.hold(class, reason),
+            FnCheck::Unlisted(parts, reason) => self.out.push(Finding {
+                class: StatementClass::Write,
+                reason,
+                call: Some(parts),
+            }),
         }
     }
 
