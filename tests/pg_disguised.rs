@@ -709,3 +709,98 @@ fn catalog_is_read_again_after_ddl_airlock_runs() {
     );
     assert_eq!(admin_query(db, "SELECT count(*) FROM audit_log"), "0");
 }
+
+#[test]
+fn trusted_functions_pass_and_every_other_route_stays_held() {
+    let db = "airlock_trusted_functions";
+    fresh_db_with(
+        db,
+        "CREATE TABLE t (id int); INSERT INTO t VALUES (1), (2); \
+         CREATE TABLE audit_log (id serial PRIMARY KEY, msg text); \
+         CREATE SCHEMA report; \
+         CREATE FUNCTION report.total() RETURNS bigint STABLE LANGUAGE sql AS $$ SELECT count(*) FROM t $$; \
+         CREATE FUNCTION report.shared() RETURNS int STABLE LANGUAGE sql AS $$ SELECT 7 $$; \
+         CREATE FUNCTION public.shared() RETURNS int LANGUAGE sql AS $$ INSERT INTO audit_log (msg) VALUES ('shared') RETURNING id $$; \
+         CREATE FUNCTION public.bump() RETURNS int LANGUAGE sql AS $$ INSERT INTO audit_log (msg) VALUES ('bump') RETURNING id $$; \
+         CREATE VIEW v_total AS SELECT report.total() AS n; \
+         CREATE VIEW v_mixed AS SELECT report.total() AS n, public.bump() AS b",
+    );
+    let mut config = ProxyConfig::for_db(db);
+    let prod = config.target_mut(&format!("{db}-prod"));
+    prod.read_only_backstop = Some(false);
+    prod.trusted_functions = ["report.total", "report.shared", "report.missing"]
+        .map(String::from)
+        .to_vec();
+    let proxy = Proxy::start(config);
+    let mut conn = raw::login(
+        &format!("127.0.0.1:{}", proxy.pg_port),
+        "alice",
+        &proxy.config.password("alice"),
+        &format!("{db}-prod"),
+    );
+    conn.assert_ready("login through airlock");
+    let run = |conn: &mut RawConn, sql: &str, extended: bool| {
+        let r = if extended {
+            conn.extended_query("", sql, &[], &[])
+        } else {
+            conn.simple_query(sql)
+        };
+        r.unwrap_or_else(|e| panic!("{sql}: {e}"))
+    };
+    for extended in [false, true] {
+        for (sql, expect) in [
+            ("SELECT report.total()", "2"),
+            ("SELECT n FROM v_total", "2"),
+            ("SELECT report.shared()", "7"),
+            ("EXPLAIN SELECT report.total()", "Result  (cost="),
+        ] {
+            let r = run(&mut conn, sql, extended);
+            assert!(
+                r.errors.is_empty(),
+                "{sql} must pass: {:?}",
+                error_lines(&[r])
+            );
+            let first = r
+                .rows
+                .first()
+                .and_then(|row| row.first())
+                .cloned()
+                .flatten();
+            assert!(
+                first.as_deref().is_some_and(|v| v.starts_with(expect)),
+                "{sql}: {first:?}"
+            );
+        }
+        for sql in [
+            "SELECT report.total(), bump()",
+            "SELECT shared()",
+            "SELECT public.shared()",
+            "SELECT * FROM v_mixed",
+            "SELECT report.total() FROM t FOR UPDATE",
+            "WITH d AS (INSERT INTO audit_log (msg) VALUES ('cte') RETURNING id) SELECT report.total()",
+        ] {
+            let r = run(&mut conn, sql, extended);
+            let errors = error_lines(&[r]);
+            assert!(
+                errors.iter().any(|e| e.starts_with("AL")),
+                "{sql} must be held: {errors:?}"
+            );
+            let _ = conn.simple_query("ROLLBACK");
+        }
+    }
+    let script = conn
+        .simple_query("SELECT report.total(); DELETE FROM t")
+        .expect("sent");
+    assert!(
+        error_lines(&[script]).iter().any(|e| e.starts_with("AL")),
+        "a trusted call does not carry a write with it"
+    );
+    assert_eq!(admin_query(db, "SELECT count(*) FROM audit_log"), "0");
+    assert_eq!(admin_query(db, "SELECT count(*) FROM t"), "2");
+    let log = std::fs::read_to_string(&proxy.stderr_path).unwrap_or_default();
+    assert!(
+        log.contains("report.missing")
+            && log.contains("trusted_functions names a function the target does not have"),
+        "a trusted function the target lacks is reported at start"
+    );
+}

@@ -804,6 +804,8 @@ pub struct TargetSpec {
     pub ca_file: Option<PathBuf>,
     pub read_credentials: Option<CredSpec>,
     pub write_credentials: Option<CredSpec>,
+    /// `trusted_functions` (`schema.name`).
+    pub trusted_functions: Vec<String>,
 }
 
 impl TargetSpec {
@@ -824,6 +826,7 @@ impl TargetSpec {
             ca_file: None,
             read_credentials: Some(CredSpec::upstream_scram()),
             write_credentials: Some(CredSpec::upstream_scram()),
+            trusted_functions: Vec::new(),
         }
     }
 }
@@ -1024,6 +1027,9 @@ impl ProxyConfig {
             writeln!(s, "allowed_groups = {}", toml_list(&t.allowed_groups)).unwrap();
             if let Some(b) = t.read_only_backstop {
                 writeln!(s, "read_only_backstop = {b}").unwrap();
+            }
+            if !t.trusted_functions.is_empty() {
+                writeln!(s, "trusted_functions = {}", toml_list(&t.trusted_functions)).unwrap();
             }
             writeln!(s, "\n[targets.upstream]").unwrap();
             writeln!(s, "host = {}", toml_str(&t.host)).unwrap();

@@ -181,6 +181,11 @@ impl CatalogRisks {
                 }
                 for (key, inner) in map {
                     match key.as_str() {
+                        // A call that can only resolve to a trusted function.
+                        "FuncCall"
+                            if self
+                                .trusted_calls
+                                .contains(&exact_names(inner.get("funcname"))) => {}
                         "FuncCall" if !in_pg_catalog(inner.get("funcname")) => {
                             if let Some(name) = last_name(inner.get("funcname")) {
                                 if self.functions.contains(&name) {
@@ -313,12 +318,20 @@ fn note(out: &mut Vec<String>, reason: String) {
 
 /// The `sval`s of a list of String nodes, lowercased.
 fn names(list: Option<&Value>) -> Vec<String> {
+    exact_names(list)
+        .into_iter()
+        .map(|n| n.to_lowercase())
+        .collect()
+}
+
+/// The `sval`s of a list of String nodes, as Postgres folded them.
+fn exact_names(list: Option<&Value>) -> Vec<String> {
     list.and_then(Value::as_array)
         .map(|items| {
             items
                 .iter()
                 .filter_map(|n| n.get("node")?.get("String")?.get("sval")?.as_str())
-                .map(str::to_lowercase)
+                .map(str::to_string)
                 .collect()
         })
         .unwrap_or_default()
@@ -392,6 +405,24 @@ mod tests {
         ] {
             let c = crate::classify(sql);
             assert!(!c.read_only && !r.trusts(&c), "{sql} must stay held: {c:?}");
+        }
+    }
+
+    #[test]
+    fn a_qualified_trusted_call_is_not_taken_for_a_same_named_user_function() {
+        let r = CatalogRisks {
+            functions: ["shared"].map(String::from).into(),
+            trusted_calls: [call(&["report", "shared"])].into(),
+            ..Default::default()
+        };
+        assert!(r.findings("SELECT report.shared()").is_empty());
+        for sql in [
+            "SELECT shared()",
+            "SELECT public.shared()",
+            "SELECT report.shared(), shared()",
+            "SELECT report.\"Shared\"()",
+        ] {
+            assert!(!r.findings(sql).is_empty(), "{sql} must be found");
         }
     }
 
