@@ -15,6 +15,66 @@ fn airlock(args: &[&str], stdin: Option<&[u8]>) -> Out {
 }
 
 #[test]
+fn check_config_checks_trusted_functions_against_the_targets_catalog() {
+    let db = "airlock_check_trusted";
+    fresh_db_with(
+        db,
+        "CREATE SCHEMA report; \
+         CREATE FUNCTION report.total() RETURNS int STABLE LANGUAGE sql AS $$ SELECT 1 $$",
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("trusted.toml");
+    let write = |trusted: &[&str]| {
+        let mut config = ProxyConfig::for_db(db);
+        config.target_mut(&format!("{db}-prod")).trusted_functions =
+            trusted.iter().map(|t| t.to_string()).collect();
+        std::fs::write(&path, config.to_toml(1, 2)).expect("write");
+    };
+    let check = |extra: &[&str]| {
+        let mut cmd = Command::new(airlock_bin());
+        cmd.arg("check-config")
+            .arg(&path)
+            .args(extra)
+            .env(UPSTREAM_PASSWORD_ENV, UPSTREAM_PASSWORD);
+        run_with_timeout(cmd, None, Duration::from_secs(30))
+    };
+    write(&["report.total"]);
+    let out = check(&[]);
+    assert_eq!(out.code(), 0, "{}", out.describe());
+    write(&["report.total", "report.gone"]);
+    let out = check(&[]);
+    assert_eq!(out.code(), 1, "{}", out.describe());
+    assert!(
+        out.stdout()
+            .contains("targets[1].trusted_functions: report.gone: target \"airlock_check_trusted-prod\" has no such function"),
+        "{}",
+        out.describe()
+    );
+    assert!(
+        !out.stdout().contains("report.total:"),
+        "{}",
+        out.describe()
+    );
+    // Without the network, only the spelling is checked.
+    let out = check(&["--offline"]);
+    assert_eq!(out.code(), 0, "{}", out.describe());
+    // A target that cannot be asked is a problem, not a silent pass.
+    let mut config = ProxyConfig::for_db(db);
+    let prod = config.target_mut(&format!("{db}-prod"));
+    prod.trusted_functions = vec!["report.total".into()];
+    prod.port = 1;
+    std::fs::write(&path, config.to_toml(1, 2)).expect("write");
+    let out = check(&[]);
+    assert_eq!(out.code(), 1, "{}", out.describe());
+    assert!(
+        out.stdout()
+            .contains("cannot be checked against the catalog"),
+        "{}",
+        out.describe()
+    );
+}
+
+#[test]
 fn check_config_lists_every_problem_with_its_key_path() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("broken.toml");

@@ -3,7 +3,7 @@
 use crate::audit_cmd::{self, AuditAction};
 use crate::requests_cmd::{self, ApiArgs, RequestsAction};
 use crate::submit_cmd::{self, SubmitArgs};
-use crate::{api, config_file, serve};
+use crate::{api, serve};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::io::Read;
@@ -26,10 +26,15 @@ enum Command {
         #[arg(long, short, env = "AIRLOCK_CONFIG", default_value = "proxy.toml")]
         config: PathBuf,
     },
-    /// Validate a configuration file and print every problem with its key path.
+    /// Validate a configuration file and print every problem with its key path;
+    /// also checks each protected target's `trusted_functions` against its catalog.
     CheckConfig {
         /// Configuration file.
         file: PathBuf,
+        /// Skip the checks that ask the targets (`trusted_functions` against
+        /// each protected target's catalog).
+        #[arg(long)]
+        offline: bool,
     },
     /// Read a password on stdin and print its verifiers (SCRAM-SHA-256 for Postgres).
     Passwd,
@@ -65,34 +70,12 @@ enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve { config } => serve::serve(&config).map(|_| ExitCode::SUCCESS),
-        Command::CheckConfig { file } => Ok(check_config(&file)),
+        Command::CheckConfig { file, offline } => Ok(crate::check_config::run(&file, offline)),
         Command::Passwd => passwd(),
         Command::Token { json } => Ok(token(json)),
         Command::Requests { api, action } => requests_cmd::run(api, action),
         Command::Submit { api, args } => submit_cmd::run(api, args),
         Command::Audit { action } => audit_cmd::run(action),
-    }
-}
-
-fn check_config(file: &std::path::Path) -> ExitCode {
-    match config_file::load(file) {
-        Ok(c) => {
-            println!(
-                "{}: ok ({} users, {} targets, {} families)",
-                file.display(),
-                c.users.len(),
-                c.targets.len(),
-                c.families.len()
-            );
-            ExitCode::SUCCESS
-        }
-        Err(problems) => {
-            for p in &problems {
-                println!("{}: {p}", file.display());
-            }
-            eprintln!("{} problem(s) found", problems.len());
-            ExitCode::FAILURE
-        }
     }
 }
 

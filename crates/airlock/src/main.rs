@@ -2,6 +2,7 @@
 
 mod api;
 mod audit_cmd;
+mod check_config;
 mod cli;
 mod client;
 mod config_file;
