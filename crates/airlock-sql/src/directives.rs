@@ -7,6 +7,7 @@
 
 use sqlparser::tokenizer::Token;
 
+use crate::lexer::TokenKind;
 use crate::parse::tokenize;
 
 /// A key the developer may set (`SET airlock.<key>` or `/* airlock: key=… */`).
@@ -138,29 +139,32 @@ impl Directives {
 /// comment that does not start with `airlock:` ends the directives.
 pub fn leading_directives(sql: &str) -> (Directives, &str) {
     let mut d = Directives::default();
-    let mut rest = sql;
-    let mut found = false;
-    loop {
-        let s = skip_line_comments(rest);
-        let Some(body_start) = s.strip_prefix("/*") else {
-            break;
-        };
-        let Some(end) = block_comment_end(s) else {
-            break;
-        };
-        let body = &body_start[..end - 4];
-        let trimmed = body.trim_start();
-        let Some(content) = strip_prefix_ci(trimmed, "airlock:") else {
-            break;
-        };
-        parse_directives(content, &mut d);
-        found = true;
-        rest = &s[end..];
+    // Comments as Postgres's scanner ends them (`\r` ends a `--` comment,
+    // block comments nest); a text it cannot scan has no directives (and is
+    // not a statement Postgres would run).
+    let Some(tokens) = crate::lexer::scan(sql) else {
+        return (d, sql);
+    };
+    let mut rest = None;
+    for t in tokens {
+        match t.kind {
+            TokenKind::LineComment => continue,
+            TokenKind::BlockComment => {
+                let body = sql
+                    .get(t.start + 2..t.end.saturating_sub(2))
+                    .unwrap_or_default();
+                let Some(content) = strip_prefix_ci(body.trim_start(), "airlock:") else {
+                    break;
+                };
+                parse_directives(content, &mut d);
+                rest = Some(t.end);
+            }
+            TokenKind::Other => break,
+        }
     }
-    if found {
-        (d, rest.trim_start())
-    } else {
-        (d, sql)
+    match rest {
+        Some(end) => (d, sql[end..].trim_start()),
+        None => (d, sql),
     }
 }
 
@@ -168,43 +172,6 @@ fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
     let head = s.get(..prefix.len())?;
     head.eq_ignore_ascii_case(prefix)
         .then(|| &s[prefix.len()..])
-}
-
-fn skip_line_comments(mut s: &str) -> &str {
-    loop {
-        s = s.trim_start();
-        match s.strip_prefix("--") {
-            Some(r) => match r.find('\n') {
-                Some(i) => s = &r[i..],
-                None => return "",
-            },
-            None => return s,
-        }
-    }
-}
-
-/// The byte offset just after the block comment that starts `s` (nesting as Postgres does).
-fn block_comment_end(s: &str) -> Option<usize> {
-    let b = s.as_bytes();
-    let mut depth = 0usize;
-    let mut i = 0;
-    while i + 1 < b.len() {
-        match (b[i], b[i + 1]) {
-            (b'/', b'*') => {
-                depth += 1;
-                i += 2;
-            }
-            (b'*', b'/') => {
-                depth -= 1;
-                i += 2;
-                if depth == 0 {
-                    return Some(i);
-                }
-            }
-            _ => i += 1,
-        }
-    }
-    None
 }
 
 /// Does `s` start (after spaces) with `identifier =`?
@@ -580,6 +547,17 @@ mod tests {
         assert_eq!(rest, "SELECT 1");
         // Only a leading comment counts.
         let sql = "SELECT 1 /* airlock: reason=x */";
+        assert_eq!(leading_directives(sql), (Directives::default(), sql));
+        // Comments end where Postgres ends them: `\r` ends a `--` comment
+        // (the block after it is a directive), and a block inside a line
+        // comment is no directive.
+        let (d, rest) = leading_directives("-- note\r/* airlock: max_rows=5 */ DELETE FROM t");
+        assert_eq!(d.max_rows.as_deref(), Some("5"));
+        assert_eq!(rest, "DELETE FROM t");
+        let sql = "-- /* airlock: max_rows=5 */\nDELETE FROM t";
+        assert_eq!(leading_directives(sql), (Directives::default(), sql));
+        // A text Postgres cannot scan has none.
+        let sql = "/* airlock: reason=x */ SELECT 'open";
         assert_eq!(leading_directives(sql), (Directives::default(), sql));
     }
 

@@ -22,6 +22,7 @@ mod functions;
 mod functions_pg15;
 mod ident;
 mod keywords;
+pub mod lexer;
 mod normalize;
 mod parse;
 pub mod pg_view;
