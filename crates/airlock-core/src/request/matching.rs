@@ -11,7 +11,50 @@ use sha2::{Digest, Sha256};
 /// trims the ends, and drops trailing semicolons. Literals (including Postgres `E'…'` and dollar quotes, MySQL
 /// backslash escapes and backticks) are copied byte for byte, so two texts
 /// that normalize alike differ only in insignificant whitespace.
+///
+/// Postgres texts are cut into tokens by Postgres's own scanner
+/// ([`airlock_sql::lexer`]); a text it cannot scan (an unterminated string
+/// or comment), and MySQL texts, by the character scanner below.
 pub fn normalize_statement(engine: Engine, sql: &str) -> String {
+    if engine == Engine::Postgres {
+        if let Some(tokens) = airlock_sql::lexer::scan(sql) {
+            return join_tokens(sql, &tokens);
+        }
+    }
+    normalize_chars(engine, sql)
+}
+
+/// The tokens of `sql` byte for byte, one space where whitespace separated
+/// two of them (a newline after a line comment), trailing semicolons dropped.
+fn join_tokens(sql: &str, tokens: &[airlock_sql::lexer::Token]) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut at = 0;
+    let mut after_line_comment = false;
+    for t in tokens {
+        let gap = sql.get(at..t.start).unwrap_or_default();
+        if gap.trim().is_empty() {
+            if after_line_comment {
+                out.push('\n');
+            } else if !gap.is_empty() && !out.is_empty() {
+                out.push(' ');
+            }
+        } else {
+            // Not expected from the scanner; kept as written.
+            out.push_str(gap);
+        }
+        out.push_str(sql.get(t.start..t.end).unwrap_or_default());
+        after_line_comment = t.kind == airlock_sql::lexer::TokenKind::LineComment;
+        at = t.end;
+    }
+    while out.ends_with(';') || out.ends_with(' ') {
+        out.pop();
+    }
+    out
+}
+
+/// [`normalize_statement`] by characters (MySQL, and Postgres texts its
+/// scanner rejects).
+fn normalize_chars(engine: Engine, sql: &str) -> String {
     let chars: Vec<char> = sql.chars().collect();
     let mut out = String::with_capacity(sql.len());
     let mut pending_space = false;
@@ -256,6 +299,19 @@ mod tests {
             "SELECT /* a /* b */  c */ 1"
         );
         assert_ne!(pg("SELECT 1 -- x\n, 2"), pg("SELECT 1 -- x , 2"));
+    }
+
+    #[test]
+    fn postgres_literals_end_where_postgres_ends_them() {
+        // Any byte >= 0x80 may be in a dollar tag: the spaces are inside it.
+        assert_ne!(
+            pg("UPDATE t SET x = $€$a  b$€$"),
+            pg("UPDATE t SET x = $€$a b$€$")
+        );
+        // `\r` ends a `--` comment: what follows is the statement.
+        assert_eq!(pg("SELECT 1 -- c\r  ,   2"), "SELECT 1 -- c\n, 2");
+        // An unterminated text falls back to the character scanner.
+        assert_eq!(pg("SELECT  'open"), "SELECT 'open");
     }
 
     #[test]
