@@ -27,6 +27,7 @@ mod common;
 use common::raw::{self, QueryResult, RawConn};
 use common::*;
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::time::Duration;
 
 const DB: &str = "airlock_disguised";
@@ -646,6 +647,29 @@ fn deallocate_and_discard_all_forget_kept_back_parses() {
         !listed.stdout().contains("\"id\""),
         "no request for a forgotten statement: {}",
         listed.stdout()
+    );
+    // A Parse kept back without a Describe never reached Postgres: its
+    // DEALLOCATE is answered as Postgres would answer it, had it been there.
+    let mut parse_only = raw::parse_message("w5", "UPDATE t SET v = 'changed' WHERE id = 1", &[]);
+    parse_only.extend(raw::message(b'S', &[]));
+    c.stream.write_all(&parse_only).expect("send");
+    let p = c.read_until_ready().expect("parse");
+    assert!(p.errors.is_empty(), "{:?}", p.errors);
+    let f = c.simple_query("DEALLOCATE w5").expect("deallocate");
+    assert!(
+        f.errors.is_empty(),
+        "DEALLOCATE of a kept-back Parse: {:?}",
+        f.errors
+    );
+    assert_eq!(f.tags, ["DEALLOCATE"]);
+    let r = c.execute_prepared("w5", &[]).expect("bind");
+    assert!(
+        r.errors.iter().any(|e| e
+            .fields
+            .get(&'D')
+            .is_some_and(|d| d.contains("not known to be read-only"))),
+        "w5 after DEALLOCATE: {:?}",
+        r.errors
     );
     // Without the forgetting, the Bind is held as the kept statement.
     let p = c

@@ -47,6 +47,10 @@ pub struct Gate {
     /// Statement names released by `DEALLOCATE`/`DISCARD ALL` since the
     /// relay last asked (`*` = all).
     deallocated: Vec<Vec<u8>>,
+    /// The last judged text was one `DEALLOCATE name` of a name no read
+    /// Parse or `PREPARE` had made known (so only a kept-back Parse, which
+    /// never reached the upstream, can hold it).
+    sole_deallocate_of_unknown: Option<Vec<u8>>,
 }
 
 impl Gate {
@@ -58,12 +62,19 @@ impl Gate {
             unnamed_is_read: false,
             catalog: None,
             deallocated: Vec::new(),
+            sole_deallocate_of_unknown: None,
         }
     }
 
     /// Names released by `DEALLOCATE`/`DISCARD ALL` since the last call (`*` = all).
     pub fn take_deallocated(&mut self) -> Vec<Vec<u8>> {
         std::mem::take(&mut self.deallocated)
+    }
+
+    /// The name, when the last judged text was a lone `DEALLOCATE name` of
+    /// a statement the gate did not know as a read.
+    pub fn sole_deallocate_of_unknown(&self) -> Option<&[u8]> {
+        self.sole_deallocate_of_unknown.as_deref()
     }
 
     /// Whether Postgres may parse and describe `sql` (a held write) without
@@ -114,6 +125,7 @@ impl Gate {
 
     /// Judges SQL text (a simple Query or the text of a Parse).
     fn judge_sql(&mut self, sql: &[u8]) -> Judgement {
+        self.sole_deallocate_of_unknown = None;
         let Ok(text) = std::str::from_utf8(sql) else {
             return Judgement::Hold {
                 sql: String::from_utf8_lossy(sql).into_owned(),
@@ -153,6 +165,12 @@ impl Gate {
                 reasons: from_catalog,
             };
         }
+        self.sole_deallocate_of_unknown = match (c.statement_count, c.deallocates.as_slice()) {
+            (1, [name]) if name != "*" && !self.known_reads.contains(name.as_bytes()) => {
+                Some(name.as_bytes().to_vec())
+            }
+            _ => None,
+        };
         for name in &c.deallocates {
             self.deallocated.push(name.as_bytes().to_vec());
             if name == "*" {

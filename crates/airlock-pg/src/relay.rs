@@ -303,8 +303,26 @@ where
                     if let Some(reply) = intercepted {
                         owe(&mut out, &guard, &ledger, reply, ready_producers, b'Q');
                     } else {
-                        let j = if h.tag == b'Q' {
+                        let (j, answered) = if h.tag == b'Q' {
                             let j = guard.gate.query(frame::query_sql(&f)?);
+                            // `DEALLOCATE s` of a kept-back Parse that never
+                            // went upstream: answered here, as Postgres would
+                            // answer it had the statement been prepared.
+                            let local = j == Judgement::Pass
+                                && guard
+                                    .gate
+                                    .sole_deallocate_of_unknown()
+                                    .and_then(|n| kept.get(n))
+                                    .is_some_and(|d| !d.forwarded);
+                            if local {
+                                let mut done = BytesMut::new();
+                                frame::put_command_complete(&mut done, "DEALLOCATE");
+                                let reply = Reply {
+                                    frames: done.freeze(),
+                                    kind: ReplyKind::Success,
+                                };
+                                owe(&mut out, &guard, &ledger, reply, ready_producers, b'Q');
+                            }
                             for name in guard.gate.take_deallocated() {
                                 if name == b"*" {
                                     kept.clear();
@@ -312,13 +330,13 @@ where
                                     kept.remove(&name);
                                 }
                             }
-                            j
+                            (j, local)
                         } else {
-                            guard
-                                .gate
-                                .function_call(frame::function_call(&f).ok().as_ref())
+                            let call = frame::function_call(&f).ok();
+                            (guard.gate.function_call(call.as_ref()), false)
                         };
                         match j {
+                            Judgement::Pass if answered => {}
                             Judgement::Pass => {
                                 match crate::plain::client_frame(&guard.app_name, h.tag, &f)? {
                                     Some(labelled) => out.extend_from_slice(&labelled),
