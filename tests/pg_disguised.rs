@@ -86,6 +86,16 @@ CREATE FUNCTION public.neg_w(int) RETURNS int LANGUAGE sql AS $$ SELECT public.w
 CREATE OPERATOR ## (RIGHTARG = int, FUNCTION = public.neg_w);
 CREATE FUNCTION public.imm_mul(int, int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$ BEGIN PERFORM nextval('s'); RETURN $1 * $2; END $$;
 CREATE OPERATOR |*| (LEFTARG = int, RIGHTARG = int, FUNCTION = public.imm_mul);
+-- A user default btree operator class: sorting the type calls its comparison.
+CREATE TYPE tier AS ENUM ('low', 'high');
+CREATE FUNCTION public.tier_cmp(tier, tier) RETURNS int LANGUAGE plpgsql AS $$ BEGIN PERFORM public.w('opclass compare'); RETURN enum_cmp($1, $2); END $$;
+CREATE FUNCTION public.tier_lt(tier, tier) RETURNS bool LANGUAGE sql IMMUTABLE AS $$ SELECT enum_lt($1, $2) $$;
+CREATE FUNCTION public.tier_eq(tier, tier) RETURNS bool LANGUAGE sql IMMUTABLE AS $$ SELECT enum_eq($1, $2) $$;
+CREATE OPERATOR <<< (LEFTARG = tier, RIGHTARG = tier, FUNCTION = public.tier_lt);
+CREATE OPERATOR === (LEFTARG = tier, RIGHTARG = tier, FUNCTION = public.tier_eq);
+CREATE OPERATOR CLASS tier_ops DEFAULT FOR TYPE tier USING btree AS OPERATOR 1 <<<, OPERATOR 3 ===, FUNCTION 1 public.tier_cmp(tier, tier);
+CREATE TABLE tiers (t tier);
+INSERT INTO tiers VALUES ('high'), ('low'), ('high');
 -- Aggregates: a new one and one shadowing an allow-listed name.
 CREATE FUNCTION public.cnt_sfunc(int, int) RETURNS int LANGUAGE sql AS $$ SELECT $1 + public.w('aggregate') * 0 + 1 $$;
 CREATE AGGREGATE public.w_count(int) (SFUNC = public.cnt_sfunc, STYPE = int, INITCOND = '0');
@@ -123,13 +133,15 @@ ANALYZE;
 "#;
 
 /// State a disguised write could change, read directly: one line per item.
+/// Rows are ordered by their text: ordering by a column whose type has a
+/// user default operator class (`tiers`) would run user code itself.
 const FINGERPRINT: &str = r#"
 SELECT string_agg(x, E'\n' ORDER BY x) FROM (
   SELECT 'rel ' || c.relkind::text || ' ' || n.nspname || '.' || c.relname AS x
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
    WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
   UNION ALL
-  SELECT 'rows ' || c.relname || ' ' || md5(query_to_xml(format('SELECT * FROM %I.%I ORDER BY 1', n.nspname, c.relname), true, false, '')::text)
+  SELECT 'rows ' || c.relname || ' ' || md5(query_to_xml(format('SELECT * FROM %I.%I x ORDER BY x::text', n.nspname, c.relname), true, false, '')::text)
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
    WHERE c.relkind IN ('r', 'm') AND n.nspname = 'public'
   UNION ALL
@@ -827,4 +839,43 @@ fn trusted_functions_pass_and_every_other_route_stays_held() {
             && log.contains("trusted_functions names a function the target does not have"),
         "a trusted function the target lacks is reported at start"
     );
+}
+
+#[test]
+fn a_user_default_operator_class_for_a_built_in_type_holds_everything() {
+    let db = "airlock_builtin_opclass";
+    fresh_db_with(
+        db,
+        "CREATE TABLE audit_log (id serial PRIMARY KEY, msg text); \
+         CREATE FUNCTION public.pt_cmp(point, point) RETURNS int LANGUAGE plpgsql AS \
+           $$ BEGIN INSERT INTO audit_log (msg) VALUES ('compare'); RETURN CASE WHEN $1[0] < $2[0] THEN -1 WHEN $1[0] > $2[0] THEN 1 ELSE 0 END; END $$; \
+         CREATE FUNCTION public.pt_lt(point, point) RETURNS bool LANGUAGE sql IMMUTABLE AS $$ SELECT $1[0] < $2[0] $$; \
+         CREATE OPERATOR <<< (LEFTARG = point, RIGHTARG = point, FUNCTION = public.pt_lt); \
+         CREATE OPERATOR CLASS pt_ops DEFAULT FOR TYPE point USING btree AS OPERATOR 1 <<<, OPERATOR 3 ~=, FUNCTION 1 public.pt_cmp(point, point)",
+    );
+    let sort = "SELECT p FROM (VALUES (point(2, 1)), (point(1, 1))) x(p) ORDER BY p";
+    // Directly, the sort calls the user's comparison.
+    admin_query(db, sort);
+    assert_eq!(admin_query(db, "SELECT count(*) FROM audit_log"), "1");
+    let mut config = ProxyConfig::for_db(db);
+    config.target_mut(&format!("{db}-prod")).read_only_backstop = Some(false);
+    let proxy = Proxy::start(config);
+    let mut conn = raw::login(
+        &format!("127.0.0.1:{}", proxy.pg_port),
+        "alice",
+        &proxy.config.password("alice"),
+        &format!("{db}-prod"),
+    );
+    conn.assert_ready("login through airlock");
+    for sql in [sort, "SELECT 1"] {
+        let r = conn.simple_query(sql).expect("sent");
+        let errors = error_lines(&[r]);
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.starts_with("AL") || e.contains("operator class")),
+            "{sql} must be held: {errors:?}"
+        );
+    }
+    assert_eq!(admin_query(db, "SELECT count(*) FROM audit_log"), "1");
 }

@@ -211,7 +211,8 @@ fn quote_literal(s: &str) -> String {
 }
 
 /// Fills the types that run user code (and the tables holding them):
-/// types with user I/O functions and user-namespace domains with CHECKs;
+/// types with user I/O functions, user-namespace domains with CHECKs and
+/// types with a user default btree/hash operator class;
 /// the user-defined ends of casts done by user functions; then, to a
 /// fixpoint, domains over them, arrays of them, composites (and table
 /// rows) with an attribute of them, ranges over them. A cast by a user
@@ -273,6 +274,34 @@ async fn load_types(conn: &mut Conn, risks: &mut CatalogRisks) -> Result<(), Ups
                     risky.insert(target);
                 }
             }
+        }
+    }
+    // Default btree/hash operator classes of user schemas: sorting, grouping,
+    // DISTINCT, set operations and comparisons of the type call their
+    // functions without any name in the text. On a user type the type is
+    // risky; on a built-in (or polymorphic) type every statement may run it.
+    for row in query(
+        conn,
+        &format!(
+            "SELECT c.opcintype::text, lower(t.typname), (tn.nspname IN {SYSTEM} OR t.typtype = 'p')::text, am.amname \
+             FROM pg_catalog.pg_opclass c JOIN pg_catalog.pg_am am ON am.oid = c.opcmethod \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.opcnamespace \
+             JOIN pg_catalog.pg_type t ON t.oid = c.opcintype JOIN pg_catalog.pg_namespace tn ON tn.oid = t.typnamespace \
+             WHERE c.opcdefault AND am.amname IN ('btree', 'hash') AND n.nspname NOT IN {SYSTEM}"
+        ),
+    )
+    .await?
+    {
+        let Ok([oid, name, builtin, method]) = <[String; 4]>::try_from(row) else {
+            continue;
+        };
+        if builtin == "true" {
+            risks.types.insert(name.clone());
+            risks.blanket = Some(format!(
+                "a user default {method} operator class for {name} on this target: sorting, grouping or comparing {name} values runs user code, so any statement may run it"
+            ));
+        } else {
+            risky.insert(oid);
         }
     }
     // Every user type: (oid, name, base type, element type, row relation).
@@ -341,6 +370,21 @@ async fn load_types(conn: &mut Conn, risks: &mut CatalogRisks) -> Result<(), Ups
                 risks.relations.insert(relation.clone());
             }
         }
+    }
+    // Tables with an index whose operator class is a user one: an index scan
+    // calls its support functions.
+    for row in query(
+        conn,
+        &format!(
+            "SELECT DISTINCT lower(tc.relname) FROM pg_catalog.pg_index i \
+             JOIN pg_catalog.pg_class tc ON tc.oid = i.indrelid \
+             JOIN pg_catalog.pg_opclass c ON c.oid = ANY (i.indclass::oid[]) \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.opcnamespace WHERE n.nspname NOT IN {SYSTEM}"
+        ),
+    )
+    .await?
+    {
+        risks.relations.extend(row.into_iter().next());
     }
     risks
         .type_oids
