@@ -219,6 +219,10 @@ pub struct ServerConfig {
     /// Base URL people reach airlock's HTTP listener at, for links in
     /// NOTICEs and Slack messages (`{public_url}/requests/{id}`).
     pub public_url: Option<String>,
+    /// How often a session waiting for a decision looks at its request when
+    /// no store event woke it: the safety net under LISTEN/NOTIFY.
+    #[serde(with = "crate::duration")]
+    pub wait_safety_poll: Duration,
 }
 
 impl Default for ServerConfig {
@@ -233,6 +237,7 @@ impl Default for ServerConfig {
             auth_timeout: Duration::from_secs(60),
             worker_threads: 0,
             public_url: None,
+            wait_safety_poll: Duration::from_secs(5),
         }
     }
 }
@@ -739,6 +744,12 @@ impl Config {
             problem(
                 "server.max_batch_bytes".into(),
                 "must be at least 1024".into(),
+            );
+        }
+        if self.server.wait_safety_poll.is_zero() {
+            problem(
+                "server.wait_safety_poll".into(),
+                "must be longer than 0s".into(),
             );
         }
         if self.server.classifier_cache_entries == 0 {

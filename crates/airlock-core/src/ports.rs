@@ -32,6 +32,10 @@ pub enum StoreError {
         /// Requested new status.
         to: RequestStatus,
     },
+    /// Another request is already open (pending or approved) for exactly
+    /// this statement of this requester on this target.
+    #[error("request {0} is already open for this statement")]
+    AlreadyOpen(RequestId),
     /// A stored value cannot be read back (bad status name, bad JSON…).
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
@@ -308,4 +312,64 @@ pub trait Store: Send + Sync {
         now: Timestamp,
         forget_before: Timestamp,
     ) -> BoxFuture<'a, Result<bool, StoreError>>;
+
+    /// Changes committed to the store from now on, by this process or (on a
+    /// shared store) any other: waiting sessions and the Slack deliverer
+    /// wake on them instead of polling. Delivery is best effort — a
+    /// [`StoreEvent::Resync`] or a lagged receiver means "look again" — so
+    /// a waiter keeps a slow poll as a safety net.
+    fn subscribe(&self) -> tokio::sync::broadcast::Receiver<StoreEvent>;
+}
+
+/// A change committed to the store, as announced to [`Store::subscribe`]rs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreEvent {
+    /// A request was created or changed (status, approvals, run record).
+    Request(RequestId),
+    /// An outbox message was queued.
+    Outbox,
+    /// Changes may have been missed (the store's notification connection
+    /// was re-established): every waiter looks again.
+    Resync,
+}
+
+impl StoreEvent {
+    /// The text sent over a shared store's notification channel.
+    pub fn to_payload(self) -> String {
+        match self {
+            StoreEvent::Request(id) => format!("request:{}", id.0),
+            StoreEvent::Outbox => "outbox".to_string(),
+            StoreEvent::Resync => "resync".to_string(),
+        }
+    }
+
+    /// Parses [`StoreEvent::to_payload`]'s text; `None` for anything else.
+    pub fn from_payload(text: &str) -> Option<StoreEvent> {
+        match text {
+            "outbox" => Some(StoreEvent::Outbox),
+            "resync" => Some(StoreEvent::Resync),
+            _ => text
+                .strip_prefix("request:")
+                .and_then(|n| n.parse::<i64>().ok())
+                .map(|n| StoreEvent::Request(RequestId(n))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_payloads_round_trip() {
+        for e in [
+            StoreEvent::Request(RequestId(42)),
+            StoreEvent::Outbox,
+            StoreEvent::Resync,
+        ] {
+            assert_eq!(StoreEvent::from_payload(&e.to_payload()), Some(e));
+        }
+        assert_eq!(StoreEvent::from_payload("request:x"), None);
+        assert_eq!(StoreEvent::from_payload(""), None);
+    }
 }

@@ -25,6 +25,9 @@ pub const SYSTEM_ACTOR: &str = "airlock";
 /// How many earlier runs a new request carries.
 pub const EARLIER_RUNS_LIMIT: u32 = 10;
 
+/// Attempts to hold a statement whose open request keeps changing under it.
+const MAX_HOLD_ATTEMPTS: usize = 3;
+
 /// Supplies the current approval policies (the config; swapped on reload).
 pub trait PolicySource: Send + Sync {
     /// The resolved policy for a class of statement on a target; `None` for an unknown target.
@@ -249,22 +252,8 @@ impl Workflow {
         let now = self.now();
         let policy = self.policy_for(&details.target, details.class)?;
         if let Some(open) = self.store.find_open_exact(&details.exact_match()).await? {
-            if !self.expire_if_overdue(&open, now).await? {
-                match open.status {
-                    RequestStatus::Pending => {
-                        let event = NewAuditEvent::new(
-                            now,
-                            &details.requester,
-                            kinds::STATEMENT_HELD,
-                            Some(open.id),
-                            json!({ "resent": true, "status": "pending" }),
-                        );
-                        self.store.append_audit(&event).await?;
-                        return Ok(Held::StillPending(open));
-                    }
-                    RequestStatus::Approved => return Ok(Held::Approved(open)),
-                    _ => {}
-                }
+            if let Some(held) = self.resent(&details, open, now).await? {
+                return Ok(held);
             }
         }
         if details.transactional {
@@ -318,7 +307,56 @@ impl Workflow {
                 details.risk = details.risk.max(RiskLevel::Medium);
             }
         }
-        Ok(Held::Created(self.store.create_request(&details).await?))
+        // The store keeps one open request per statement: a concurrent hold
+        // of the same statement (another session, another replica) that
+        // created it first is this hold's request too.
+        for _ in 0..MAX_HOLD_ATTEMPTS {
+            match self.store.create_request(&details).await {
+                Ok(created) => return Ok(Held::Created(created)),
+                Err(StoreError::AlreadyOpen(id)) => {
+                    let Some(open) = self.store.get_request(id).await? else {
+                        continue;
+                    };
+                    if let Some(held) = self.resent(&details, open, now).await? {
+                        return Ok(held);
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(StoreError::Backend(format!(
+            "the statement's open request kept changing; {MAX_HOLD_ATTEMPTS} attempts to hold it failed"
+        ))
+        .into())
+    }
+
+    /// The hold of a statement that already has the open request `open`:
+    /// still pending (the re-send is audited) or approved; `None` when it
+    /// is no longer open (it expired just now, or was decided meanwhile).
+    async fn resent(
+        &self,
+        details: &RequestDetails,
+        open: ChangeRequest,
+        now: Timestamp,
+    ) -> Result<Option<Held>, WorkflowError> {
+        if self.expire_if_overdue(&open, now).await? {
+            return Ok(None);
+        }
+        match open.status {
+            RequestStatus::Pending => {
+                let event = NewAuditEvent::new(
+                    now,
+                    &details.requester,
+                    kinds::STATEMENT_HELD,
+                    Some(open.id),
+                    json!({ "resent": true, "status": "pending" }),
+                );
+                self.store.append_audit(&event).await?;
+                Ok(Some(Held::StillPending(open)))
+            }
+            RequestStatus::Approved => Ok(Some(Held::Approved(open))),
+            _ => Ok(None),
+        }
     }
 
     /// Earlier runs of a fingerprint below `environment` in `family`.

@@ -11,6 +11,7 @@ use crate::frame::{
 };
 use crate::gate::Judgement;
 use crate::relay::{BoxFuture, Reply, ReplyKind, SessionHooks};
+use airlock_core::ports::StoreEvent;
 use airlock_core::request::{
     ChangeRequest, Engine, RequestDetails, RequestFilter, RequestId, RequestStatus, RiskLevel,
 };
@@ -20,6 +21,7 @@ use airlock_sql::{DirectiveKey, Directives, ProxyCommand};
 use bytes::{Bytes, BytesMut};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::broadcast::error::RecvError;
 use tracing::{info, warn};
 
 /// SQLSTATE: held for approval (a request exists).
@@ -63,6 +65,8 @@ pub struct ProtectedHooks {
     /// for statements it shows reach no user code (and before it is loaded,
     /// never).
     pub catalog: Option<Arc<crate::catalog::CatalogCell>>,
+    /// Cancelled when the relay sees the client go away while a hook runs.
+    pub client_gone: tokio_util::sync::CancellationToken,
 }
 
 fn error_frames(code: &str, message: &str, detail: Option<&str>, hint: Option<&str>) -> Bytes {
@@ -456,68 +460,38 @@ impl ProtectedHooks {
     }
 
     /// Blocks until request `id` is decided, the limit passes, or the client
-    /// cancels; sends a NOTICE now and then. Approved: runs it and answers
-    /// with the real result.
+    /// cancels or goes away; sends a NOTICE now and then. Approved: runs it
+    /// and answers with the real result. Woken by the store's events (a
+    /// decision on any replica), with a slow poll as a safety net.
     async fn wait_for_decision(&mut self, id: RequestId, limit: Duration) -> Reply {
         let started = Instant::now();
+        let deadline = started + limit;
         let mut last_notice = Instant::now();
         let _ = self.notices.try_send(notice(&format!(
             "airlock: waiting up to {} for a decision on request #{}; cancel (Ctrl-C) to stop waiting and cancel the request",
             humantime::format_duration(limit),
             id.0
         )));
+        // Subscribed before the first look, so no decision falls in between.
+        let mut events = Some(self.workflow.store().subscribe());
         let cancel = self.cancel.clone();
         let cancelled = cancel.notified();
         tokio::pin!(cancelled);
         cancelled.as_mut().enable();
+        let gone = self.client_gone.clone();
+        let mut look = true;
         loop {
-            tokio::select! {
-                _ = &mut cancelled => {
-                    let actor = self.actor();
-                    let note = "cancelled by the client while waiting";
-                    let outcome = match self.workflow.cancel(id, &actor, Some(note)).await {
-                        Ok(_) => format!("request #{} was cancelled", id.0),
-                        Err(e) => format!("request #{} could not be cancelled: {e}", id.0),
-                    };
-                    return Reply {
-                        frames: error_frames("57014", "canceling statement due to user request", Some(&format!("airlock: {outcome}; nothing was run")), None),
-                        kind: ReplyKind::Error,
-                    };
-                }
-                _ = tokio::time::sleep(WAIT_POLL) => {}
-            }
-            let r = match self.workflow.get(id).await {
-                Ok(r) => r,
-                Err(e) => return self.refusal_reply(&e),
-            };
-            match r.status {
-                RequestStatus::Pending => {}
-                RequestStatus::Approved => return self.run(id).await,
-                RequestStatus::Rejected => {
-                    return error_reply(
-                        REFUSED,
-                        &format!(
-                            "airlock: request #{} was rejected by {}: {}; nothing was run",
-                            id.0,
-                            r.decided_by.as_deref().unwrap_or("a reviewer"),
-                            r.decision_reason.as_deref().unwrap_or("no reason given")
-                        ),
-                        None,
-                    )
-                }
-                other => {
-                    return error_reply(
-                        REFUSED,
-                        &format!(
-                            "airlock: request #{} is {}; nothing was run by this session",
-                            id.0,
-                            other.as_str()
-                        ),
-                        r.decision_reason.as_deref(),
-                    )
+            if look {
+                let r = match self.workflow.get(id).await {
+                    Ok(r) => r,
+                    Err(e) => return self.refusal_reply(&e),
+                };
+                if let Some(reply) = self.decided(&r).await {
+                    return reply;
                 }
             }
-            if started.elapsed() >= limit {
+            let now = Instant::now();
+            if now >= deadline {
                 return error_reply(
                     HELD,
                     &format!(
@@ -528,15 +502,111 @@ impl ProtectedHooks {
                     Some("Re-send the statement after approval, or CALL airlock.run(N)."),
                 );
             }
-            if last_notice.elapsed() >= WAIT_NOTICE_EVERY {
-                last_notice = Instant::now();
+            if now.duration_since(last_notice) >= WAIT_NOTICE_EVERY {
+                last_notice = now;
                 let _ = self.notices.try_send(notice(&format!(
                     "airlock: still waiting for a decision on request #{} ({}s)",
                     id.0,
                     started.elapsed().as_secs()
                 )));
             }
+            let wake = deadline
+                .min(last_notice + WAIT_NOTICE_EVERY)
+                .min(now + self.config.server.wait_safety_poll);
+            let event = async {
+                match events.as_mut() {
+                    Some(rx) => Some(rx.recv().await),
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = &mut cancelled => {
+                    return self.cancel_waiting(id, "cancelled by the client while waiting").await;
+                }
+                _ = gone.cancelled() => {
+                    return self.client_went_away(id).await;
+                }
+                ev = event => {
+                    look = match ev {
+                        Some(Ok(StoreEvent::Request(changed))) => changed == id,
+                        Some(Ok(StoreEvent::Outbox)) => false,
+                        Some(Ok(StoreEvent::Resync)) | Some(Err(RecvError::Lagged(_))) => true,
+                        // The store's announcer is gone: poll from now on.
+                        Some(Err(RecvError::Closed)) | None => {
+                            events = None;
+                            true
+                        }
+                    };
+                }
+                _ = tokio::time::sleep_until(wake.into()) => look = true,
+            }
         }
+    }
+
+    /// The answer to a waiting session once request `r` is decided; `None`
+    /// while it is pending.
+    async fn decided(&mut self, r: &ChangeRequest) -> Option<Reply> {
+        match r.status {
+            RequestStatus::Pending => None,
+            RequestStatus::Approved => Some(self.run(r.id).await),
+            RequestStatus::Rejected => Some(error_reply(
+                REFUSED,
+                &format!(
+                    "airlock: request #{} was rejected by {}: {}; nothing was run",
+                    r.id.0,
+                    r.decided_by.as_deref().unwrap_or("a reviewer"),
+                    r.decision_reason.as_deref().unwrap_or("no reason given")
+                ),
+                None,
+            )),
+            other => Some(error_reply(
+                REFUSED,
+                &format!(
+                    "airlock: request #{} is {}; nothing was run by this session",
+                    r.id.0,
+                    other.as_str()
+                ),
+                r.decision_reason.as_deref(),
+            )),
+        }
+    }
+
+    /// Cancels the request a session waited on (audited) and answers 57014.
+    async fn cancel_waiting(&mut self, id: RequestId, note: &str) -> Reply {
+        let actor = self.actor();
+        let outcome = match self.workflow.cancel(id, &actor, Some(note)).await {
+            Ok(_) => format!("request #{} was cancelled", id.0),
+            Err(e) => format!("request #{} could not be cancelled: {e}", id.0),
+        };
+        Reply {
+            frames: error_frames(
+                "57014",
+                "canceling statement due to user request",
+                Some(&format!("airlock: {outcome}; nothing was run")),
+                None,
+            ),
+            kind: ReplyKind::Error,
+        }
+    }
+
+    /// The client of a waiting session disconnected: its request is
+    /// cancelled (audited) unless the developer `SET airlock.on_disconnect
+    /// = 'keep'`; the answer goes nowhere.
+    async fn client_went_away(&mut self, id: RequestId) -> Reply {
+        let keep = self
+            .settings
+            .get(DirectiveKey::OnDisconnect)
+            .and_then(airlock_sql::on_disconnect_keeps)
+            .unwrap_or(false);
+        if keep {
+            info!(
+                request = id.0,
+                "the client went away while waiting; the request stays pending (airlock.on_disconnect = keep)"
+            );
+            return error_reply(HELD, "airlock: the client went away", None);
+        }
+        self.cancel_waiting(id, "the client disconnected while waiting")
+            .await
     }
 
     async fn show_requests(&self) -> Reply {
@@ -589,6 +659,9 @@ impl ProtectedHooks {
                 if key == DirectiveKey::MaxRows && value.trim().parse::<i64>().is_err() {
                     return error_reply(NEEDS_INPUT, &format!("airlock: max_rows must be a number, not {value:?}"), None);
                 }
+                if key == DirectiveKey::OnDisconnect && airlock_sql::on_disconnect_keeps(&value).is_none() {
+                    return error_reply(NEEDS_INPUT, &format!("airlock: on_disconnect must be 'cancel' or 'keep', not {value:?}"), None);
+                }
                 self.settings.set(key, value);
                 let mut out = BytesMut::new();
                 put_command_complete(&mut out, "SET");
@@ -632,7 +705,7 @@ impl ProtectedHooks {
             ProxyCommand::Unknown { name } => error_reply(
                 NEEDS_INPUT,
                 &format!("airlock: unknown airlock setting or procedure {name:?}"),
-                Some("Settings: airlock.reason, airlock.description, airlock.rollback, airlock.wait, airlock.max_rows; procedures: airlock.run(N), airlock.rollback(N), airlock.cancel(N)."),
+                Some("Settings: airlock.reason, airlock.description, airlock.rollback, airlock.wait, airlock.max_rows, airlock.on_disconnect; procedures: airlock.run(N), airlock.rollback(N), airlock.cancel(N)."),
             ),
         }
     }
@@ -676,8 +749,6 @@ impl SessionHooks for ProtectedHooks {
     }
 }
 
-/// How often a waiting session looks at its request.
-const WAIT_POLL: Duration = Duration::from_millis(250);
 /// How often a waiting session is told it still waits.
 const WAIT_NOTICE_EVERY: Duration = Duration::from_secs(10);
 

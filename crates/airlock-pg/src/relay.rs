@@ -92,6 +92,39 @@ pub struct Guard<H: SessionHooks> {
     pub notices: Option<tokio::sync::mpsc::Receiver<Bytes>>,
     /// The session's `application_name` mapping.
     pub app_name: Arc<AppName>,
+    /// Cancelled when the client goes away while a hook runs (the hooks
+    /// hold a clone: a session waiting for a decision acts on it).
+    pub client_gone: tokio_util::sync::CancellationToken,
+}
+
+/// Most bytes read ahead from the client while a hook runs (pipelined
+/// messages); more waits in the socket.
+const WATCH_READ_AHEAD: usize = 64 * 1024;
+
+/// Awaits a hook (which may wait minutes for a decision, or run a change)
+/// while still reading the client: what it sends meanwhile is kept in
+/// `rbuf` (at most [`WATCH_READ_AHEAD`] bytes), and its going away (end of
+/// stream, an error) cancels `gone`.
+async fn watching<R, T>(
+    hook: impl std::future::Future<Output = T>,
+    client: &mut R,
+    rbuf: &mut BytesMut,
+    gone: &tokio_util::sync::CancellationToken,
+) -> T
+where
+    R: AsyncRead + Unpin,
+{
+    tokio::pin!(hook);
+    loop {
+        let room = !gone.is_cancelled() && rbuf.len() < WATCH_READ_AHEAD;
+        tokio::select! {
+            out = &mut hook => return out,
+            read = client.read_buf(rbuf), if room => match read {
+                Ok(0) | Err(_) => gone.cancel(),
+                Ok(_) => {}
+            },
+        }
+    }
 }
 
 /// Whether an I/O error means a peer went away (not a proxy error).
@@ -245,6 +278,7 @@ where
     let mut skip: usize = 0; // bytes of an oversized frame still to discard
                              // Proxy commands parsed over the extended protocol, by statement and portal.
     let mut proxy = ProxyStatements::default();
+    let gone = guard.client_gone.clone();
     loop {
         if skip > 0 {
             let n = skip.min(rbuf.len());
@@ -266,7 +300,7 @@ where
                 let j = guard.gate.oversized(guard.max_batch_bytes);
                 let simple = matches!(h.tag, b'Q' | b'F');
                 let style = if simple { b'Q' } else { b'B' };
-                let reply = guard.hooks.held(&j).await;
+                let reply = watching(guard.hooks.held(&j), &mut client, &mut rbuf, &gone).await;
                 owe(&mut out, &guard, &ledger, reply, ready_producers, style);
                 if simple {
                     ready_producers += 1;
@@ -294,7 +328,10 @@ where
                 if !held {
                     let intercepted = if h.tag == b'Q' {
                         match std::str::from_utf8(frame::query_sql(&f)?) {
-                            Ok(sql) => guard.hooks.intercept(sql).await,
+                            Ok(sql) => {
+                                watching(guard.hooks.intercept(sql), &mut client, &mut rbuf, &gone)
+                                    .await
+                            }
                             Err(_) => None,
                         }
                     } else {
@@ -344,7 +381,13 @@ where
                                 }
                             }
                             ref hold_it => {
-                                let reply = guard.hooks.held(hold_it).await;
+                                let reply = watching(
+                                    guard.hooks.held(hold_it),
+                                    &mut client,
+                                    &mut rbuf,
+                                    &gone,
+                                )
+                                .await;
                                 owe(&mut out, &guard, &ledger, reply, ready_producers, b'Q');
                             }
                         }
@@ -379,7 +422,9 @@ where
                     Some(
                         airlock_sql::ProxyCommand::Show(_)
                         | airlock_sql::ProxyCommand::ShowRequests,
-                    ) => match guard.hooks.intercept(&sql).await {
+                    ) => match watching(guard.hooks.intercept(&sql), &mut client, &mut rbuf, &gone)
+                        .await
+                    {
                         Some(r) if r.kind == ReplyKind::Success => proxied::description(&r.frames),
                         _ => Bytes::from_static(b"n\0\0\0\x04"),
                     },
@@ -391,7 +436,14 @@ where
             b'E' if !held && frame::execute_portal(&f).is_ok_and(|p| proxy.portal(p).is_some()) => {
                 let portal = frame::execute_portal(&f)?.to_vec();
                 let sql = proxy.portal(&portal).unwrap_or_default().to_string();
-                let reply = match guard.hooks.intercept(&sql).await {
+                let reply = match watching(
+                    guard.hooks.intercept(&sql),
+                    &mut client,
+                    &mut rbuf,
+                    &gone,
+                )
+                .await
+                {
                     Some(r) => r,
                     None => Reply {
                         frames: proxy_unavailable(),
@@ -416,7 +468,13 @@ where
                 let name = frame::bind_statement(&f)?.to_vec();
                 if let Some(d) = kept.get(&name) {
                     let params = frame::bind_params(&f, &d.types).unwrap_or_default();
-                    let reply = guard.hooks.held_bound(&d.judgement, params).await;
+                    let reply = watching(
+                        guard.hooks.held_bound(&d.judgement, params),
+                        &mut client,
+                        &mut rbuf,
+                        &gone,
+                    )
+                    .await;
                     if reply.kind == ReplyKind::Success {
                         owe_before_ready(&ledger, reply, ready_producers, false, true);
                     } else {
@@ -443,14 +501,26 @@ where
                                 Vec::new()
                             }
                         };
-                        let reply = guard.hooks.held_bound(&d.judgement, params).await;
+                        let reply = watching(
+                            guard.hooks.held_bound(&d.judgement, params),
+                            &mut client,
+                            &mut rbuf,
+                            &gone,
+                        )
+                        .await;
                         if reply.kind == ReplyKind::Success {
                             owe_before_ready(&ledger, reply, ready_producers, !d.forwarded, true);
                         } else {
                             owe(&mut out, &guard, &ledger, reply, ready_producers, b'B');
                         }
                     } else {
-                        let reply = guard.hooks.held(&d.judgement).await;
+                        let reply = watching(
+                            guard.hooks.held(&d.judgement),
+                            &mut client,
+                            &mut rbuf,
+                            &gone,
+                        )
+                        .await;
                         owe(&mut out, &guard, &ledger, reply, ready_producers, b'B');
                     }
                 } else if !held {
@@ -489,7 +559,9 @@ where
                             });
                         }
                         ref hold_it => {
-                            let reply = guard.hooks.held(hold_it).await;
+                            let reply =
+                                watching(guard.hooks.held(hold_it), &mut client, &mut rbuf, &gone)
+                                    .await;
                             owe(&mut out, &guard, &ledger, reply, ready_producers, b'B');
                             batch = BatchState::Held;
                         }
@@ -527,7 +599,13 @@ where
                     if kept.len() >= MAX_KEPT && !kept.contains_key(&d.name) {
                         // Bounded: over the cap the statement is held now
                         // rather than kept for a later Bind.
-                        let reply = guard.hooks.held(&d.judgement).await;
+                        let reply = watching(
+                            guard.hooks.held(&d.judgement),
+                            &mut client,
+                            &mut rbuf,
+                            &gone,
+                        )
+                        .await;
                         owe(&mut out, &guard, &ledger, reply, ready_producers, b'B');
                     } else {
                         owe_before_ready(
@@ -551,7 +629,13 @@ where
             b'C' | b'D' | b'E' | b'S' | b'H' if matches!(batch, BatchState::Deferred(_)) => {
                 // The kept-back statement was not bound in this batch: held as is.
                 if let BatchState::Deferred(d) = std::mem::replace(&mut batch, BatchState::Held) {
-                    let reply = guard.hooks.held(&d.judgement).await;
+                    let reply = watching(
+                        guard.hooks.held(&d.judgement),
+                        &mut client,
+                        &mut rbuf,
+                        &gone,
+                    )
+                    .await;
                     owe(&mut out, &guard, &ledger, reply, ready_producers, b'B');
                 }
                 // Re-handle this message in the held state.
@@ -607,7 +691,7 @@ where
             other => {
                 if !held {
                     let j = guard.gate.unknown_message(other);
-                    let reply = guard.hooks.held(&j).await;
+                    let reply = watching(guard.hooks.held(&j), &mut client, &mut rbuf, &gone).await;
                     owe(&mut out, &guard, &ledger, reply, ready_producers, b'Q');
                     ready_producers += 1;
                 }
@@ -970,6 +1054,7 @@ mod tests {
             nonce: "airlock_held_test".into(),
             notices: None,
             app_name: Arc::new(AppName::new("alice")),
+            client_gone: Default::default(),
         };
         let relay = tokio::spawn(relay_guarded(
             proxy_client,
@@ -1042,6 +1127,7 @@ mod tests {
             nonce: "airlock_held_test".into(),
             notices: None,
             app_name: Arc::new(AppName::new("alice")),
+            client_gone: Default::default(),
         };
         let _relay = tokio::spawn(relay_guarded(
             tokio::io::BufWriter::new(proxy_client),
@@ -1097,6 +1183,7 @@ mod tests {
             nonce: "airlock_held_test".into(),
             notices: None,
             app_name: Arc::new(AppName::new("alice")),
+            client_gone: Default::default(),
         };
         let relay = tokio::spawn(relay_guarded(
             proxy_client,

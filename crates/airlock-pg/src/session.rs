@@ -110,6 +110,7 @@ pub async fn handle(
         match (&ctx.workflow, &ctx.runner) {
             (Some(workflow), Some(runner)) => {
                 let (notice_tx, notice_rx) = tokio::sync::mpsc::channel(16);
+                let client_gone = tokio_util::sync::CancellationToken::new();
                 let hooks = ProtectedHooks {
                     workflow: workflow.clone(),
                     config: ctx.config.clone(),
@@ -124,6 +125,7 @@ pub async fn handle(
                     cancel: cancel_signal.clone(),
                     login_audit,
                     catalog: ctx.catalogs.get(&target.name).cloned(),
+                    client_gone: client_gone.clone(),
                 };
                 let guard = Guard {
                     gate,
@@ -132,6 +134,7 @@ pub async fn handle(
                     nonce,
                     notices: Some(notice_rx),
                     app_name: app_name.clone(),
+                    client_gone,
                 };
                 relay::relay_guarded(
                     client,
@@ -150,6 +153,7 @@ pub async fn handle(
                     nonce,
                     notices: None,
                     app_name: app_name.clone(),
+                    client_gone: Default::default(),
                 };
                 relay::relay_guarded(
                     client,

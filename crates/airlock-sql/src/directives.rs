@@ -23,16 +23,20 @@ pub enum DirectiveKey {
     Wait,
     /// Circuit breaker on affected rows (`max_rows`).
     MaxRows,
+    /// What becomes of a request waited on when the client disconnects:
+    /// `cancel` (the default) or `keep` (`on_disconnect`).
+    OnDisconnect,
 }
 
 impl DirectiveKey {
     /// All keys, in documentation order.
-    pub const ALL: [DirectiveKey; 5] = [
+    pub const ALL: [DirectiveKey; 6] = [
         DirectiveKey::Reason,
         DirectiveKey::Description,
         DirectiveKey::Rollback,
         DirectiveKey::Wait,
         DirectiveKey::MaxRows,
+        DirectiveKey::OnDisconnect,
     ];
 
     /// The key's name (`"reason"`, …, `"max_rows"`).
@@ -43,6 +47,7 @@ impl DirectiveKey {
             DirectiveKey::Rollback => "rollback",
             DirectiveKey::Wait => "wait",
             DirectiveKey::MaxRows => "max_rows",
+            DirectiveKey::OnDisconnect => "on_disconnect",
         }
     }
 
@@ -51,6 +56,19 @@ impl DirectiveKey {
         Self::ALL
             .into_iter()
             .find(|k| k.as_str().eq_ignore_ascii_case(name))
+    }
+}
+
+/// `on_disconnect`'s value: `Some(true)` for `keep`, `Some(false)` for
+/// `cancel`, `None` for anything else.
+pub fn on_disconnect_keeps(value: &str) -> Option<bool> {
+    let v = value.trim();
+    if v.eq_ignore_ascii_case("keep") {
+        Some(true)
+    } else if v.eq_ignore_ascii_case("cancel") {
+        Some(false)
+    } else {
+        None
     }
 }
 
@@ -67,6 +85,8 @@ pub struct Directives {
     pub wait: Option<String>,
     /// `max_rows=…`.
     pub max_rows: Option<String>,
+    /// `on_disconnect=…`.
+    pub on_disconnect: Option<String>,
     /// Keys that are not known (the proxy answers with an error naming them).
     pub unknown: Vec<String>,
     /// Parts that are not `key=value` (e.g. an unterminated quote).
@@ -82,7 +102,7 @@ impl Directives {
             .unknown
             .iter()
             .map(|k| {
-                format!("unknown key {k:?} (known: reason, description, rollback, wait, max_rows)")
+                format!("unknown key {k:?} (known: reason, description, rollback, wait, max_rows, on_disconnect)")
             })
             .collect();
         out.extend(
@@ -97,6 +117,13 @@ impl Directives {
                 ));
             }
         }
+        if let Some(v) = &self.on_disconnect {
+            if on_disconnect_keeps(v).is_none() {
+                out.push(format!(
+                    "on_disconnect must be 'cancel' or 'keep', not {v:?}"
+                ));
+            }
+        }
         out
     }
 
@@ -108,6 +135,7 @@ impl Directives {
             DirectiveKey::Rollback => self.rollback.as_deref(),
             DirectiveKey::Wait => self.wait.as_deref(),
             DirectiveKey::MaxRows => self.max_rows.as_deref(),
+            DirectiveKey::OnDisconnect => self.on_disconnect.as_deref(),
         }
     }
 
@@ -119,6 +147,7 @@ impl Directives {
             DirectiveKey::Rollback => &mut self.rollback,
             DirectiveKey::Wait => &mut self.wait,
             DirectiveKey::MaxRows => &mut self.max_rows,
+            DirectiveKey::OnDisconnect => &mut self.on_disconnect,
         };
         *slot = Some(value);
     }

@@ -37,7 +37,9 @@ pub use cache::Classifier;
 pub use catalog::CatalogRisks;
 pub use class::{Classification, StatementClass};
 pub use classify::classify;
-pub use directives::{leading_directives, proxy_command, DirectiveKey, Directives, ProxyCommand};
+pub use directives::{
+    leading_directives, on_disconnect_keeps, proxy_command, DirectiveKey, Directives, ProxyCommand,
+};
 pub use fingerprint::{fingerprint, Fingerprint};
 pub use functions::is_allowed_builtin;
 pub use redact::{redact, Redactor, REDACTED, REDACTED_MATCH};

@@ -3,7 +3,7 @@
 use crate::error::{corrupt, db};
 use crate::{Backend, SqlStore, Tx};
 use airlock_core::audit::{seal, AuditEvent, AuditHead, NewAuditEvent};
-use airlock_core::ports::{NewOutboxMessage, StoreError};
+use airlock_core::ports::{NewOutboxMessage, StoreError, StoreEvent};
 use airlock_core::{RequestId, Timestamp};
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -101,6 +101,9 @@ impl SqlStore {
         event: &NewAuditEvent,
     ) -> Result<AuditEvent, StoreError> {
         let sealed = self.append_in(tx, head, event).await?;
+        if let Some(id) = sealed.request_id {
+            self.notify_in(tx, StoreEvent::Request(id)).await?;
+        }
         if self.options.request_outbox {
             let message = NewOutboxMessage {
                 topic: REQUEST_TOPIC.to_string(),

@@ -14,6 +14,7 @@
 mod audit;
 mod chat;
 mod error;
+mod events;
 mod executions;
 mod outbox;
 mod requests;
@@ -75,10 +76,11 @@ pub struct SqlStore {
     pool: AnyPool,
     backend: Backend,
     options: StoreOptions,
+    events: std::sync::Arc<events::Events>,
 }
 
 fn migrations(backend: Backend) -> Result<Migrator, ConnectError> {
-    let steps: [(i64, &str, &'static str); 2] = match backend {
+    let steps: [(i64, &str, &'static str); 3] = match backend {
         Backend::Sqlite => [
             (
                 1,
@@ -89,6 +91,11 @@ fn migrations(backend: Backend) -> Result<Migrator, ConnectError> {
                 2,
                 "chat",
                 include_str!("../migrations/sqlite/0002_chat.sql"),
+            ),
+            (
+                3,
+                "open holds",
+                include_str!("../migrations/sqlite/0003_open_holds.sql"),
             ),
         ],
         Backend::Postgres => [
@@ -101,6 +108,11 @@ fn migrations(backend: Backend) -> Result<Migrator, ConnectError> {
                 2,
                 "chat",
                 include_str!("../migrations/postgres/0002_chat.sql"),
+            ),
+            (
+                3,
+                "open holds",
+                include_str!("../migrations/postgres/0003_open_holds.sql"),
             ),
         ],
     };
@@ -175,10 +187,15 @@ impl SqlStore {
             url = %airlock_core::config::redact_url(url),
             "state store opened"
         );
+        let events = std::sync::Arc::new(events::Events::new());
+        if backend == Backend::Postgres {
+            events.listen(url);
+        }
         Ok(SqlStore {
             pool,
             backend,
             options,
+            events,
         })
     }
 
@@ -203,6 +220,7 @@ impl SqlStore {
 
     /// Closes every connection.
     pub async fn close(&self) {
+        self.events.stop();
         self.pool.close().await;
     }
 
@@ -397,5 +415,9 @@ impl Store for SqlStore {
         forget_before: Timestamp,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(self.remember_nonce_impl(nonce, now, forget_before))
+    }
+
+    fn subscribe(&self) -> tokio::sync::broadcast::Receiver<airlock_core::ports::StoreEvent> {
+        self.events.subscribe()
     }
 }

@@ -2,7 +2,7 @@
 
 use crate::error::db;
 use crate::{ms, Backend, SqlStore};
-use airlock_core::ports::{NewOutboxMessage, OutboxClaim, OutboxMessage, StoreError};
+use airlock_core::ports::{NewOutboxMessage, OutboxClaim, OutboxMessage, StoreError, StoreEvent};
 use airlock_core::{RequestId, Timestamp};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row};
@@ -70,7 +70,14 @@ impl SqlStore {
         &self,
         m: &NewOutboxMessage,
     ) -> Result<i64, StoreError> {
-        self.enqueue_in(&self.pool, m).await
+        let id = self.enqueue_in(&self.pool, m).await?;
+        if self.backend == Backend::Postgres {
+            let mut tx = self.pool.begin().await.map_err(db)?;
+            self.notify_in(&mut tx, StoreEvent::Outbox).await?;
+            tx.commit().await.map_err(db)?;
+        }
+        self.announce(StoreEvent::Outbox);
+        Ok(id)
     }
 
     pub(crate) async fn claim_outbox_impl(

@@ -4,7 +4,7 @@
 use crate::error::{corrupt, db};
 use crate::{ms, ts, Backend, SqlStore, Tx};
 use airlock_core::audit::{kinds, NewAuditEvent};
-use airlock_core::ports::{StatusChange, StoreError};
+use airlock_core::ports::{StatusChange, StoreError, StoreEvent};
 use airlock_core::request::matching::ExactMatch;
 use airlock_core::request::state::is_allowed;
 use airlock_core::request::{decode_params, encode_params, parse_class};
@@ -214,6 +214,33 @@ impl SqlStore {
             .await
             .map_err(db)?;
         let id = RequestId(row.try_get("id").map_err(db)?);
+        // One open request per statement: a concurrent hold that got here
+        // first keeps it (the store, not the caller's duplicate check, decides).
+        let claimed = sqlx::query(
+            "INSERT INTO open_holds (target, requester, match_key, request_id) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(&d.target)
+        .bind(&d.requester)
+        .bind(&key.key)
+        .bind(id.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        if claimed.rows_affected() != 1 {
+            let holder = sqlx::query(
+                "SELECT request_id FROM open_holds WHERE target = $1 AND requester = $2 AND match_key = $3",
+            )
+            .bind(&d.target)
+            .bind(&d.requester)
+            .bind(&key.key)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+            let holder = RequestId(get(&holder, "request_id")?);
+            tx.rollback().await.map_err(db)?;
+            return Err(StoreError::AlreadyOpen(holder));
+        }
         let event = NewAuditEvent::new(
             d.created_at,
             &d.requester,
@@ -240,6 +267,7 @@ impl SqlStore {
         );
         self.log_request_change(&mut tx, &mut head, &event).await?;
         tx.commit().await.map_err(db)?;
+        self.announce(StoreEvent::Request(id));
         Ok(ChangeRequest {
             id,
             status: RequestStatus::Pending,
@@ -451,6 +479,7 @@ impl SqlStore {
             ApprovalOutcome::Recorded { have, need }
         };
         tx.commit().await.map_err(db)?;
+        self.announce(StoreEvent::Request(a.request_id));
         Ok(Ok(outcome))
     }
 
@@ -496,6 +525,14 @@ impl SqlStore {
         if done.rows_affected() != 1 {
             return Ok(false);
         }
+        if c.from.is_open() && !c.to.is_open() {
+            // The statement may be held again as a new request.
+            sqlx::query("DELETE FROM open_holds WHERE request_id = $1")
+                .bind(id.0)
+                .execute(&mut **tx)
+                .await
+                .map_err(db)?;
+        }
         self.log_request_change(tx, head, &c.event).await?;
         Ok(true)
     }
@@ -520,6 +557,7 @@ impl SqlStore {
         let mut head = self.lock_head(&mut tx).await?;
         if self.cas_in(&mut tx, &mut head, id, c).await? {
             tx.commit().await.map_err(db)?;
+            self.announce(StoreEvent::Request(id));
             return Ok(true);
         }
         let exists = sqlx::query("SELECT COUNT(*) AS n FROM requests WHERE id = $1")
@@ -603,6 +641,9 @@ impl SqlStore {
             }
         }
         tx.commit().await.map_err(db)?;
+        for (id, _) in &expired {
+            self.announce(StoreEvent::Request(*id));
+        }
         Ok(expired)
     }
 }

@@ -292,7 +292,14 @@ async fn exact_matching(ctx: Ctx) {
             "{target} {who} {text} {value}"
         );
     }
-    // Closed requests do not match.
+    // The store keeps one open request per statement, whatever the caller checked.
+    let mut resent = d.clone();
+    resent.statement = "UPDATE orders\n  SET state = $1 WHERE id = 7;".into();
+    match store.create_request(&resent).await {
+        Err(StoreError::AlreadyOpen(id)) => assert_eq!(id, r.id),
+        other => panic!("a second open request for the statement: {other:?}"),
+    }
+    // Closed requests do not match, and the statement may be held again.
     let c = change(
         r.id,
         RequestStatus::Pending,
@@ -302,6 +309,8 @@ async fn exact_matching(ctx: Ctx) {
     );
     assert!(store.transition(r.id, &c).await.expect("reject"));
     assert!(store.find_open_exact(&same).await.expect("find").is_none());
+    let again = store.create_request(&resent).await.expect("held again");
+    assert_ne!(again.id, r.id);
 }
 
 both!(cas_races);
@@ -1154,4 +1163,116 @@ async fn outbox_keeps_each_requests_order(ctx: Ctx) {
     assert_eq!(order.len(), 3);
     assert_eq!(order[0], first[0].id);
     assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}");
+}
+
+/// Waits for `want` on `events` (other events are skipped).
+async fn next_event(
+    events: &mut tokio::sync::broadcast::Receiver<airlock_core::ports::StoreEvent>,
+    want: airlock_core::ports::StoreEvent,
+) -> bool {
+    let seen = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match events.recv().await {
+                Ok(e) if e == want => return true,
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(_) => return false,
+            }
+        }
+    })
+    .await;
+    seen.unwrap_or(false)
+}
+
+both!(events_reach_every_replica);
+async fn events_reach_every_replica(ctx: Ctx) {
+    use airlock_core::ports::StoreEvent;
+    // The other replica (PostgreSQL: LISTEN/NOTIFY; SQLite: one process
+    // shares one store handle, so its own subscribers are the ones told).
+    let watcher: Arc<airlock_store::SqlStore> = match ctx.kind {
+        Kind::Postgres => ctx.replica().await,
+        Kind::Sqlite => ctx.store.clone(),
+    };
+    let mut events = watcher.subscribe();
+    if ctx.kind == Kind::Postgres {
+        // The listener announces itself once it listens.
+        assert!(
+            next_event(&mut events, StoreEvent::Resync).await,
+            "listener never listened"
+        );
+    }
+    let d = details("alice", "orders-prod", "UPDATE t SET a = 1");
+    let r = ctx.store.create_request(&d).await.expect("create");
+    assert!(
+        next_event(&mut events, StoreEvent::Request(r.id)).await,
+        "creation not announced"
+    );
+    let done = ctx
+        .store
+        .transition(
+            r.id,
+            &change(
+                r.id,
+                RequestStatus::Pending,
+                RequestStatus::Rejected,
+                "bob",
+                RequestPatch::default(),
+            ),
+        )
+        .await
+        .expect("reject");
+    assert!(done);
+    assert!(
+        next_event(&mut events, StoreEvent::Request(r.id)).await,
+        "decision not announced"
+    );
+    let message = NewOutboxMessage {
+        topic: "test".into(),
+        request_id: None,
+        payload: "{}".into(),
+        at: T0,
+    };
+    ctx.store.enqueue_outbox(&message).await.expect("enqueue");
+    assert!(
+        next_event(&mut events, StoreEvent::Outbox).await,
+        "outbox not announced"
+    );
+    // A change that loses its compare-and-set announces nothing; the next
+    // event is the one that follows it.
+    let lost = ctx
+        .store
+        .transition(
+            r.id,
+            &change(
+                r.id,
+                RequestStatus::Pending,
+                RequestStatus::Approved,
+                "bob",
+                RequestPatch::default(),
+            ),
+        )
+        .await
+        .expect("cas");
+    assert!(!lost);
+    let r2 = ctx
+        .store
+        .create_request(&details("alice", "orders-prod", "UPDATE t SET a = 2"))
+        .await
+        .expect("create");
+    let next = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match events.recv().await {
+                Ok(StoreEvent::Request(id)) => return Some(id),
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+    })
+    .await
+    .ok()
+    .flatten();
+    assert_eq!(next, Some(r2.id), "a lost compare-and-set was announced");
+    if ctx.kind == Kind::Postgres {
+        watcher.close().await;
+    }
 }

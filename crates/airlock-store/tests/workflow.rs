@@ -483,6 +483,51 @@ async fn expiry_and_recovery(ctx: Ctx) {
     let _ = Timestamp(0);
 }
 
+both!(concurrent_identical_holds_make_one_request);
+async fn concurrent_identical_holds_make_one_request(ctx: Ctx) {
+    // Two replicas' workflows on one store, 20 holds of one statement at once.
+    let replica: Arc<dyn Store> = ctx.replica().await;
+    let flows = [
+        Arc::new(workflow(&ctx).0),
+        Arc::new(Workflow::new(replica, policies(), TestClock::at(T0))),
+    ];
+    let holds: Vec<_> = (0..20)
+        .map(|i| {
+            let wf = flows[i % 2].clone();
+            tokio::spawn(async move {
+                let mut d = details(
+                    "alice",
+                    "orders-prod",
+                    "UPDATE orders SET x = 1 WHERE id = 9",
+                );
+                d.reason = Some("one request".into());
+                wf.hold(d).await.expect("hold")
+            })
+        })
+        .collect();
+    let mut created = 0;
+    let mut ids = std::collections::BTreeSet::new();
+    for h in holds {
+        match h.await.expect("task") {
+            Held::Created(r) => {
+                created += 1;
+                ids.insert(r.id);
+            }
+            Held::StillPending(r) | Held::Approved(r) => {
+                ids.insert(r.id);
+            }
+        }
+    }
+    assert_eq!(created, 1, "exactly one hold creates the request");
+    assert_eq!(ids.len(), 1, "every hold got the same request: {ids:?}");
+    let all = ctx
+        .store
+        .list_requests(&airlock_core::RequestFilter::default())
+        .await
+        .expect("list");
+    assert_eq!(all.len(), 1);
+}
+
 /// Latency of `Workflow::hold` creating a request (store write, audit event,
 /// outbox message, earlier-runs lookup). Run with `--ignored --nocapture`.
 async fn hold_latency(ctx: Ctx) {
