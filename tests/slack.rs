@@ -39,7 +39,9 @@ fn states(db: &str) -> String {
     )
 }
 
-/// The test config: carol is a second dba; everyone but a stranger is
+/// The test config: carol is a second dba; the outbox's safety poll is
+/// 10 minutes, so every message is delivered because a store event (or a
+/// scheduled retry) woke the deliverer; everyone but a stranger is
 /// mapped to a Slack user; reviews go to `CHANNEL`; `approvals` approvers.
 fn config(db: &str, fake: &fake_slack::FakeSlack, approvals: u32) -> ProxyConfig {
     let mut cfg = ProxyConfig::for_db(db).with_api_token("bob", BOB_API_TOKEN);
@@ -70,7 +72,7 @@ fn config(db: &str, fake: &fake_slack::FakeSlack, approvals: u32) -> ProxyConfig
         "[policy]\napprover_groups = [\"dba\"]\napprovals_required = {approvals}\nreview_channel = {}\n\n\
          [slack]\nmode = \"http\"\napi_url = {}\nbot_token_env = \"AIRLOCK_TEST_SLACK_BOT\"\n\
          signing_secret_env = \"AIRLOCK_TEST_SLACK_SECRET\"\nretry_initial = \"200ms\"\n\
-         retry_max = \"1s\"\npoll_interval = \"100ms\"\n",
+         retry_max = \"1s\"\npoll_interval = \"10min\"\n",
         toml_str(CHANNEL),
         toml_str(&fake.api_url())
     );

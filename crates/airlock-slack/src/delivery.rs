@@ -40,7 +40,8 @@ pub struct DeliveryOptions {
     pub retry_initial: Duration,
     /// Longest retry delay.
     pub retry_max: Duration,
-    /// How often the outbox is polled when idle.
+    /// How often the outbox is looked at when no store event woke the
+    /// deliverer (the safety net), and how the delivery lease is paced.
     pub poll_interval: Duration,
     /// Redacts statements (password literals, configured patterns).
     pub redactor: airlock_sql::Redactor,
@@ -55,6 +56,20 @@ enum DeliveryError {
     Store(#[from] airlock_core::StoreError),
     #[error(transparent)]
     Workflow(#[from] airlock_core::WorkflowError),
+}
+
+/// How long the delivery lease lasts unless renewed (every third of it):
+/// a replica that dies hands delivery over after at most this.
+const LEASE_TTL: Duration = Duration::from_secs(10);
+
+/// What one drain of the outbox did.
+struct Drained {
+    /// Messages delivered.
+    delivered: usize,
+    /// Slack rate-limits: pause this long before the next call.
+    pause: Option<Duration>,
+    /// The soonest retry scheduled for a failed message.
+    retry_in: Option<Duration>,
 }
 
 /// Delivers request changes to Slack.
@@ -98,39 +113,85 @@ impl Deliverer {
             .map(|u| format!("{}/requests/{}", u.trim_end_matches('/'), id.0))
     }
 
-    /// Runs until `stop` is cancelled.
+    /// Runs until `stop` is cancelled. Only the holder of the delivery lease
+    /// delivers; it drains the outbox when a store change wakes it (a queued
+    /// message comes with one, on any replica), when a scheduled retry is
+    /// due, when it takes the lease over, and every `poll_interval` as a
+    /// safety net. Between those it only renews the lease.
     pub async fn run(self, stop: CancellationToken) {
         let store = self.workflow.store().clone();
-        let lease_ttl = (self.options.poll_interval * 5).max(Duration::from_secs(10));
+        let mut events = Some(store.subscribe());
+        let mut leader = false;
+        let mut woken = true;
+        let mut next_poll = tokio::time::Instant::now();
+        let mut next_retry: Option<tokio::time::Instant> = None;
         loop {
-            let now = self.workflow.now();
-            let mut delivered_any = false;
+            let now = tokio::time::Instant::now();
             match store
-                .try_lease(DELIVERY_LEASE, &self.owner, now, lease_ttl)
+                .try_lease(DELIVERY_LEASE, &self.owner, self.workflow.now(), LEASE_TTL)
                 .await
             {
-                Ok(true) => match self.drain_once().await {
-                    Ok((n, pause)) => {
-                        delivered_any = n > 0;
-                        if let Some(pause) = pause {
+                Ok(true) => {
+                    if !leader {
+                        woken = true; // took the lease over: catch up at once
+                    }
+                    leader = true;
+                }
+                Ok(false) => leader = false,
+                Err(e) => {
+                    leader = false;
+                    tracing::error!(error = %e, "Slack delivery: cannot take the lease");
+                }
+            }
+            let retry_due = next_retry.is_some_and(|t| t <= now);
+            if leader && (woken || retry_due || next_poll <= now) {
+                woken = false;
+                next_poll = now + self.options.poll_interval;
+                if retry_due {
+                    next_retry = None;
+                }
+                match self.drain_once().await {
+                    Ok(drained) => {
+                        if let Some(after) = drained.retry_in {
+                            let at = tokio::time::Instant::now() + after;
+                            next_retry = Some(next_retry.map_or(at, |t| t.min(at)));
+                        }
+                        if let Some(pause) = drained.pause {
                             tokio::select! {
                                 _ = stop.cancelled() => break,
                                 _ = tokio::time::sleep(pause) => {}
                             }
+                            woken = true;
+                            continue;
+                        }
+                        if drained.delivered > 0 {
+                            woken = true; // there may be more
                             continue;
                         }
                     }
                     Err(e) => tracing::error!(error = %e, "Slack delivery: the store failed"),
-                },
-                Ok(false) => {}
-                Err(e) => tracing::error!(error = %e, "Slack delivery: cannot take the lease"),
+                }
             }
-            if delivered_any {
-                continue;
+            let mut wake = now + LEASE_TTL / 3;
+            if leader {
+                wake = wake.min(next_poll);
+                if let Some(t) = next_retry {
+                    wake = wake.min(t);
+                }
             }
+            let event = async {
+                match events.as_mut() {
+                    Some(rx) => Some(rx.recv().await),
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = stop.cancelled() => break,
-                _ = tokio::time::sleep(self.options.poll_interval) => {}
+                ev = event => match ev {
+                    Some(Err(tokio::sync::broadcast::error::RecvError::Closed)) => events = None,
+                    _ => woken = true,
+                },
+                _ = tokio::time::sleep_until(wake) => {}
             }
         }
         // Let another replica take over at once.
@@ -144,9 +205,8 @@ impl Deliverer {
             .await;
     }
 
-    /// Claims and delivers one batch; returns how many were delivered and,
-    /// when Slack rate-limits, how long to pause.
-    async fn drain_once(&self) -> Result<(usize, Option<Duration>), airlock_core::StoreError> {
+    /// Claims and delivers one batch.
+    async fn drain_once(&self) -> Result<Drained, airlock_core::StoreError> {
         let store = self.workflow.store();
         let now = self.workflow.now();
         let batch = store
@@ -160,6 +220,7 @@ impl Deliverer {
             .await?;
         let mut delivered = 0;
         let mut pause: Option<Duration> = None;
+        let mut retry_in: Option<Duration> = None;
         for m in batch {
             if let Some(p) = pause {
                 // Rate-limited: hand the rest back for after the pause.
@@ -200,10 +261,15 @@ impl Deliverer {
                     store
                         .retry_outbox(m.id, &self.owner, &e.to_string(), at)
                         .await?;
+                    retry_in = Some(retry_in.map_or(delay, |r| r.min(delay)));
                 }
             }
         }
-        Ok((delivered, pause))
+        Ok(Drained {
+            delivered,
+            pause,
+            retry_in,
+        })
     }
 
     async fn deliver(&self, m: &OutboxMessage) -> Result<(), DeliveryError> {
