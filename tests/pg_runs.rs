@@ -8,7 +8,8 @@
 mod common;
 
 use airlock_core::{
-    Actor, ChangeRequest, Held, RequestDetails, RequestId, RequestStatus, SystemClock, Workflow,
+    Actor, ChangeRequest, Held, RequestDetails, RequestId, RequestStatus, SystemClock,
+    UpstreamSession, Workflow,
 };
 use airlock_store::SqlStore;
 use common::requests::{request_details, AnyApprover};
@@ -408,7 +409,12 @@ fn requests_left_running_are_settled_from_pg_xact_status_at_startup() {
                 wf.approve(id, &bob, "cli", None).await.expect("approve");
                 wf.start_run(id, &alice).await.expect("start run");
                 if let Some(xid) = xid {
-                    wf.record_xid(id, RequestStatus::Running, xid)
+                    // As an older airlock recorded it: no backend.
+                    let session = UpstreamSession {
+                        xid: Some(xid.clone()),
+                        backend: None,
+                    };
+                    wf.record_upstream(id, RequestStatus::Running, &session)
                         .await
                         .expect("record xid");
                 }
@@ -420,11 +426,14 @@ fn requests_left_running_are_settled_from_pg_xact_status_at_startup() {
 
     let mut cfg = config(db);
     cfg.store_url = Some(url);
+    cfg.server_extra
+        .push(("reconcile_interval".into(), "\"1s\"".into()));
     let proxy = Proxy::start(cfg);
     let expected = ["executed", "failed", "unknown"];
     for (id, want) in ids.iter().zip(expected) {
         let mut last = Value::Null;
-        let settled = wait_until(Duration::from_secs(20), || {
+        // The run without a recorded session is given START_GRACE (15s).
+        let settled = wait_until(Duration::from_secs(40), || {
             last = show(&proxy, id.0);
             last["status"] != "running"
         });
@@ -442,13 +451,15 @@ fn requests_left_running_are_settled_from_pg_xact_status_at_startup() {
     assert!(
         r["run"]["error"]
             .as_str()
-            .is_some_and(|e| e.contains("no upstream transaction id")),
+            .is_some_and(|e| e.contains("no upstream session was recorded")),
         "{r}"
     );
     // Never re-run: the statements' values never reached the table.
     assert_eq!(values(db), "1=v1,2=v2,3=v3");
     assert!(
-        proxy.stderr().contains("crash recovery"),
+        proxy
+            .stderr()
+            .contains("settled a request whose run is gone"),
         "{}",
         proxy.stderr()
     );

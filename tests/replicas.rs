@@ -220,3 +220,237 @@ fn twenty_identical_holds_across_two_replicas_make_one_request() {
     );
     assert_eq!(admin_query(db, "SELECT sum(n) FROM t"), "0");
 }
+
+/// Holds `sql` as alice on `proxy` (no wait) and approves it as bob; returns its number.
+fn held_and_approved(proxy: &Proxy, db: &str, store_db: &str, sql: &str) -> i64 {
+    let out = proxy.conn("alice", &format!("{db}-prod")).psql(&[
+        "-X",
+        "-v",
+        "VERBOSITY=verbose",
+        "-c",
+        "SET airlock.reason = 'replica test'",
+        "-c",
+        sql,
+    ]);
+    assert!(out.stderr().contains("AL001"), "{}", out.describe());
+    let id = pending_request(store_db);
+    requests_cli(proxy, BOB_TOKEN, &["approve", &id.to_string()]).assert_success("approve");
+    id
+}
+
+/// `airlock requests run N` as alice against `proxy`, in the background.
+fn run_in_background(proxy: &Proxy, id: i64) -> Background {
+    let mut cmd = std::process::Command::new(airlock_bin());
+    cmd.args(["requests", "run", &id.to_string()])
+        .env(
+            "AIRLOCK_URL",
+            format!("http://127.0.0.1:{}", proxy.http_port),
+        )
+        .env("AIRLOCK_TOKEN", ALICE_TOKEN);
+    Background::spawn(cmd)
+}
+
+/// Waits until run `id` is executing its statement upstream.
+fn wait_run_active(db: &str, id: i64) {
+    let active = wait_until(Duration::from_secs(20), || {
+        admin_query(
+            "postgres",
+            &format!(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = '{db}' \
+                 AND application_name LIKE 'airlock:run#{id}:%' AND state = 'active'"
+            ),
+        ) == "1"
+    });
+    assert!(active, "run #{id} never reached the upstream");
+}
+
+fn run_error(store_db: &str, id: i64) -> String {
+    admin_query(
+        store_db,
+        &format!("SELECT coalesce(run_error, '') FROM requests WHERE id = {id}"),
+    )
+}
+
+fn transitions(store_db: &str, id: i64, kind: &str) -> String {
+    admin_query(
+        store_db,
+        &format!("SELECT count(*) FROM audit_events WHERE request_id = {id} AND kind = '{kind}'"),
+    )
+}
+
+/// Two replicas; the first started (`reconciler`) holds the reconciler's lease.
+fn reconciler_and_runner(cfg: &ProxyConfig, store_db: &str) -> (Proxy, Proxy) {
+    let mut cfg = cfg.clone();
+    cfg.server_extra
+        .push(("reconcile_interval".into(), "\"1s\"".into()));
+    let reconciler = Proxy::start(cfg.clone());
+    assert!(
+        wait_until(Duration::from_secs(10), || admin_query(
+            store_db,
+            "SELECT count(*) FROM leases WHERE name = 'reconciler'"
+        ) == "1"),
+        "no reconciler took the lease"
+    );
+    (reconciler, Proxy::start(cfg))
+}
+
+const SLOW_UPDATE: &str = "UPDATE t SET n = n + 1 WHERE id = 1 AND pg_sleep(3) IS NOT NULL";
+
+#[test]
+fn kill_9_of_the_running_replica_is_settled_by_the_other_from_the_target() {
+    let db = "airlock_t_rep_kill";
+    let (cfg, store_db) = setup(db, "rep_kill");
+    let (reconciler, mut runner) = reconciler_and_runner(&cfg, &store_db);
+
+    // Killed while the change sleeps inside its transaction: never committed.
+    let id = held_and_approved(&runner, db, &store_db, SLOW_UPDATE);
+    let run = run_in_background(&runner, id);
+    wait_run_active(db, id);
+    signal_pid(runner.pid(), "KILL");
+    let _ = run.wait(Duration::from_secs(30));
+    let settled = wait_until(Duration::from_secs(40), || {
+        status(&store_db, id) != "running"
+    });
+    assert!(
+        settled,
+        "request #{id} still running: {}",
+        reconciler.stderr()
+    );
+    assert_eq!(
+        status(&store_db, id),
+        "failed",
+        "{}",
+        run_error(&store_db, id)
+    );
+    assert!(
+        run_error(&store_db, id).contains("aborted"),
+        "{}",
+        run_error(&store_db, id)
+    );
+    assert_eq!(admin_query(db, "SELECT n FROM t WHERE id = 1"), "0");
+    assert_eq!(
+        transitions(&store_db, id, "request.running"),
+        "1",
+        "never re-run"
+    );
+    let _ = runner.wait_exit(Duration::from_secs(5));
+}
+
+#[test]
+fn a_change_committed_before_its_replica_died_is_settled_executed() {
+    let db = "airlock_t_rep_commit";
+    let (cfg, store_db) = setup(db, "rep_commit");
+    let (reconciler, runner) = reconciler_and_runner(&cfg, &store_db);
+    let id = held_and_approved(&runner, db, &store_db, SLOW_UPDATE);
+    let run = run_in_background(&runner, id);
+    wait_run_active(db, id);
+    // The store stops taking status changes: the run commits upstream but
+    // cannot record it, and its replica dies in that window.
+    let mut locker = Background::spawn(Conn::direct(&store_db).psql_cmd(&["-X", "-q"]));
+    locker.write_stdin(b"BEGIN; SELECT seq FROM audit_head FOR UPDATE; \\echo locked\n");
+    assert!(locker.wait_for_output("locked", Duration::from_secs(10)));
+    let committed = wait_until(Duration::from_secs(20), || {
+        admin_query(db, "SELECT n FROM t WHERE id = 1") == "1"
+    });
+    assert!(committed, "the change never committed upstream");
+    signal_pid(runner.pid(), "KILL");
+    let _ = run.wait(Duration::from_secs(30));
+    locker.write_stdin(b"ROLLBACK;\n");
+    locker.close_stdin();
+    let _ = locker.wait(Duration::from_secs(10));
+    let settled = wait_until(Duration::from_secs(40), || {
+        status(&store_db, id) != "running"
+    });
+    assert!(
+        settled,
+        "request #{id} still running: {}",
+        reconciler.stderr()
+    );
+    assert_eq!(status(&store_db, id), "executed", "{}", reconciler.stderr());
+    assert_eq!(admin_query(db, "SELECT n FROM t WHERE id = 1"), "1");
+    assert_eq!(
+        transitions(&store_db, id, "request.running"),
+        "1",
+        "never re-run"
+    );
+}
+
+#[test]
+fn a_run_whose_upstream_connection_is_terminated_is_settled_at_once_from_pg_xact_status() {
+    let db = "airlock_t_rep_term";
+    let (cfg, store_db) = setup(db, "rep_term");
+    // A reconciler that would only look after an hour: the run settles itself.
+    let mut cfg = cfg;
+    cfg.server_extra
+        .push(("reconcile_interval".into(), "\"1h\"".into()));
+    let proxy = Proxy::start(cfg);
+    let id = held_and_approved(&proxy, db, &store_db, SLOW_UPDATE);
+    let run = run_in_background(&proxy, id);
+    wait_run_active(db, id);
+    admin_sql(&format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = '{db}' AND application_name LIKE 'airlock:run#{id}:%'"
+    ))
+    .assert_success("terminate the run's backend");
+    let out = run.wait(Duration::from_secs(30));
+    assert!(!out.success(), "{}", out.describe());
+    assert_eq!(status(&store_db, id), "failed", "{}", out.describe());
+    let error = run_error(&store_db, id);
+    assert!(
+        error.contains("connection lost")
+            && error.contains("pg_xact_status")
+            && error.contains("aborted"),
+        "{error}"
+    );
+    assert_eq!(admin_query(db, "SELECT n FROM t WHERE id = 1"), "0");
+}
+
+#[test]
+fn a_developer_who_disconnects_mid_run_does_not_abandon_it() {
+    let db = "airlock_t_rep_leave";
+    let (cfg, store_db) = setup(db, "rep_leave");
+    let proxy = Proxy::start(cfg);
+    let id = held_and_approved(&proxy, db, &store_db, SLOW_UPDATE);
+    let session = Background::spawn(proxy.conn("alice", &format!("{db}-prod")).psql_cmd(&[
+        "-X",
+        "-c",
+        &format!("CALL airlock.run({id})"),
+    ]));
+    wait_run_active(db, id);
+    signal_pid(session.pid(), "KILL");
+    let _ = session.wait(Duration::from_secs(10));
+    let done = wait_until(Duration::from_secs(30), || {
+        status(&store_db, id) != "running"
+    });
+    assert!(done, "request #{id} still running");
+    assert_eq!(
+        status(&store_db, id),
+        "executed",
+        "{}",
+        run_error(&store_db, id)
+    );
+    assert_eq!(admin_query(db, "SELECT n FROM t WHERE id = 1"), "1");
+}
+
+#[test]
+fn sigterm_mid_run_lets_the_change_finish_after_the_sessions_close() {
+    let db = "airlock_t_rep_term_run";
+    let (mut cfg, store_db) = setup(db, "rep_sigterm");
+    // Sessions get 1s; the 3s change outlives them and still completes.
+    cfg.server_extra
+        .push(("shutdown_grace".into(), "\"1s\"".into()));
+    let mut proxy = Proxy::start(cfg);
+    let id = held_and_approved(&proxy, db, &store_db, SLOW_UPDATE);
+    let session = Background::spawn(proxy.conn("alice", &format!("{db}-prod")).psql_cmd(&[
+        "-X",
+        "-c",
+        &format!("CALL airlock.run({id})"),
+    ]));
+    wait_run_active(db, id);
+    proxy.signal("TERM");
+    let _ = session.wait(Duration::from_secs(20));
+    let exited = proxy.wait_exit(Duration::from_secs(30));
+    assert!(exited.is_some(), "airlock did not stop: {}", proxy.stderr());
+    assert_eq!(status(&store_db, id), "executed", "{}", proxy.stderr());
+    assert_eq!(admin_query(db, "SELECT n FROM t WHERE id = 1"), "1");
+}

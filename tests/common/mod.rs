@@ -969,7 +969,9 @@ impl ProxyConfig {
         writeln!(s, "[server]").unwrap();
         writeln!(s, "postgres_listen = \"127.0.0.1:{pg_port}\"").unwrap();
         writeln!(s, "http_listen = \"127.0.0.1:{http_port}\"").unwrap();
-        writeln!(s, "shutdown_grace = \"5s\"").unwrap();
+        if !self.server_extra.iter().any(|(k, _)| k == "shutdown_grace") {
+            writeln!(s, "shutdown_grace = \"5s\"").unwrap();
+        }
         for (k, v) in &self.server_extra {
             writeln!(s, "{k} = {v}").unwrap();
         }

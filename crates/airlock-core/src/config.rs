@@ -223,6 +223,14 @@ pub struct ServerConfig {
     /// no store event woke it: the safety net under LISTEN/NOTIFY.
     #[serde(with = "crate::duration")]
     pub wait_safety_poll: Duration,
+    /// How often the reconciler (on the one replica holding its lease)
+    /// settles runs left behind by a replica that is gone.
+    #[serde(with = "crate::duration")]
+    pub reconcile_interval: Duration,
+    /// How long SIGTERM waits, after the sessions are closed, for approved
+    /// changes still running (they belong to the service, not the session).
+    #[serde(with = "crate::duration")]
+    pub run_grace: Duration,
 }
 
 impl Default for ServerConfig {
@@ -238,6 +246,8 @@ impl Default for ServerConfig {
             worker_threads: 0,
             public_url: None,
             wait_safety_poll: Duration::from_secs(5),
+            reconcile_interval: Duration::from_secs(10),
+            run_grace: Duration::from_secs(300),
         }
     }
 }
@@ -744,6 +754,12 @@ impl Config {
             problem(
                 "server.max_batch_bytes".into(),
                 "must be at least 1024".into(),
+            );
+        }
+        if self.server.reconcile_interval.is_zero() {
+            problem(
+                "server.reconcile_interval".into(),
+                "must be longer than 0s".into(),
             );
         }
         if self.server.wait_safety_poll.is_zero() {

@@ -29,7 +29,7 @@ pub use request::approval::{Actor, ApprovalOutcome, ApprovalPolicy, Refusal};
 pub use request::state::{Event, RequestStatus, Settlement, TransitionError};
 pub use request::{
     Approval, ChangeRequest, EarlierRun, Engine, Execution, Param, RequestDetails, RequestFilter,
-    RequestId, RequestPatch, RiskLevel, RunRecord,
+    RequestId, RequestPatch, RiskLevel, RunRecord, UpstreamSession,
 };
 pub use time::{Clock, SystemClock, Timestamp};
 pub use workflow::{Held, PolicySource, RunResult, Workflow, WorkflowError};

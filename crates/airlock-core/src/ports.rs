@@ -7,7 +7,7 @@ use crate::request::approval::{ApprovalOutcome, Refusal};
 use crate::request::matching::ExactMatch;
 use crate::request::{
     Approval, ChangeRequest, EarlierRun, Execution, RequestDetails, RequestFilter, RequestId,
-    RequestPatch, RequestStatus,
+    RequestPatch, RequestStatus, UpstreamSession,
 };
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -193,14 +193,15 @@ pub trait Store: Send + Sync {
         change: &'a StatusChange,
     ) -> BoxFuture<'a, Result<bool, StoreError>>;
 
-    /// Records the upstream transaction id of a request that is `running`
-    /// (into `run`) or `rolling_back` (into `rollback_run`), before COMMIT.
-    /// `Ok(false)` when the request is not in `during`.
-    fn set_upstream_xid<'a>(
+    /// Records the upstream session (backend, transaction id) of a request
+    /// that is `running` (into `run`) or `rolling_back` (into
+    /// `rollback_run`), before the change runs. `Ok(false)` when the
+    /// request is not in `during`.
+    fn set_upstream_session<'a>(
         &'a self,
         id: RequestId,
         during: RequestStatus,
-        xid: &'a str,
+        session: &'a UpstreamSession,
     ) -> BoxFuture<'a, Result<bool, StoreError>>;
 
     /// Moves every pending request past its expiry and every approved request

@@ -12,7 +12,7 @@ use crate::request::approval::{
 use crate::request::state::{transition, Event, Settlement, TransitionError};
 use crate::request::{
     Approval, ChangeRequest, EarlierRun, Execution, RequestDetails, RequestFilter, RequestId,
-    RequestPatch, RequestStatus, RiskLevel, RunRecord,
+    RequestPatch, RequestStatus, RiskLevel, RunRecord, UpstreamSession,
 };
 use crate::time::{Clock, Timestamp};
 use airlock_sql::StatementClass;
@@ -576,7 +576,7 @@ impl Workflow {
 
     /// Starts the run of an approved request: approved → running, which only
     /// one caller can win. The caller then runs the stored statement and
-    /// parameters, records the upstream xid with [`Workflow::record_xid`]
+    /// parameters, records the upstream session with [`Workflow::record_upstream`]
     /// before COMMIT, and ends with [`Workflow::finish_run`].
     pub async fn start_run(
         &self,
@@ -612,14 +612,15 @@ impl Workflow {
         Ok(request)
     }
 
-    /// Records the upstream transaction id of the running change (or rollback).
-    pub async fn record_xid(
+    /// Records the upstream session (backend and transaction id) of the
+    /// running change (or rollback), before the change runs.
+    pub async fn record_upstream(
         &self,
         id: RequestId,
         during: RequestStatus,
-        xid: &str,
+        session: &UpstreamSession,
     ) -> Result<(), WorkflowError> {
-        if self.store.set_upstream_xid(id, during, xid).await? {
+        if self.store.set_upstream_session(id, during, session).await? {
             Ok(())
         } else {
             Err(self.lost_race(id, "recorded").await)
@@ -719,9 +720,9 @@ impl Workflow {
         Ok(request)
     }
 
-    /// Crash recovery for a request left `running` or `rolling_back`: the
-    /// caller asked the database (`pg_xact_status` of the recorded xid) and
-    /// passes its verdict. A run becomes executed / failed / unknown; a
+    /// Settles a request left `running` or `rolling_back` by a run that lost
+    /// its connection or its process: the caller asked the database
+    /// (`pg_xact_status` of the recorded xid) and passes its verdict. A run becomes executed / failed / unknown; a
     /// rollback becomes rolled_back, or rollback_failed when it aborted or
     /// the outcome is unknown. Never re-runs anything.
     pub async fn recover(
@@ -734,8 +735,8 @@ impl Workflow {
         let mut request = self.load(id).await?;
         let error = match verdict {
             Settlement::Executed => None,
-            Settlement::Failed => Some(format!("not committed (recovered after restart: {note})")),
-            Settlement::Unknown => Some(format!("outcome unknown after restart: {note}")),
+            Settlement::Failed => Some(format!("not committed (settled from the target: {note})")),
+            Settlement::Unknown => Some(format!("outcome unknown: {note}")),
         };
         let (to, patch) = match request.status {
             RequestStatus::Running => (

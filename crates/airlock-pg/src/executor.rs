@@ -8,12 +8,16 @@
 use crate::frame::{self, put_typed, split_frame};
 use crate::stream::MaybeTlsStream;
 use crate::upstream::{self, Endpoint, UpstreamError};
-use airlock_core::request::Param;
+use airlock_core::request::{Param, UpstreamSession};
 use airlock_core::Credentials;
 use bytes::{BufMut, Bytes, BytesMut};
 use std::future::Future;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// How long opening a run's (or a recovery look's) upstream session may
+/// take; [`crate::settle::START_GRACE`] is longer.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -66,9 +70,18 @@ pub enum ExecError {
     /// The upstream broke the protocol.
     #[error("upstream protocol: {0}")]
     Protocol(String),
-    /// The caller failed to record the transaction id; nothing was committed.
-    #[error("recording the transaction id failed: {0}")]
+    /// The caller failed to record the upstream session; nothing ran.
+    #[error("recording the upstream session failed: {0}")]
     Record(String),
+    /// The connection broke after the change was sent: whether it
+    /// committed is known only to the target (`pg_xact_status` of `xid`).
+    #[error("connection lost after the change was sent: {error}")]
+    Lost {
+        /// The run's transaction id, `None` outside a transaction.
+        xid: Option<String>,
+        /// What broke.
+        error: String,
+    },
 }
 
 /// One round trip's answer.
@@ -203,17 +216,19 @@ fn millis(d: Duration) -> u128 {
     d.as_millis().max(1)
 }
 
-/// Runs `plan` once. In a transaction, `record_xid` is awaited with the
-/// upstream transaction id before the change runs (so before COMMIT); if it
-/// fails, nothing runs.
+/// Runs `plan` once. `record` is awaited with the upstream session (its
+/// backend, and in a transaction its transaction id) before the change runs,
+/// so before COMMIT; if it fails, nothing runs. A connection lost after the
+/// change was sent is [`ExecError::Lost`]: the caller settles it from the
+/// target, never by guess.
 pub async fn execute<F, Fut>(
     endpoint: &Endpoint,
     creds: &Credentials,
     plan: &ExecPlan,
-    record_xid: F,
+    record: F,
 ) -> Result<ExecOutcome, ExecError>
 where
-    F: FnOnce(String) -> Fut,
+    F: FnOnce(UpstreamSession) -> Fut,
     Fut: Future<Output = Result<(), String>>,
 {
     let params = vec![
@@ -225,7 +240,7 @@ where
         ),
         ("client_encoding".to_string(), "UTF8".to_string()),
     ];
-    let session = upstream::open(endpoint, creds, &params, Duration::from_secs(30)).await?;
+    let session = upstream::open(endpoint, creds, &params, CONNECT_TIMEOUT).await?;
     let mut conn = Conn {
         stream: session.stream,
         buf: session.leftover,
@@ -249,31 +264,74 @@ where
         }
     }
 
-    // In a transaction, the xid is assigned and recorded before the change
-    // runs: after a crash, pg_xact_status tells committed from aborted
-    // wherever the crash happened.
-    let mut xid = None;
-    if plan.in_transaction {
-        let answer = conn.simple("SELECT pg_current_xact_id()::text").await?;
-        let id = answer
-            .frames
-            .iter()
-            .find(|f| f.first() == Some(&b'D'))
-            .and_then(|f| first_column(f))
-            .ok_or_else(|| ExecError::Protocol("no transaction id returned".into()))?;
-        if let Err(e) = record_xid(id.clone()).await {
-            conn.simple("ROLLBACK").await?;
-            return Err(ExecError::Record(e));
-        }
-        xid = Some(id);
+    // The backend, and in a transaction the xid (assigned here), are
+    // recorded before the change runs: after a crash, pg_stat_activity tells
+    // whether exactly this backend is still at it, and pg_xact_status tells
+    // committed from aborted wherever the crash happened.
+    let probe = if plan.in_transaction {
+        SESSION_PROBE_XACT
+    } else {
+        SESSION_PROBE
+    };
+    let answer = conn.simple(probe).await?;
+    let row = answer
+        .frames
+        .iter()
+        .find(|f| f.first() == Some(&b'D'))
+        .map(|f| columns(f))
+        .unwrap_or_default();
+    let backend = row
+        .first()
+        .cloned()
+        .flatten()
+        .ok_or_else(|| ExecError::Protocol("the target did not name its backend".into()))?;
+    let xid = row.get(1).cloned().flatten();
+    if plan.in_transaction && xid.is_none() {
+        return Err(ExecError::Protocol("no transaction id returned".into()));
     }
+    let session = UpstreamSession {
+        xid: xid.clone(),
+        backend: Some(backend),
+    };
+    if let Err(e) = record(session).await {
+        if plan.in_transaction {
+            conn.simple("ROLLBACK").await?;
+        }
+        return Err(ExecError::Record(e));
+    }
+    match run_recorded(&mut conn, plan, xid.clone()).await {
+        Err(ExecError::Io(e)) => Err(ExecError::Lost {
+            xid,
+            error: e.to_string(),
+        }),
+        Err(ExecError::Protocol(e)) => Err(ExecError::Lost { xid, error: e }),
+        other => other,
+    }
+}
 
+/// The backend (`<pid>@<backend_start epoch>`) of the session.
+const SESSION_PROBE: &str = "SELECT pg_backend_pid()::text || '@' || \
+     extract(epoch FROM backend_start)::text FROM pg_catalog.pg_stat_activity \
+     WHERE pid = pg_backend_pid()";
+
+/// [`SESSION_PROBE`] and the (newly assigned) transaction id.
+const SESSION_PROBE_XACT: &str = "SELECT pg_backend_pid()::text || '@' || \
+     extract(epoch FROM backend_start)::text, pg_current_xact_id()::text \
+     FROM pg_catalog.pg_stat_activity WHERE pid = pg_backend_pid()";
+
+/// Runs the change on a session whose upstream session is recorded:
+/// the statement, the row guard, COMMIT or ROLLBACK.
+async fn run_recorded(
+    conn: &mut Conn,
+    plan: &ExecPlan,
+    xid: Option<String>,
+) -> Result<ExecOutcome, ExecError> {
     // Rows really changed are counted from the transaction's own table
     // statistics (pg_stat_xact_user_tables), not from command tags: a write in
     // a CTE behind `SELECT count(*)`, writes inside functions and triggers,
     // and cascades all count.
     let before = if plan.in_transaction {
-        written_in_transaction(&mut conn).await?
+        written_in_transaction(conn).await?
     } else {
         None
     };
@@ -299,7 +357,7 @@ where
         return Ok(outcome);
     }
     if outcome.error.is_none() {
-        if let (Some(b), Some(a)) = (before, written_in_transaction(&mut conn).await?) {
+        if let (Some(b), Some(a)) = (before, written_in_transaction(conn).await?) {
             outcome.rows_affected = Some(a - b);
         }
         if let (Some(limit), Some(n)) = (plan.max_rows, outcome.rows_affected) {
@@ -353,8 +411,38 @@ async fn written_in_transaction(conn: &mut Conn) -> Result<Option<i64>, ExecErro
         .and_then(|v| v.parse().ok()))
 }
 
+/// Every column of a DataRow frame as text (`None` for NULL).
+fn columns(f: &[u8]) -> Vec<Option<String>> {
+    let b = frame::body(f);
+    let Some(n) = b.get(0..2).map(|n| u16::from_be_bytes([n[0], n[1]])) else {
+        return Vec::new();
+    };
+    let mut out = Vec::with_capacity(usize::from(n));
+    let mut at = 2usize;
+    for _ in 0..n {
+        let Some(len) = b
+            .get(at..at + 4)
+            .and_then(|l| l.try_into().ok())
+            .map(i32::from_be_bytes)
+        else {
+            break;
+        };
+        at += 4;
+        if len < 0 {
+            out.push(None);
+            continue;
+        }
+        let Some(v) = usize::try_from(len).ok().and_then(|l| b.get(at..at + l)) else {
+            break;
+        };
+        at += v.len();
+        out.push(Some(String::from_utf8_lossy(v).into_owned()));
+    }
+    out
+}
+
 /// Text of the first column of a DataRow frame.
-fn first_column(f: &[u8]) -> Option<String> {
+pub fn first_column(f: &[u8]) -> Option<String> {
     let b = frame::body(f);
     let len = i32::from_be_bytes(b.get(2..6)?.try_into().ok()?);
     let v = b.get(6..6 + usize::try_from(len).ok()?)?;
@@ -382,7 +470,7 @@ pub async fn xact_status(
             "airlock:recovery".to_string(),
         ),
     ];
-    let session = upstream::open(endpoint, creds, &params, Duration::from_secs(30)).await?;
+    let session = upstream::open(endpoint, creds, &params, CONNECT_TIMEOUT).await?;
     let mut conn = Conn {
         stream: session.stream,
         buf: session.leftover,

@@ -2,14 +2,24 @@
 //! the compare-and-set into `running`/`rolling_back` in the workflow, the
 //! executor on the target's write connection, and the result recorded. Used
 //! by the session (re-send, `CALL airlock.run`) and by the HTTP API / CLI.
+//!
+//! A run is owned by the service, not by whoever started it: it executes on
+//! a task of its own (tracked, so shutdown waits for it), and runs to its
+//! end when the developer disconnects, the caller's task is dropped or
+//! panics. A connection lost after the change was sent is settled at once
+//! from `pg_xact_status` of the recorded transaction.
 
 use crate::executor::{self, ExecOutcome, ExecPlan};
+use crate::settle::Look;
 use crate::upstream::Endpoint;
 use airlock_core::request::{ChangeRequest, RequestId, RequestStatus};
 use airlock_core::workflow::{RunResult, Workflow, WorkflowError};
-use airlock_core::{Actor, Config, Credentials, Target};
-use std::collections::HashMap;
-use std::sync::Arc;
+use airlock_core::UpstreamSession;
+use airlock_core::{Actor, Config, Credentials, Settlement, Target};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 /// What a run or rollback did.
@@ -35,14 +45,55 @@ pub struct ChangeRunner {
     /// Protected targets' catalogs: a change may create user code, so each
     /// is distrusted while a change runs and read again after it.
     pub catalogs: Arc<HashMap<String, Arc<crate::catalog::CatalogCell>>>,
+    /// The runs in flight in this process (shutdown waits for them).
+    pub runs: TaskTracker,
+    /// Requests whose run this process executes right now (the reconciler
+    /// leaves them alone).
+    pub inflight: Arc<Mutex<HashSet<RequestId>>>,
 }
 
+/// How long a run whose connection was lost waits for the target to stop
+/// reporting its transaction `in progress` before leaving it to the reconciler.
+const LOST_PATIENCE: Duration = Duration::from_secs(30);
+/// Pause between two looks at such a transaction.
+const LOST_RETRY: Duration = Duration::from_millis(500);
+
+#[derive(Debug, Clone, Copy)]
 enum Which {
     Change,
     Rollback,
 }
 
 impl ChangeRunner {
+    /// A runner of approved changes on `config`'s targets.
+    pub fn new(
+        workflow: Arc<Workflow>,
+        config: Arc<Config>,
+        endpoints: Arc<HashMap<String, Endpoint>>,
+        catalogs: Arc<HashMap<String, Arc<crate::catalog::CatalogCell>>>,
+    ) -> Self {
+        ChangeRunner {
+            workflow,
+            config,
+            endpoints,
+            catalogs,
+            runs: TaskTracker::new(),
+            inflight: Arc::default(),
+        }
+    }
+
+    /// Whether this process is running request `id` right now.
+    pub fn is_running_here(&self, id: RequestId) -> bool {
+        self.inflight.lock().is_ok_and(|s| s.contains(&id))
+    }
+
+    /// Waits up to `grace` for the runs in flight; `false` when some are
+    /// still running after it.
+    pub async fn drain(&self, grace: Duration) -> bool {
+        self.runs.close();
+        tokio::time::timeout(grace, self.runs.wait()).await.is_ok()
+    }
+
     /// Runs approved request `id` once, as `actor`.
     pub async fn run(&self, id: RequestId, actor: &Actor) -> Result<Ran, WorkflowError> {
         let r = self.workflow.start_run(id, actor).await?;
@@ -70,7 +121,53 @@ impl ChangeRunner {
         Some((target, creds, endpoint))
     }
 
+    /// Executes on a task of its own, so the run ends even if the caller
+    /// goes away; the caller gets the result if it is still there.
     async fn execute(
+        &self,
+        r: ChangeRequest,
+        which: Which,
+        sql: String,
+        transactional: bool,
+        actor: &Actor,
+    ) -> Ran {
+        let id = r.id;
+        if let Ok(mut set) = self.inflight.lock() {
+            set.insert(id);
+        }
+        let this = self.clone();
+        let actor = actor.clone();
+        let task = self.runs.spawn(async move {
+            let ran = this
+                .execute_owned(r, which, sql, transactional, &actor)
+                .await;
+            if let Ok(mut set) = this.inflight.lock() {
+                set.remove(&id);
+            }
+            ran
+        });
+        match task.await {
+            Ok(ran) => ran,
+            Err(e) => {
+                if let Ok(mut set) = self.inflight.lock() {
+                    set.remove(&id);
+                }
+                warn!(request = id.0, error = %e, "the run's task failed; the reconciler settles the request from the target");
+                Ran {
+                    request: None,
+                    result: RunResult {
+                        error: Some(format!(
+                            "the run failed inside airlock ({e}); the request is settled from the target, never re-run"
+                        )),
+                        ..RunResult::default()
+                    },
+                    outcome: None,
+                }
+            }
+        }
+    }
+
+    async fn execute_owned(
         &self,
         r: ChangeRequest,
         which: Which,
@@ -132,13 +229,26 @@ impl ChangeRunner {
                     application_name: format!("airlock:run#{}:{}", id.0, actor.name),
                 };
                 let wf = self.workflow.clone();
-                match executor::execute(endpoint, creds, &plan, |xid| async move {
-                    wf.record_xid(id, during, &xid)
-                        .await
-                        .map_err(|e| e.to_string())
-                })
+                match executor::execute(
+                    endpoint,
+                    creds,
+                    &plan,
+                    |session: UpstreamSession| async move {
+                        wf.record_upstream(id, during, &session)
+                            .await
+                            .map_err(|e| e.to_string())
+                    },
+                )
                 .await
                 {
+                    Err(executor::ExecError::Lost { xid, error }) => {
+                        if let Some(c) = &catalog {
+                            c.change_ended();
+                        }
+                        return self
+                            .settle_lost(id, &target.upstream.database, creds, endpoint, xid, error)
+                            .await;
+                    }
                     Ok(o) => (
                         RunResult {
                             rows_affected: o.rows_affected,
@@ -177,6 +287,84 @@ impl ChangeRunner {
             request,
             result,
             outcome,
+        }
+    }
+
+    /// The connection broke after the change was sent: the request is
+    /// settled at once from the target (`pg_xact_status` of `xid`), waiting
+    /// while the target still reports the transaction in progress; outside
+    /// a transaction the outcome is unknown. Still in progress after
+    /// [`LOST_PATIENCE`]: left `running` for the reconciler.
+    async fn settle_lost(
+        &self,
+        id: RequestId,
+        database: &str,
+        creds: &Credentials,
+        endpoint: &Endpoint,
+        xid: Option<String>,
+        error: String,
+    ) -> Ran {
+        let deadline = tokio::time::Instant::now() + LOST_PATIENCE;
+        let look = match xid.as_deref() {
+            None => Look::Settled(
+                Settlement::Unknown,
+                format!(
+                    "the connection was lost ({error}) while a statement ran outside a transaction"
+                ),
+            ),
+            Some(xid) => loop {
+                match crate::settle::xact_look(endpoint, creds, database, xid).await {
+                    Look::Retry(_) if tokio::time::Instant::now() < deadline => {
+                        tokio::time::sleep(LOST_RETRY).await;
+                    }
+                    other => break other,
+                }
+            },
+        };
+        let (verdict, note) = match look {
+            Look::Settled(verdict, note) => (
+                verdict,
+                format!("connection lost during the run ({error}); {note}"),
+            ),
+            // Only the reconciler looks for live backends.
+            Look::Live => (
+                Settlement::Unknown,
+                format!("connection lost during the run ({error})"),
+            ),
+            Look::Retry(note) => {
+                warn!(request = id.0, note = %note, "a run lost its connection and the target cannot tell yet; the reconciler settles it");
+                return Ran {
+                    request: None,
+                    result: RunResult {
+                        error: Some(format!(
+                            "the connection was lost during the run ({error}) and the target cannot tell yet whether it committed ({note}); the request stays running until the reconciler settles it"
+                        )),
+                        ..RunResult::default()
+                    },
+                    outcome: None,
+                };
+            }
+        };
+        let request = match self.workflow.recover(id, verdict, &note).await {
+            Ok(r) => Some(r),
+            Err(e) => {
+                warn!(request = id.0, error = %e, "settling a run that lost its connection failed");
+                None
+            }
+        };
+        warn!(request = id.0, verdict = ?verdict, note = %note, "a run lost its upstream connection; settled from the target");
+        let result = RunResult {
+            error: match verdict {
+                Settlement::Executed => None,
+                Settlement::Failed => Some(format!("not committed: {note}")),
+                Settlement::Unknown => Some(format!("outcome unknown: {note}")),
+            },
+            ..RunResult::default()
+        };
+        Ran {
+            request,
+            result,
+            outcome: None,
         }
     }
 }

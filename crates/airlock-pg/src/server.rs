@@ -77,12 +77,12 @@ impl PgServer {
     /// Turns held statements into change requests through `workflow`.
     pub fn with_workflow(mut self, workflow: Arc<airlock_core::workflow::Workflow>) -> Self {
         if let Some(ctx) = Arc::get_mut(&mut self.ctx) {
-            ctx.runner = Some(crate::runner::ChangeRunner {
-                workflow: workflow.clone(),
-                config: ctx.config.clone(),
-                endpoints: ctx.endpoints.clone(),
-                catalogs: ctx.catalogs.clone(),
-            });
+            ctx.runner = Some(crate::runner::ChangeRunner::new(
+                workflow.clone(),
+                ctx.config.clone(),
+                ctx.endpoints.clone(),
+                ctx.catalogs.clone(),
+            ));
             ctx.workflow = Some(workflow);
         }
         self

@@ -76,7 +76,7 @@ fn plan(db: &str, sql: &str) -> ExecPlan {
     }
 }
 
-async fn ok_record(_xid: String) -> Result<(), String> {
+async fn ok_record(_session: airlock_core::UpstreamSession) -> Result<(), String> {
     Ok(())
 }
 
@@ -100,8 +100,20 @@ async fn a_change_commits_once_and_its_xid_is_recorded_before_commit() {
     assert_eq!(out.error, None);
     assert_eq!(out.rows_affected, Some(2));
     assert_eq!(out.command_tag.as_deref(), Some("UPDATE 2"));
-    let xid = seen.lock().expect("lock").clone().expect("xid recorded");
+    let session: airlock_core::UpstreamSession = seen
+        .lock()
+        .expect("lock")
+        .clone()
+        .expect("session recorded");
+    let xid = session.xid.clone().expect("xid recorded");
     assert_eq!(out.xid.as_deref(), Some(xid.as_str()));
+    // The recorded backend is `<pid>@<backend_start epoch>` of that session.
+    let backend = session.backend.clone().expect("backend recorded");
+    let (pid, start) = backend.split_once('@').expect("pid@start");
+    assert!(
+        pid.parse::<u32>().is_ok() && start.parse::<f64>().is_ok(),
+        "{session:?}"
+    );
     assert_eq!(psql(db, "SELECT count(*) FROM t WHERE v = 'x'"), "2");
     let status = xact_status(&endpoint(), &creds(), db, &xid)
         .await

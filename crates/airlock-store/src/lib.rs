@@ -80,7 +80,7 @@ pub struct SqlStore {
 }
 
 fn migrations(backend: Backend) -> Result<Migrator, ConnectError> {
-    let steps: [(i64, &str, &'static str); 3] = match backend {
+    let steps: [(i64, &str, &'static str); 4] = match backend {
         Backend::Sqlite => [
             (
                 1,
@@ -96,6 +96,11 @@ fn migrations(backend: Backend) -> Result<Migrator, ConnectError> {
                 3,
                 "open holds",
                 include_str!("../migrations/sqlite/0003_open_holds.sql"),
+            ),
+            (
+                4,
+                "upstream backend",
+                include_str!("../migrations/sqlite/0004_upstream_backend.sql"),
             ),
         ],
         Backend::Postgres => [
@@ -113,6 +118,11 @@ fn migrations(backend: Backend) -> Result<Migrator, ConnectError> {
                 3,
                 "open holds",
                 include_str!("../migrations/postgres/0003_open_holds.sql"),
+            ),
+            (
+                4,
+                "upstream backend",
+                include_str!("../migrations/postgres/0004_upstream_backend.sql"),
             ),
         ],
     };
@@ -294,13 +304,13 @@ impl Store for SqlStore {
         Box::pin(self.transition_impl(id, change))
     }
 
-    fn set_upstream_xid<'a>(
+    fn set_upstream_session<'a>(
         &'a self,
         id: RequestId,
         during: RequestStatus,
-        xid: &'a str,
+        session: &'a airlock_core::request::UpstreamSession,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
-        Box::pin(self.set_upstream_xid_impl(id, during, xid))
+        Box::pin(self.set_upstream_session_impl(id, during, session))
     }
 
     fn expire_due(

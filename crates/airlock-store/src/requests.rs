@@ -7,7 +7,7 @@ use airlock_core::audit::{kinds, NewAuditEvent};
 use airlock_core::ports::{StatusChange, StoreError, StoreEvent};
 use airlock_core::request::matching::ExactMatch;
 use airlock_core::request::state::is_allowed;
-use airlock_core::request::{decode_params, encode_params, parse_class};
+use airlock_core::request::{decode_params, encode_params, parse_class, UpstreamSession};
 use airlock_core::workflow::{expiry_reason, SYSTEM_ACTOR};
 use airlock_core::{
     Approval, ApprovalOutcome, ChangeRequest, Engine, Refusal, RequestDetails, RequestFilter,
@@ -27,8 +27,8 @@ const COLUMNS: &str = "id, status, requester, team, groups_json, application_nam
     tables_json, summary, ai_summary, risk, risk_reasons_json, row_estimate, earlier_runs_json, reason, \
     description, rollback_sql, max_rows, approvals_required, approver_groups_json, run_window_ms, created_at, \
     expires_at, approved_at, run_deadline, decided_by, decided_at, decision_reason, run_by, run_started_at, \
-    run_finished_at, run_rows, run_tag, run_duration_ms, run_error, run_xid, rb_by, rb_started_at, \
-    rb_finished_at, rb_rows, rb_tag, rb_duration_ms, rb_error, rb_xid, updated_at";
+    run_finished_at, run_rows, run_tag, run_duration_ms, run_error, run_xid, run_backend, rb_by, \
+    rb_started_at, rb_finished_at, rb_rows, rb_tag, rb_duration_ms, rb_error, rb_xid, rb_backend, updated_at";
 
 const INSERT: &str = "INSERT INTO requests (status, requester, team, groups_json, application_name, client_addr, \
     target, family, environment, engine, statement, params, match_key, fingerprint, class, statement_count, \
@@ -97,6 +97,7 @@ fn run_from_row(row: &AnyRow, p: &str) -> Result<RunRecord, StoreError> {
         duration_ms: get(row, &format!("{p}_duration_ms"))?,
         error: get(row, &format!("{p}_error"))?,
         upstream_xid: get(row, &format!("{p}_xid"))?,
+        upstream_backend: get(row, &format!("{p}_backend"))?,
     })
 }
 
@@ -574,23 +575,26 @@ impl SqlStore {
         }
     }
 
-    pub(crate) async fn set_upstream_xid_impl(
+    pub(crate) async fn set_upstream_session_impl(
         &self,
         id: RequestId,
         during: RequestStatus,
-        xid: &str,
+        session: &UpstreamSession,
     ) -> Result<bool, StoreError> {
         let sql = match during {
             RequestStatus::Running => {
-                "UPDATE requests SET run_xid = $1 WHERE id = $2 AND status = 'running'"
+                "UPDATE requests SET run_xid = COALESCE($1, run_xid), run_backend = $2 \
+                 WHERE id = $3 AND status = 'running'"
             }
             RequestStatus::RollingBack => {
-                "UPDATE requests SET rb_xid = $1 WHERE id = $2 AND status = 'rolling_back'"
+                "UPDATE requests SET rb_xid = COALESCE($1, rb_xid), rb_backend = $2 \
+                 WHERE id = $3 AND status = 'rolling_back'"
             }
             _ => return Ok(false),
         };
         let done = sqlx::query(sql)
-            .bind(xid)
+            .bind(session.xid.as_deref())
+            .bind(session.backend.as_deref())
             .bind(id.0)
             .execute(&self.pool)
             .await

@@ -378,12 +378,16 @@ async fn cas_races(ctx: Ctx) {
     verify_chain(&events, None).expect("one chain");
 
     // xid, then finish; patches keep earlier fields.
+    let session = airlock_core::UpstreamSession {
+        xid: Some("7531".into()),
+        backend: Some("4242@1764690000.5".into()),
+    };
     assert!(store
-        .set_upstream_xid(r.id, RequestStatus::Running, "7531")
+        .set_upstream_session(r.id, RequestStatus::Running, &session)
         .await
         .expect("xid"));
     assert!(!store
-        .set_upstream_xid(r.id, RequestStatus::RollingBack, "1")
+        .set_upstream_session(r.id, RequestStatus::RollingBack, &session)
         .await
         .expect("xid"));
     let done = RequestPatch {
@@ -411,6 +415,10 @@ async fn cas_races(ctx: Ctx) {
         .expect("finish"));
     let executed = store.get_request(r.id).await.expect("get").expect("exists");
     assert_eq!(executed.run.upstream_xid.as_deref(), Some("7531"));
+    assert_eq!(
+        executed.run.upstream_backend.as_deref(),
+        Some("4242@1764690000.5")
+    );
     assert_eq!(executed.run.command_tag.as_deref(), Some("DELETE 3"));
     assert_eq!(executed.run.by, running.run.by);
 

@@ -243,7 +243,11 @@ async fn full_flow(ctx: Ctx) {
         }
     }
     assert_eq!(wins, 1);
-    wf.record_xid(first.id, RequestStatus::Running, "9001")
+    let session = airlock_core::UpstreamSession {
+        xid: Some("9001".into()),
+        backend: Some("4242@1764690000.5".into()),
+    };
+    wf.record_upstream(first.id, RequestStatus::Running, &session)
         .await
         .expect("xid");
     clock.advance(Duration::from_secs(2));

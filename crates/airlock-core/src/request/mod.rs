@@ -297,6 +297,19 @@ pub struct RunRecord {
     pub error: Option<String>,
     /// Upstream transaction id, recorded before COMMIT for crash recovery.
     pub upstream_xid: Option<String>,
+    /// The upstream backend it runs on (`<pid>@<backend_start epoch>`),
+    /// recorded before the change runs: recovery's proof that it is live.
+    pub upstream_backend: Option<String>,
+}
+
+/// The upstream session of a run, recorded before the change runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamSession {
+    /// The transaction id (`None` for a statement run outside a transaction).
+    pub xid: Option<String>,
+    /// The backend (`<pid>@<backend_start epoch>`); `None` only where it
+    /// could not be read (runs recorded by older versions have none).
+    pub backend: Option<String>,
 }
 
 impl RunRecord {
@@ -315,6 +328,7 @@ impl RunRecord {
         set(&mut self.duration_ms, &patch.duration_ms);
         set(&mut self.error, &patch.error);
         set(&mut self.upstream_xid, &patch.upstream_xid);
+        set(&mut self.upstream_backend, &patch.upstream_backend);
     }
 
     /// Whether no field is set.
