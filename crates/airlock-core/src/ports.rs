@@ -314,12 +314,25 @@ pub trait Store: Send + Sync {
         forget_before: Timestamp,
     ) -> BoxFuture<'a, Result<bool, StoreError>>;
 
+    /// How many requests are in each status (for metrics).
+    fn request_counts(&self) -> BoxFuture<'_, Result<Vec<(RequestStatus, i64)>, StoreError>>;
+
+    /// Outbox messages not yet delivered (for metrics).
+    fn outbox_depth(&self) -> BoxFuture<'_, Result<i64, StoreError>>;
+
     /// Changes committed to the store from now on, by this process or (on a
     /// shared store) any other: waiting sessions and the Slack deliverer
     /// wake on them instead of polling. Delivery is best effort — a
     /// [`StoreEvent::Resync`] or a lagged receiver means "look again" — so
     /// a waiter keeps a slow poll as a safety net.
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<StoreEvent>;
+}
+
+/// Told of every status change the workflow makes (metrics). Called after
+/// the change is committed; must not block.
+pub trait TransitionObserver: Send + Sync {
+    /// `request` (its new status in `request.status`) left `from` at `now`.
+    fn transition(&self, request: &ChangeRequest, from: RequestStatus, now: Timestamp);
 }
 
 /// A change committed to the store, as announced to [`Store::subscribe`]rs.

@@ -5,7 +5,7 @@
 //! audits every accepted and refused action.
 
 use crate::audit::{kinds, NewAuditEvent};
-use crate::ports::{EarlierRunsQuery, StatusChange, Store, StoreError};
+use crate::ports::{EarlierRunsQuery, StatusChange, Store, StoreError, TransitionObserver};
 use crate::request::approval::{
     check_approval, check_rejection, Actor, ApprovalOutcome, ApprovalPolicy, Refusal,
 };
@@ -87,6 +87,7 @@ pub struct Workflow {
     store: Arc<dyn Store>,
     policies: Arc<dyn PolicySource>,
     clock: Arc<dyn Clock>,
+    observer: Option<Arc<dyn TransitionObserver>>,
 }
 
 impl std::fmt::Debug for Workflow {
@@ -110,6 +111,19 @@ impl Workflow {
             store,
             policies,
             clock,
+            observer: None,
+        }
+    }
+
+    /// Tells `observer` of every status change from now on.
+    pub fn with_observer(mut self, observer: Arc<dyn TransitionObserver>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    fn observe(&self, request: &ChangeRequest, from: RequestStatus) {
+        if let Some(o) = &self.observer {
+            o.transition(request, from, self.now());
         }
     }
 
@@ -413,6 +427,14 @@ impl Workflow {
             comment,
         };
         match self.store.record_approval(&approval).await? {
+            Ok(outcome @ ApprovalOutcome::Approved { .. }) => {
+                if self.observer.is_some() {
+                    if let Ok(Some(approved)) = self.store.get_request(id).await {
+                        self.observe(&approved, RequestStatus::Pending);
+                    }
+                }
+                Ok(outcome)
+            }
             Ok(outcome) => Ok(outcome),
             Err(refusal) => Err(self
                 .audit_refusal(
@@ -530,6 +552,7 @@ impl Workflow {
         request.status = to;
         request.apply(&change.patch);
         request.updated_at = change.event.at;
+        self.observe(request, change.from);
         Ok(())
     }
 
@@ -833,6 +856,13 @@ impl Workflow {
     /// Expires overdue requests (run this periodically, on any replica).
     pub async fn expire_due(&self) -> Result<Vec<RequestId>, WorkflowError> {
         let done = self.store.expire_due(self.now()).await?;
+        if self.observer.is_some() {
+            for (id, from) in &done {
+                if let Ok(Some(expired)) = self.store.get_request(*id).await {
+                    self.observe(&expired, *from);
+                }
+            }
+        }
         Ok(done.into_iter().map(|(id, _)| id).collect())
     }
 

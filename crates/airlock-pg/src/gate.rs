@@ -51,6 +51,8 @@ pub struct Gate {
     /// Parse or `PREPARE` had made known (so only a kept-back Parse, which
     /// never reached the upstream, can hold it).
     sole_deallocate_of_unknown: Option<Vec<u8>>,
+    /// Where judged statements are counted (metrics), with the target's name.
+    tally: Option<(airlock_metrics::Metrics, String)>,
 }
 
 impl Gate {
@@ -63,7 +65,24 @@ impl Gate {
             catalog: None,
             deallocated: Vec::new(),
             sole_deallocate_of_unknown: None,
+            tally: None,
         }
+    }
+
+    /// Counts judged statements of target `target` in `metrics`.
+    pub fn with_metrics(mut self, metrics: airlock_metrics::Metrics, target: &str) -> Self {
+        self.tally = Some((metrics, target.to_string()));
+        self
+    }
+
+    fn counted(&self, j: Judgement) -> Judgement {
+        if let Some((m, target)) = &self.tally {
+            match &j {
+                Judgement::Pass => m.statement(target, false, "read"),
+                Judgement::Hold { class, .. } => m.statement(target, true, class.as_str()),
+            }
+        }
+        j
     }
 
     /// Names released by `DEALLOCATE`/`DISCARD ALL` since the last call (`*` = all).
@@ -196,7 +215,8 @@ impl Gate {
 
     /// Judges a simple Query message's SQL.
     pub fn query(&mut self, sql: &[u8]) -> Judgement {
-        self.judge_sql(sql)
+        let j = self.judge_sql(sql);
+        self.counted(j)
     }
 
     /// Judges a Parse message and remembers the statement's class.
@@ -207,6 +227,11 @@ impl Gate {
     /// [`Gate::parse`] with the Parse's declared parameter types: a
     /// parameter of a type whose input or checks run user code is held.
     pub fn parse_typed(&mut self, name: &[u8], sql: &[u8], types: &[u32]) -> Judgement {
+        let j = self.parse_judged(name, sql, types);
+        self.counted(j)
+    }
+
+    fn parse_judged(&mut self, name: &[u8], sql: &[u8], types: &[u32]) -> Judgement {
         let risky_types = self
             .catalog
             .as_ref()

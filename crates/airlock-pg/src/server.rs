@@ -70,8 +70,18 @@ impl PgServer {
             runner: None,
             background: TaskTracker::new(),
             catalogs: Arc::new(catalogs),
+            metrics: airlock_metrics::Metrics::new(),
         });
         Ok(Self { ctx, listener })
+    }
+
+    /// Counts sessions, bytes and statements in `metrics` (the process's one
+    /// registry; without it they go to a private one).
+    pub fn with_metrics(mut self, metrics: airlock_metrics::Metrics) -> Self {
+        if let Some(ctx) = Arc::get_mut(&mut self.ctx) {
+            ctx.metrics = metrics;
+        }
+        self
     }
 
     /// Turns held statements into change requests through `workflow`.

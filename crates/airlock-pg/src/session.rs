@@ -47,6 +47,8 @@ pub struct SessionContext {
     pub background: tokio_util::task::TaskTracker,
     /// Catalogs of protected targets (objects that run user code), by target name.
     pub catalogs: Arc<HashMap<String, Arc<crate::catalog::CatalogCell>>>,
+    /// Where sessions, bytes and statements are counted.
+    pub metrics: airlock_metrics::Metrics,
 }
 
 /// Why a connection ended before or during its session.
@@ -95,6 +97,10 @@ pub async fn handle(
         _registration,
     } = ready;
     info!(user = %user.name, target = %target.name, %peer, protected = target.protected, "session started");
+    let _session_open = ctx.metrics.session_opened(&target.name, "postgres");
+    let _upstream_open = ctx.metrics.upstream_opened(&target.name);
+    let (from_client, to_client) = ctx.metrics.byte_counters(&target.name);
+    let client = crate::metered::Metered::new(client, from_client, to_client);
     let cancel_signal = _registration.signal.clone();
     let result = if target.protected {
         let fallback = PolicyReplies {
@@ -103,8 +109,9 @@ pub async fn handle(
             target: target.name.clone(),
             environment: target.environment.clone(),
         };
-        let gate =
-            Gate::new(ctx.classifier.clone()).with_catalog(ctx.catalogs.get(&target.name).cloned());
+        let gate = Gate::new(ctx.classifier.clone())
+            .with_catalog(ctx.catalogs.get(&target.name).cloned())
+            .with_metrics(ctx.metrics.clone(), &target.name);
         let max_batch_bytes = ctx.config.server.max_batch_bytes;
         let nonce = format!("airlock_held_{:016x}", rand::random::<u64>());
         match (&ctx.workflow, &ctx.runner) {

@@ -80,6 +80,7 @@ pub struct Deliverer {
     directory: Arc<Directory>,
     options: DeliveryOptions,
     owner: String,
+    metrics: Option<airlock_metrics::Metrics>,
 }
 
 /// The delay before attempt `attempts + 1`.
@@ -103,7 +104,14 @@ impl Deliverer {
             directory,
             options,
             owner,
+            metrics: None,
         }
+    }
+
+    /// Counts delivery errors in `metrics`.
+    pub fn with_metrics(mut self, metrics: airlock_metrics::Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     fn link(&self, id: RequestId) -> Option<String> {
@@ -238,6 +246,13 @@ impl Deliverer {
                     delivered += 1;
                 }
                 Err(e) => {
+                    if let Some(m) = &self.metrics {
+                        m.slack_error(match &e {
+                            DeliveryError::Api(ApiError::RateLimited(_)) => "rate_limited",
+                            DeliveryError::Api(_) => "api",
+                            DeliveryError::Store(_) | DeliveryError::Workflow(_) => "store",
+                        });
+                    }
                     let delay = match &e {
                         DeliveryError::Api(ApiError::RateLimited(after)) => {
                             pause = Some(*after);

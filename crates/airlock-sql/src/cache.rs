@@ -1,6 +1,7 @@
 //! A bounded LRU cache in front of [`classify`](crate::classify()).
 
 use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use lru::LruCache;
@@ -15,6 +16,18 @@ pub struct Classifier {
     /// Verdicts shared by statements that differ only in literals (see
     /// [`crate::normalize`]): literal-varying reads skip both parsers.
     by_shape: Mutex<LruCache<Box<str>, Arc<Classification>>>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+/// How often the cache answered (exact text or literal-free shape) and how
+/// often both parsers had to run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Answers from the cache.
+    pub hits: u64,
+    /// Texts classified by the parsers.
+    pub misses: u64,
 }
 
 impl Classifier {
@@ -24,6 +37,8 @@ impl Classifier {
         Classifier {
             cache: Mutex::new(LruCache::new(cap)),
             by_shape: Mutex::new(LruCache::new(cap)),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
         }
     }
 
@@ -35,6 +50,7 @@ impl Classifier {
             .unwrap_or_else(PoisonError::into_inner)
             .get(sql)
         {
+            self.hits.fetch_add(1, Ordering::Relaxed);
             return Arc::clone(hit);
         }
         let shape = crate::normalize::literal_free_key(sql);
@@ -45,11 +61,13 @@ impl Classifier {
                 .unwrap_or_else(PoisonError::into_inner)
                 .get(key.as_str())
             {
+                self.hits.fetch_add(1, Ordering::Relaxed);
                 return Arc::clone(hit);
             }
         }
         // Parse outside the lock: classification is pure, so a concurrent
         // miss on the same text only costs a duplicate parse.
+        self.misses.fetch_add(1, Ordering::Relaxed);
         let result = Arc::new(classify(sql));
         self.cache
             .lock()
@@ -62,6 +80,14 @@ impl Classifier {
                 .put(key.into(), Arc::clone(&result));
         }
         result
+    }
+
+    /// Hits and misses so far.
+    pub fn stats(&self) -> CacheStats {
+        CacheStats {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+        }
     }
 
     /// Number of cached entries.

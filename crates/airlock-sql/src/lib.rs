@@ -33,7 +33,7 @@ mod span;
 mod summary;
 mod walk;
 
-pub use cache::Classifier;
+pub use cache::{CacheStats, Classifier};
 pub use catalog::CatalogRisks;
 pub use class::{Classification, StatementClass};
 pub use classify::classify;

@@ -427,6 +427,14 @@ impl Store for SqlStore {
         Box::pin(self.remember_nonce_impl(nonce, now, forget_before))
     }
 
+    fn request_counts(&self) -> BoxFuture<'_, Result<Vec<(RequestStatus, i64)>, StoreError>> {
+        Box::pin(self.request_counts_impl())
+    }
+
+    fn outbox_depth(&self) -> BoxFuture<'_, Result<i64, StoreError>> {
+        Box::pin(self.outbox_depth_impl())
+    }
+
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<airlock_core::ports::StoreEvent> {
         self.events.subscribe()
     }

@@ -80,6 +80,14 @@ impl SqlStore {
         Ok(id)
     }
 
+    pub(crate) async fn outbox_depth_impl(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM outbox WHERE done_at IS NULL")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
+        row.try_get("n").map_err(db)
+    }
+
     pub(crate) async fn claim_outbox_impl(
         &self,
         claim: &OutboxClaim,

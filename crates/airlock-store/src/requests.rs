@@ -575,6 +575,24 @@ impl SqlStore {
         }
     }
 
+    pub(crate) async fn request_counts_impl(
+        &self,
+    ) -> Result<Vec<(RequestStatus, i64)>, StoreError> {
+        let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM requests GROUP BY status")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        rows.iter()
+            .map(|row| {
+                let status: String = get(row, "status")?;
+                let n: i64 = get(row, "n")?;
+                let status = RequestStatus::parse(&status)
+                    .ok_or_else(|| corrupt(format!("requests.status = {status:?}")))?;
+                Ok((status, n))
+            })
+            .collect()
+    }
+
     pub(crate) async fn set_upstream_session_impl(
         &self,
         id: RequestId,

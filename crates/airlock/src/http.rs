@@ -1,11 +1,12 @@
-//! The HTTP listener: health, readiness and the JSON API.
+//! The HTTP listener: liveness, and the routes given (readiness, metrics,
+//! the JSON API, the pages, Slack).
 
 use axum::routing::get;
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-/// Serves `/healthz`, `/readyz` and the routes of `api` until `shutdown` fires.
+/// Serves `/healthz` and the routes of `api` until `shutdown` fires.
 pub async fn serve(
     listener: TcpListener,
     api: Router,
@@ -13,7 +14,6 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(|| async { "ready\n" }))
         .merge(api);
     axum::serve(
         listener,

@@ -6,6 +6,7 @@ mod check_config;
 mod cli;
 mod client;
 mod config_file;
+mod health;
 mod http;
 mod logging;
 mod page;

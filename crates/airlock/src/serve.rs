@@ -2,8 +2,9 @@
 //! listeners and the background jobs (expiry, audit head log, the
 //! reconciler of interrupted runs), handles signals.
 
-use crate::{api, config_file, http, logging, page, slack};
+use crate::{api, config_file, health, http, logging, page, slack};
 use airlock_core::{PolicySource, RefuseUnreviewed, Store, SystemClock, Workflow};
+use airlock_metrics::{MeteredStore, Metrics};
 use airlock_pg::PgServer;
 use airlock_sql::Classifier;
 use airlock_store::SqlStore;
@@ -45,14 +46,32 @@ async fn run(config: Arc<airlock_core::Config>) -> anyhow::Result<()> {
                 airlock_core::config::redact_url(config.store.url())
             )
         })?;
-    let store_dyn: Arc<dyn Store> = Arc::new(store.clone());
+    let metrics = Metrics::new();
+    let store_dyn: Arc<dyn Store> =
+        Arc::new(MeteredStore::new(Arc::new(store.clone()), metrics.clone()));
     let policies: Arc<dyn PolicySource> = config.clone();
-    let workflow = Workflow::new(store_dyn, policies, Arc::new(SystemClock));
+    let workflow = Workflow::new(store_dyn.clone(), policies, Arc::new(SystemClock))
+        .with_observer(Arc::new(metrics.clone()));
 
     let classifier = Arc::new(Classifier::new(config.server.classifier_cache_entries));
-    let pg = PgServer::bind(config.clone(), classifier, Arc::new(RefuseUnreviewed))
-        .await?
-        .with_workflow(Arc::new(workflow.clone()));
+    let pg = PgServer::bind(
+        config.clone(),
+        classifier.clone(),
+        Arc::new(RefuseUnreviewed),
+    )
+    .await?
+    .with_metrics(metrics.clone())
+    .with_workflow(Arc::new(workflow.clone()));
+    let health = health::router(health::HealthState {
+        store: store_dyn,
+        metrics: metrics.clone(),
+        classifier,
+        upstreams: config
+            .targets
+            .iter()
+            .map(|t| (t.name.clone(), t.upstream.host.clone(), t.upstream.port))
+            .collect(),
+    });
     let http_listener = tokio::net::TcpListener::bind(&config.server.http_listen)
         .await
         .with_context(|| format!("listen on {}", config.server.http_listen))?;
@@ -81,8 +100,10 @@ async fn run(config: Arc<airlock_core::Config>) -> anyhow::Result<()> {
     let redactor = config.redactor().map_err(anyhow::Error::msg)?;
     let api_state =
         api::ApiState::new(workflow.clone(), config.clone(), redactor).with_runner(runner.clone());
-    let mut api = api::router(api_state.clone()).merge(page::router(api_state));
-    let slack = slack::start(&config, &workflow, &shutdown).await?;
+    let mut api = api::router(api_state.clone())
+        .merge(page::router(api_state))
+        .merge(health);
+    let slack = slack::start(&config, &workflow, &metrics, &shutdown).await?;
     if let Some(routes) = slack.as_ref().and_then(|s| s.routes.clone()) {
         api = api.merge(routes);
     }

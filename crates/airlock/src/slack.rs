@@ -31,6 +31,7 @@ fn secret<'a>(value: &'a Option<String>, what: &str) -> anyhow::Result<&'a str> 
 pub async fn start(
     config: &Config,
     workflow: &Workflow,
+    metrics: &airlock_metrics::Metrics,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Option<Slack>> {
     let Some(cfg) = &config.slack else {
@@ -51,7 +52,8 @@ pub async fn start(
         directory.clone(),
         delivery_options(config, cfg)?,
         owner,
-    );
+    )
+    .with_metrics(metrics.clone());
     let deliverer = tokio::spawn(deliverer.run(shutdown.clone()));
     let interactions = Interactions::new(workflow.clone(), api.clone(), directory);
     let (routes, socket) = match cfg.mode {
