@@ -134,7 +134,9 @@ fn metrics_parse_and_move_with_a_session_and_readyz_follows_the_store() {
         "{after:?}"
     );
     assert_eq!(sample(&after, "airlock_requests{status=pending}"), 0.0);
-    assert!(sample(&after, "airlock_audit_head_seq{}") > sample(&before, "airlock_audit_head_seq{}"));
+    assert!(
+        sample(&after, "airlock_audit_head_seq{}") > sample(&before, "airlock_audit_head_seq{}")
+    );
     assert!(
         moved("airlock_store_operation_seconds_count{op=transition}") >= 2.0,
         "{after:?}"

@@ -454,3 +454,40 @@ fn sigterm_mid_run_lets_the_change_finish_after_the_sessions_close() {
     assert_eq!(status(&store_db, id), "executed", "{}", proxy.stderr());
     assert_eq!(admin_query(db, "SELECT n FROM t WHERE id = 1"), "1");
 }
+
+#[test]
+fn a_cancel_request_sent_to_the_other_replica_cancels_the_query() {
+    let db = "airlock_t_rep_cancel";
+    let (cfg, _store_db) = setup(db, "rep_cancel");
+    let one = Proxy::start(cfg.clone());
+    let two = Proxy::start(cfg);
+    let mut c = raw::login(
+        &one.addr(),
+        "alice",
+        password_of("alice"),
+        &format!("{db}-dev"),
+    );
+    c.assert_ready("alice");
+    let pid = c.handshake.backend_pid.expect("BackendKeyData pid");
+    let key = c.handshake.backend_key.clone().expect("BackendKeyData key");
+    // The session's listing is written off the connect path: give it a moment.
+    std::thread::sleep(Duration::from_millis(500));
+    let other = two.addr();
+    let sender = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1000));
+        raw::send_cancel(&other, pid, &key);
+    });
+    let r = c.simple_query("SELECT pg_sleep(30)").expect("query");
+    sender.join().expect("sender");
+    assert_eq!(r.errors.len(), 1, "{r:?}");
+    assert_eq!(r.errors[0].code(), "57014", "{:?}", r.errors[0]);
+    assert!(
+        two.stderr()
+            .contains("passed on to the replica that owns the session"),
+        "{}",
+        two.stderr()
+    );
+    // The session goes on.
+    let r = c.simple_query("SELECT 40 + 2").expect("query");
+    assert_eq!(r.rows, vec![vec![Some("42".into())]]);
+}

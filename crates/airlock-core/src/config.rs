@@ -231,6 +231,9 @@ pub struct ServerConfig {
     /// changes still running (they belong to the service, not the session).
     #[serde(with = "crate::duration")]
     pub run_grace: Duration,
+    /// The `host:port` other replicas reach this one's Postgres listener
+    /// at, for cancel requests they pass on (default: the bound address).
+    pub advertise_address: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -248,6 +251,7 @@ impl Default for ServerConfig {
             wait_safety_poll: Duration::from_secs(5),
             reconcile_interval: Duration::from_secs(10),
             run_grace: Duration::from_secs(300),
+            advertise_address: None,
         }
     }
 }

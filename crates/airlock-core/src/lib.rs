@@ -24,7 +24,7 @@ pub use config::{
     TlsConfig, TrustedFunction, UpstreamConfig, UpstreamTlsMode, User,
 };
 pub use policy::{Decision, HeldStatement, RefuseUnreviewed, StatementPolicy, SQLSTATE_HELD};
-pub use ports::{BoxFuture, StatusChange, Store, StoreError, TransitionObserver};
+pub use ports::{BoxFuture, SessionDirectory, StatusChange, Store, StoreError, TransitionObserver};
 pub use request::approval::{Actor, ApprovalOutcome, ApprovalPolicy, Refusal};
 pub use request::state::{Event, RequestStatus, Settlement, TransitionError};
 pub use request::{

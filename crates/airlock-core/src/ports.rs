@@ -328,6 +328,39 @@ pub trait Store: Send + Sync {
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<StoreEvent>;
 }
 
+/// Which replica owns which client session (backend key → the replica's
+/// address), so a CancelRequest that reaches another replica is forwarded to
+/// the owner (SPEC §10). Implemented by a store that replicas share.
+pub trait SessionDirectory: Send + Sync {
+    /// Records that session `(pid, key)` lives on replica `owner`.
+    fn register_session<'a>(
+        &'a self,
+        pid: i32,
+        key: i32,
+        owner: &'a str,
+        now: Timestamp,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// Forgets session `(pid, key)` of `owner`.
+    fn forget_session<'a>(
+        &'a self,
+        pid: i32,
+        key: i32,
+        owner: &'a str,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// The replica that owns session `(pid, key)`, if any.
+    fn session_owner(
+        &self,
+        pid: i32,
+        key: i32,
+    ) -> BoxFuture<'_, Result<Option<String>, StoreError>>;
+
+    /// Forgets every session of `owner` (a replica starting again at the
+    /// same address); returns how many.
+    fn forget_owner<'a>(&'a self, owner: &'a str) -> BoxFuture<'a, Result<u64, StoreError>>;
+}
+
 /// Told of every status change the workflow makes (metrics). Called after
 /// the change is committed; must not block.
 pub trait TransitionObserver: Send + Sync {

@@ -84,6 +84,23 @@ impl PgServer {
         self
     }
 
+    /// Lists sessions in the replicas' shared `directory` as owned by `me`
+    /// (this listener's address as other replicas reach it), so their
+    /// cancel requests are passed on here; forgets what an earlier run of
+    /// this replica left listed.
+    pub async fn with_session_directory(
+        mut self,
+        directory: Arc<dyn airlock_core::SessionDirectory>,
+        me: String,
+    ) -> Self {
+        if let Some(ctx) = Arc::get_mut(&mut self.ctx) {
+            let registry = CancelRegistry::shared(directory, me);
+            registry.forget_stale().await;
+            ctx.cancels = Arc::new(registry);
+        }
+        self
+    }
+
     /// Turns held statements into change requests through `workflow`.
     pub fn with_workflow(mut self, workflow: Arc<airlock_core::workflow::Workflow>) -> Self {
         if let Some(ctx) = Arc::get_mut(&mut self.ctx) {

@@ -714,7 +714,11 @@ async fn forward_cancel(ctx: &SessionContext, pid: i32, key: i32) {
                 info!(pid, "cancel request forwarded");
             }
         }
-        None => warn!(pid, "cancel request with unknown pid or key ignored"),
+        None => {
+            if !ctx.cancels.pass_on(pid, key).await {
+                warn!(pid, "cancel request with unknown pid or key ignored");
+            }
+        }
     }
 }
 

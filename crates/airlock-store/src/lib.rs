@@ -18,6 +18,7 @@ mod events;
 mod executions;
 mod outbox;
 mod requests;
+mod sessions;
 
 pub use error::ConnectError;
 
@@ -80,7 +81,7 @@ pub struct SqlStore {
 }
 
 fn migrations(backend: Backend) -> Result<Migrator, ConnectError> {
-    let steps: [(i64, &str, &'static str); 4] = match backend {
+    let steps: [(i64, &str, &'static str); 5] = match backend {
         Backend::Sqlite => [
             (
                 1,
@@ -101,6 +102,11 @@ fn migrations(backend: Backend) -> Result<Migrator, ConnectError> {
                 4,
                 "upstream backend",
                 include_str!("../migrations/sqlite/0004_upstream_backend.sql"),
+            ),
+            (
+                5,
+                "client sessions",
+                include_str!("../migrations/sqlite/0005_client_sessions.sql"),
             ),
         ],
         Backend::Postgres => [
@@ -123,6 +129,11 @@ fn migrations(backend: Backend) -> Result<Migrator, ConnectError> {
                 4,
                 "upstream backend",
                 include_str!("../migrations/postgres/0004_upstream_backend.sql"),
+            ),
+            (
+                5,
+                "client sessions",
+                include_str!("../migrations/postgres/0005_client_sessions.sql"),
             ),
         ],
     };

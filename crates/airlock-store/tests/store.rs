@@ -1284,3 +1284,37 @@ async fn events_reach_every_replica(ctx: Ctx) {
         watcher.close().await;
     }
 }
+
+both!(session_directory);
+async fn session_directory(ctx: Ctx) {
+    use airlock_core::SessionDirectory;
+    let dir = ctx.store.as_ref();
+    dir.register_session(4242, 7, "10.0.0.1:6432", T0)
+        .await
+        .expect("register");
+    dir.register_session(4243, 8, "10.0.0.2:6432", T0)
+        .await
+        .expect("register");
+    assert_eq!(
+        dir.session_owner(4242, 7).await.expect("owner").as_deref(),
+        Some("10.0.0.1:6432")
+    );
+    // The key must match; another owner cannot forget it.
+    assert_eq!(dir.session_owner(4242, 8).await.expect("owner"), None);
+    dir.forget_session(4242, 7, "10.0.0.2:6432")
+        .await
+        .expect("forget");
+    assert!(dir.session_owner(4242, 7).await.expect("owner").is_some());
+    dir.forget_session(4242, 7, "10.0.0.1:6432")
+        .await
+        .expect("forget");
+    assert_eq!(dir.session_owner(4242, 7).await.expect("owner"), None);
+    // A replica starting again at an address forgets what it left listed.
+    assert_eq!(
+        dir.forget_owner("10.0.0.2:6432")
+            .await
+            .expect("forget owner"),
+        1
+    );
+    assert_eq!(dir.session_owner(4243, 8).await.expect("owner"), None);
+}

@@ -62,6 +62,16 @@ async fn run(config: Arc<airlock_core::Config>) -> anyhow::Result<()> {
     .await?
     .with_metrics(metrics.clone())
     .with_workflow(Arc::new(workflow.clone()));
+    let pg = if store.backend() == airlock_store::Backend::Postgres {
+        // Replicas share the store: cancel requests find their session's replica.
+        let me = match &config.server.advertise_address {
+            Some(a) => a.clone(),
+            None => pg.local_addr()?.to_string(),
+        };
+        pg.with_session_directory(Arc::new(store.clone()), me).await
+    } else {
+        pg
+    };
     let health = health::router(health::HealthState {
         store: store_dyn,
         metrics: metrics.clone(),
