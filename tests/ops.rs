@@ -258,6 +258,20 @@ fn an_idle_session_does_not_keep_the_process_past_the_grace_period() {
         "{:?}",
         idle.output_so_far()
     );
+    // Idle raw sessions on the unprotected and the protected target.
+    let mut raws: Vec<common::raw::RawConn> = ["dev", "prod"]
+        .iter()
+        .map(|env| {
+            let c = common::raw::login(
+                &proxy.addr(),
+                "alice",
+                password_of("alice"),
+                &format!("{db}-{env}"),
+            );
+            c.assert_ready(env);
+            c
+        })
+        .collect();
     let started = Instant::now();
     proxy.signal("TERM");
     let status = proxy
@@ -267,6 +281,32 @@ fn an_idle_session_does_not_keep_the_process_past_the_grace_period() {
     assert!(
         started.elapsed() >= Duration::from_millis(4500),
         "exited before the grace period"
+    );
+    // Each idle session was ended as Postgres ends one at an admin
+    // shutdown, so drivers know to reconnect.
+    for c in &mut raws {
+        let (tag, body) = common::raw::read_message(&mut c.stream)
+            .unwrap_or_else(|e| panic!("no FATAL before the close: {e}"));
+        assert_eq!(tag, b'E', "{}", String::from_utf8_lossy(&body));
+        let error = common::raw::PgError::parse(&body);
+        assert_eq!(
+            (error.severity(), error.code()),
+            ("FATAL", "57P01"),
+            "{error:?}"
+        );
+        assert!(
+            error.message().contains("administrator command"),
+            "{error:?}"
+        );
+    }
+    // psql finds the FATAL waiting when it next uses the connection.
+    idle.write_stdin(b"SELECT 'after';\n");
+    let out = idle.wait(Duration::from_secs(10));
+    assert!(
+        out.stderr()
+            .contains("terminating connection due to administrator command"),
+        "{}",
+        out.describe()
     );
 }
 

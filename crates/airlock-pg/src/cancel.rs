@@ -22,6 +22,7 @@ const CANCEL_REQUEST_CODE: i32 = 80_877_102;
 /// Where one session's cancel requests go.
 #[derive(Clone)]
 struct Entry {
+    target: String,
     endpoint: Endpoint,
     upstream_key: i32,
     signal: Arc<Notify>,
@@ -144,6 +145,7 @@ impl CancelRegistry {
     /// Registers a session and returns the key to give its client.
     pub fn register(
         self: &Arc<Self>,
+        target: &str,
         pid: i32,
         upstream_key: i32,
         endpoint: Endpoint,
@@ -157,6 +159,7 @@ impl CancelRegistry {
             map.insert(
                 (pid, key),
                 Entry {
+                    target: target.to_string(),
                     endpoint,
                     upstream_key,
                     signal: signal.clone(),
@@ -189,6 +192,17 @@ impl CancelRegistry {
         Some((e.endpoint.clone(), e.upstream_key))
     }
 
+    /// The upstream backends of the live sessions, by target name.
+    pub fn backends_by_target(&self) -> HashMap<String, Vec<i32>> {
+        let mut out: HashMap<String, Vec<i32>> = HashMap::new();
+        if let Ok(map) = self.map.lock() {
+            for ((pid, _), e) in map.iter() {
+                out.entry(e.target.clone()).or_default().push(*pid);
+            }
+        }
+        out
+    }
+
     /// Number of live sessions.
     pub fn len(&self) -> usize {
         self.map.lock().map(|m| m.len()).unwrap_or(0)
@@ -217,7 +231,8 @@ mod tests {
     #[test]
     fn only_the_matching_key_finds_the_session_and_drop_forgets_it() {
         let reg = Arc::new(CancelRegistry::default());
-        let r = reg.register(4242, 777, endpoint());
+        let r = reg.register("t", 4242, 777, endpoint());
+        assert_eq!(reg.backends_by_target().get("t"), Some(&vec![4242]));
         assert_eq!(reg.lookup(4242, r.key).map(|(_, k)| k), Some(777));
         assert!(reg.lookup(4242, r.key.wrapping_add(1)).is_none());
         assert!(reg.lookup(4243, r.key).is_none());

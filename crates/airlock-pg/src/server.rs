@@ -32,6 +32,10 @@ pub enum ServerError {
     },
 }
 
+/// How long sessions whose upstream backends were terminated get to relay
+/// Postgres's FATAL to their clients before they are closed.
+const TERMINATE_WAIT: Duration = Duration::from_secs(5);
+
 /// A configured Postgres listener.
 pub struct PgServer {
     ctx: Arc<SessionContext>,
@@ -163,10 +167,17 @@ impl PgServer {
         if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
             warn!(
                 live = tracker.len(),
-                "grace period over, closing remaining sessions"
+                "grace period over: ending the remaining sessions with 57P01 so their drivers reconnect"
             );
-            sessions.cancel();
-            tracker.wait().await;
+            terminate_upstreams(&self.ctx).await;
+            if tokio::time::timeout(TERMINATE_WAIT, tracker.wait())
+                .await
+                .is_err()
+            {
+                warn!(live = tracker.len(), "closing sessions that did not end");
+                sessions.cancel();
+                tracker.wait().await;
+            }
         }
         // Login audit events still being written are not lost.
         self.ctx.background.close();
@@ -233,5 +244,46 @@ fn log_end(result: Result<(), SessionError>, peer: std::net::SocketAddr) {
         Ok(()) => {}
         Err(SessionError::Refused(why)) => info!(%peer, %why, "connection refused"),
         Err(e) => debug!(%peer, error = %e, "connection ended with an error"),
+    }
+}
+
+/// Ends every live session the way Postgres ends a session at an admin
+/// shutdown: its upstream backend is terminated (`pg_terminate_backend`,
+/// with the session's own credentials), so Postgres sends the client,
+/// through the relay and at a message boundary, `FATAL 57P01
+/// terminating connection due to administrator command`.
+async fn terminate_upstreams(ctx: &SessionContext) {
+    for (name, pids) in ctx.cancels.backends_by_target() {
+        let target = ctx.config.target(&name);
+        let creds = target.and_then(|t| t.session_credentials());
+        let endpoint = ctx.endpoints.get(&name);
+        let (Some(target), Some(creds), Some(endpoint)) = (target, creds, endpoint) else {
+            continue;
+        };
+        let list: Vec<String> = pids.iter().map(i32::to_string).collect();
+        let plan = crate::executor::ExecPlan {
+            database: target.upstream.database.clone(),
+            sql: format!(
+                "SELECT count(*) FILTER (WHERE pg_terminate_backend(p)) FROM unnest(ARRAY[{}]::int[]) p",
+                list.join(",")
+            ),
+            params: Vec::new(),
+            statement_timeout: Some(Duration::from_secs(10)),
+            lock_timeout: None,
+            max_rows: None,
+            in_transaction: false,
+            application_name: "airlock:shutdown".to_string(),
+        };
+        match crate::executor::execute(endpoint, creds, &plan, |_| async { Ok(()) }).await {
+            Ok(o) if o.error.is_none() => {
+                info!(target = %name, sessions = pids.len(), "terminated the upstream backends of sessions left at shutdown")
+            }
+            Ok(o) => {
+                warn!(target = %name, error = ?o.error, "terminating upstream backends at shutdown failed")
+            }
+            Err(e) => {
+                warn!(target = %name, error = %e, "terminating upstream backends at shutdown failed")
+            }
+        }
     }
 }

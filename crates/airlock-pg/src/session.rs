@@ -563,9 +563,9 @@ async fn startup(
             }
         })
     });
-    let registration = ctx
-        .cancels
-        .register(session.pid, session.key, endpoint.clone());
+    let registration =
+        ctx.cancels
+            .register(&target.name, session.pid, session.key, endpoint.clone());
     put_auth(&mut out, 0, &[]);
     for f in &session.startup_frames {
         // The label is for the upstream; the client sees its own value.
