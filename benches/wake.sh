@@ -40,7 +40,7 @@ done
 psql -X -q -h 127.0.0.1 -U postgres -d "$DB" -c "CREATE TABLE t (id int PRIMARY KEY, n int NOT NULL DEFAULT 0); INSERT INTO t SELECT g FROM generate_series(1, $((N + W))) g"
 WORK=$(mktemp -d /tmp/airlock-wake-bench.XXXXXX)
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; [ -n "${KEEP:-}" ] || rm -rf "$WORK"; echo "logs: $WORK"; }
 trap cleanup EXIT
 VERIFIER=$(printf 'bench-pw' | "$AIRLOCK" passwd)
 TOKEN=alk_wake_bench_reviewer_token_0123456789
@@ -65,6 +65,7 @@ scram_verifier = "$VERIFIER"
 [[users]]
 name = "reviewer"
 groups = ["dba"]
+scram_verifier = "$VERIFIER"
 api_token_sha256 = "$TOKEN_SHA"
 [[targets]]
 name = "bench-prod"

@@ -84,6 +84,14 @@ if [ "$(pg_admin_val 'SHOW max_prepared_transactions')" = "0" ]; then
     NEED_RESTART=1
 fi
 
+# --- room for the connection-cap test (100 sessions of one user through
+# airlock, tests/limits.rs) next to the other tests running at the same time
+if [ "$(pg_admin_val 'SHOW max_connections')" -lt 400 ]; then
+    log "raising max_connections to 400 (needs a restart)"
+    pg_admin -c "ALTER SYSTEM SET max_connections = 400"
+    NEED_RESTART=1
+fi
+
 # --- the SCRAM role ----------------------------------------------------------
 if [ "$(pg_admin_val "SELECT count(*) FROM pg_roles WHERE rolname = '${SCRAM_ROLE}'")" = "0" ]; then
     log "creating role ${SCRAM_ROLE}"

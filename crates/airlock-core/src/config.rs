@@ -234,6 +234,20 @@ pub struct ServerConfig {
     /// The `host:port` other replicas reach this one's Postgres listener
     /// at, for cancel requests they pass on (default: the bound address).
     pub advertise_address: Option<String>,
+    /// Most client connections at once (0: no cap); the next one gets
+    /// `FATAL 53300 sorry, too many clients already`.
+    pub max_client_connections: usize,
+    /// Most sessions of one user at once (0: no cap); the next one gets
+    /// `FATAL 53300 too many connections for role`.
+    pub max_connections_per_user: usize,
+    /// Refused logins audited one by one per second; the rest are counted
+    /// (metrics) and reported with the next one audited.
+    pub refused_login_audits_per_second: u32,
+    /// `idle_in_transaction_session_timeout` of the read sessions on
+    /// protected targets, so a forgotten transaction does not pin the
+    /// production vacuum horizon (0s: the server's own setting).
+    #[serde(with = "crate::duration")]
+    pub idle_in_transaction_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -252,6 +266,10 @@ impl Default for ServerConfig {
             reconcile_interval: Duration::from_secs(10),
             run_grace: Duration::from_secs(300),
             advertise_address: None,
+            max_client_connections: 5000,
+            max_connections_per_user: 100,
+            refused_login_audits_per_second: 20,
+            idle_in_transaction_timeout: Duration::from_secs(600),
         }
     }
 }

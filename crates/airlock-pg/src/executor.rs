@@ -19,6 +19,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// take; [`crate::settle::START_GRACE`] is longer.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long past its `statement_timeout` a run waits for the target to
+/// answer before it counts the connection as lost.
+const SILENCE_MARGIN: Duration = Duration::from_secs(60);
+
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct ExecPlan {
@@ -336,12 +340,27 @@ async fn run_recorded(
         None
     };
     let started = Instant::now();
-    let answer = if plan.params.is_empty() {
-        conn.simple(&plan.sql).await?
+    let mut out = BytesMut::new();
+    if plan.params.is_empty() {
+        frame::put_query(&mut out, &plan.sql);
     } else {
-        let mut out = BytesMut::new();
         put_extended(&mut out, &plan.sql, &plan.params);
-        conn.round_trip(&out).await?
+    }
+    // The server's statement_timeout ends the statement; a connection that
+    // stays silent well past it is half-open and counts as lost.
+    let answer = match plan.statement_timeout {
+        Some(t) => tokio::time::timeout(t + SILENCE_MARGIN, conn.round_trip(&out))
+            .await
+            .map_err(|_| {
+                ExecError::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!(
+                        "no answer from the target {}s after statement_timeout",
+                        SILENCE_MARGIN.as_secs()
+                    ),
+                ))
+            })??,
+        None => conn.round_trip(&out).await?,
     };
     let (rows, tag) = summarise(&answer.frames);
     let mut outcome = ExecOutcome {

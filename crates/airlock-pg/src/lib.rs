@@ -9,6 +9,7 @@ pub mod executor;
 pub mod frame;
 pub mod gate;
 pub mod holding;
+pub mod limits;
 pub mod metered;
 pub mod plain;
 pub mod proxied;

@@ -58,6 +58,7 @@ impl PgServer {
             endpoints.insert(t.name.clone(), Endpoint::for_target(t)?);
         }
         let catalogs = load_catalogs(&config, &endpoints).await;
+        let refusal_budget = config.server.refused_login_audits_per_second;
         let addr = config.server.postgres_listen.clone();
         let listener = TcpListener::bind(&addr)
             .await
@@ -75,6 +76,8 @@ impl PgServer {
             background: TaskTracker::new(),
             catalogs: Arc::new(catalogs),
             metrics: airlock_metrics::Metrics::new(),
+            connections: Arc::default(),
+            refusals: Arc::new(crate::limits::RefusalBudget::new(refusal_budget)),
         });
         Ok(Self { ctx, listener })
     }

@@ -49,6 +49,10 @@ pub struct SessionContext {
     pub catalogs: Arc<HashMap<String, Arc<crate::catalog::CatalogCell>>>,
     /// Where sessions, bytes and statements are counted.
     pub metrics: airlock_metrics::Metrics,
+    /// Live client connections, for the caps.
+    pub connections: Arc<crate::limits::Connections>,
+    /// How many refused logins are audited one by one.
+    pub refusals: Arc<crate::limits::RefusalBudget>,
 }
 
 /// Why a connection ended before or during its session.
@@ -95,6 +99,7 @@ pub async fn handle(
         app_name,
         login_audit,
         _registration,
+        _slots,
     } = ready;
     info!(user = %user.name, target = %target.name, %peer, protected = target.protected, "session started");
     let _session_open = ctx.metrics.session_opened(&target.name, "postgres");
@@ -219,6 +224,7 @@ struct Ready {
     app_name: Arc<AppName>,
     login_audit: Option<tokio::task::JoinHandle<()>>,
     _registration: Registration,
+    _slots: (crate::limits::Slot, crate::limits::UserSlot),
 }
 
 /// Reads from the client into `buf` until it holds `n` bytes.
@@ -316,6 +322,21 @@ async fn startup(
                 .map(|_| None);
         }
         StartupPacket::Startup { minor, params } => (minor, params),
+    };
+    let Some(slot) = ctx
+        .connections
+        .connect(ctx.config.server.max_client_connections)
+    else {
+        ctx.metrics.session_refused("max_client_connections");
+        warn!(%peer, cap = ctx.config.server.max_client_connections, "connection refused: server.max_client_connections reached");
+        return send_fatal(
+            &mut stream,
+            "53300",
+            "sorry, too many clients already",
+            None,
+        )
+        .await
+        .map(|_| None);
     };
     let param = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
 
@@ -472,6 +493,20 @@ async fn startup(
         .await
         .map(|_| None);
     }
+    let cap = ctx.config.server.max_connections_per_user;
+    let Some(user_slot) = ctx.connections.user(&user.name, cap) else {
+        stream.write_all(&out).await?;
+        ctx.metrics.session_refused("max_connections_per_user");
+        warn!(user = %user.name, cap, "connection refused: server.max_connections_per_user reached");
+        return send_fatal(
+            &mut stream,
+            "53300",
+            &format!("too many connections for role \"{}\"", user.name),
+            Some(&format!("airlock allows {cap} sessions per user at once (server.max_connections_per_user); close some first.")),
+        )
+        .await
+        .map(|_| None);
+    };
     if param("replication").is_some_and(|r| !matches!(r, "false" | "off" | "no" | "0")) {
         stream.write_all(&out).await?;
         return send_fatal(
@@ -508,7 +543,15 @@ async fn startup(
         }
     }
     let app_name = Arc::new(AppName::new(&user.name));
-    let upstream_params = upstream_parameters(&params, &app_name, &target);
+    let mut upstream_params = upstream_parameters(&params, &app_name, &target);
+    let idle = ctx.config.server.idle_in_transaction_timeout;
+    if target.protected && !idle.is_zero() {
+        // A forgotten transaction on production must not pin its vacuum horizon.
+        upstream_params.push((
+            "idle_in_transaction_session_timeout".to_string(),
+            idle.as_millis().to_string(),
+        ));
+    }
     let session = match upstream::open(
         endpoint,
         creds,
@@ -588,11 +631,28 @@ async fn startup(
         app_name,
         login_audit,
         _registration: registration,
+        _slots: (slot, user_slot),
     }))
 }
 
 /// Appends a login event to the audit trail (when there is a store).
-async fn audit_login(ctx: &SessionContext, actor: &str, kind: &str, payload: serde_json::Value) {
+async fn audit_login(
+    ctx: &SessionContext,
+    actor: &str,
+    kind: &str,
+    mut payload: serde_json::Value,
+) {
+    if kind == airlock_core::audit::kinds::LOGIN_REFUSED {
+        ctx.metrics.session_refused("login_refused");
+        match ctx.refusals.take() {
+            Some(0) => {}
+            Some(n) => payload["unaudited_refusals_before"] = serde_json::json!(n),
+            None => {
+                ctx.metrics.session_refused("login_refused_unaudited");
+                return;
+            }
+        }
+    }
     let Some(workflow) = &ctx.workflow else {
         return;
     };

@@ -98,6 +98,14 @@ impl Endpoint {
         }
         let tcp = TcpStream::connect((self.host.as_str(), self.port)).await?;
         tcp.set_nodelay(true)?;
+        // A half-open upstream (a dead host, a dropped NAT entry) is noticed
+        // in about a minute instead of hanging a session or a run forever.
+        socket2::SockRef::from(&tcp).set_tcp_keepalive(
+            &socket2::TcpKeepalive::new()
+                .with_time(KEEPALIVE_IDLE)
+                .with_interval(KEEPALIVE_INTERVAL)
+                .with_retries(KEEPALIVE_RETRIES),
+        )?;
         let Some(connector) = &self.tls else {
             return Ok(MaybeTlsStream::Plain(tcp));
         };
@@ -138,6 +146,13 @@ impl Endpoint {
         Ok(())
     }
 }
+
+/// Idle time before the first TCP keepalive probe on an upstream connection.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
+/// Between keepalive probes.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+/// Unanswered probes before the connection is dropped.
+const KEEPALIVE_RETRIES: u32 = 3;
 
 /// Opens and authenticates an upstream session with the given startup parameters.
 pub async fn open(

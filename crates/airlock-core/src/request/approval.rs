@@ -61,6 +61,9 @@ pub struct ApprovalPolicy {
     pub lock_timeout: Option<Duration>,
 }
 
+/// `statement_timeout` of approved runs unless a policy sets one.
+pub const DEFAULT_RUN_STATEMENT_TIMEOUT: Duration = Duration::from_secs(3600);
+
 impl Default for ApprovalPolicy {
     fn default() -> Self {
         ApprovalPolicy {
@@ -73,7 +76,8 @@ impl Default for ApprovalPolicy {
             review_channel: None,
             max_rows: None,
             max_rows_ratio: None,
-            statement_timeout: None,
+            // An approved change never runs unbounded; a policy may lengthen it.
+            statement_timeout: Some(DEFAULT_RUN_STATEMENT_TIMEOUT),
             lock_timeout: None,
         }
     }
