@@ -11,7 +11,7 @@ use crate::appname::{AppName, ShowRows};
 use crate::executor::written_rows;
 use crate::frame;
 use crate::relay::RelayError;
-use crate::splice::{pump, Fns, FrameHandler};
+use crate::splice::{pump, FrameHandler};
 use airlock_sql::{Classifier, StatementClass};
 use bytes::BytesMut;
 use std::collections::{HashMap, VecDeque};
@@ -112,6 +112,81 @@ fn wanted_from_client(tag: u8) -> bool {
     matches!(tag, b'Q' | b'P' | b'B' | b'E' | b'S' | b'F')
 }
 
+/// Most prepared statements per session remembered as writes (to record
+/// their executions); beyond, new ones go unrecorded.
+const MAX_REMEMBERED_WRITES: usize = 10_000;
+
+/// What the client side watches: statements sent, in response groups.
+struct ClientWatch {
+    classifier: Arc<Classifier>,
+    shared: Arc<Shared>,
+    app: Arc<AppName>,
+    groups: u64,
+    writes: HashMap<Vec<u8>, (String, StatementClass)>,
+    bound: Option<Vec<u8>>,
+    batch: Option<(String, StatementClass)>,
+}
+
+impl FrameHandler for ClientWatch {
+    fn wants(&self, tag: u8) -> bool {
+        wanted_from_client(tag)
+    }
+
+    fn on_frame(&mut self, tag: u8, f: &[u8]) -> Result<Option<BytesMut>, RelayError> {
+        match tag {
+            b'Q' => {
+                let text = frame::query_sql(f)?;
+                if !plainly_a_read(text) {
+                    let sql = String::from_utf8_lossy(text).into_owned();
+                    let c = self.classifier.classify(&sql);
+                    if !c.read_only {
+                        push(&self.shared, self.groups, sql, c.class);
+                    }
+                }
+                self.groups += 1;
+            }
+            b'P' => {
+                let (name, sql) = frame::parse_message(f)?;
+                let sql = String::from_utf8_lossy(sql).into_owned();
+                let c = self.classifier.classify(&sql);
+                if c.read_only {
+                    self.writes.remove(name);
+                } else if self.writes.len() < MAX_REMEMBERED_WRITES
+                    || self.writes.contains_key(name)
+                {
+                    self.writes.insert(name.to_vec(), (sql, c.class));
+                }
+            }
+            b'B' => self.bound = Some(frame::bind_statement(f)?.to_vec()),
+            b'E' => {
+                if let Some(w) = self.bound.as_ref().and_then(|b| self.writes.get(b)) {
+                    self.batch.get_or_insert_with(|| w.clone());
+                }
+            }
+            b'S' => {
+                if let Some((sql, class)) = self.batch.take() {
+                    push(&self.shared, self.groups, sql, class);
+                }
+                self.groups += 1;
+            }
+            b'F' => self.groups += 1,
+            _ => {}
+        }
+        crate::plain::client_frame(&self.app, tag, f)
+    }
+
+    fn on_streamed(&mut self, tag: u8) {
+        // Unseen, so unrecorded; the response groups still line up.
+        if matches!(tag, b'Q' | b'F') {
+            self.groups += 1;
+        }
+        if tag == b'P' {
+            // Its name is unknown: no earlier write may be credited with it.
+            self.bound = None;
+        }
+    }
+}
+
 async fn watch_client<R, W>(
     client: R,
     buf: BytesMut,
@@ -124,50 +199,15 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let mut groups: u64 = 0;
-    let mut writes: HashMap<Vec<u8>, (String, StatementClass)> = HashMap::new();
-    let mut bound: Option<Vec<u8>> = None;
-    let mut batch: Option<(String, StatementClass)> = None;
-    let mut handler = Fns(wanted_from_client, |tag, f: &[u8]| {
-        match tag {
-            b'Q' => {
-                let text = frame::query_sql(f)?;
-                if !plainly_a_read(text) {
-                    let sql = String::from_utf8_lossy(text).into_owned();
-                    let c = classifier.classify(&sql);
-                    if !c.read_only {
-                        push(&shared, groups, sql, c.class);
-                    }
-                }
-                groups += 1;
-            }
-            b'P' => {
-                let (name, sql) = frame::parse_message(f)?;
-                let sql = String::from_utf8_lossy(sql).into_owned();
-                let c = classifier.classify(&sql);
-                if c.read_only {
-                    writes.remove(name);
-                } else {
-                    writes.insert(name.to_vec(), (sql, c.class));
-                }
-            }
-            b'B' => bound = Some(frame::bind_statement(f)?.to_vec()),
-            b'E' => {
-                if let Some(w) = bound.as_ref().and_then(|b| writes.get(b)) {
-                    batch.get_or_insert_with(|| w.clone());
-                }
-            }
-            b'S' => {
-                if let Some((sql, class)) = batch.take() {
-                    push(&shared, groups, sql, class);
-                }
-                groups += 1;
-            }
-            b'F' => groups += 1,
-            _ => {}
-        }
-        crate::plain::client_frame(&app, tag, f)
-    });
+    let mut handler = ClientWatch {
+        classifier,
+        shared,
+        app,
+        groups: 0,
+        writes: HashMap::new(),
+        bound: None,
+        batch: None,
+    };
     pump(client, buf, upstream, &mut handler).await
 }
 
@@ -202,8 +242,15 @@ fn plainly_a_read(sql: &[u8]) -> bool {
         .any(|w| lower.windows(w.len()).any(|x| x == *w))
 }
 
+/// Most statements awaiting their answer (a client pipelining without
+/// reading); beyond, new ones go unrecorded.
+const MAX_PENDING: usize = 10_000;
+
 fn push(shared: &Shared, group: u64, sql: String, class: StatementClass) {
     if let Ok(mut p) = shared.pending.lock() {
+        if p.len() >= MAX_PENDING {
+            return;
+        }
         p.push_back(Pending {
             group,
             sql,

@@ -19,7 +19,14 @@ pub trait FrameHandler {
     fn wants(&self, tag: u8) -> bool;
     /// A complete wanted frame; a returned frame replaces it on the way out.
     fn on_frame(&mut self, tag: u8, frame: &[u8]) -> Result<Option<BytesMut>, RelayError>;
+    /// A wanted frame longer than [`MAX_WHOLE_FRAME`]: it is streamed
+    /// through unseen instead of being buffered whole.
+    fn on_streamed(&mut self, _tag: u8) {}
 }
+
+/// Longest frame handed over whole; a longer one (the protocol allows 1 GiB)
+/// is streamed, so a client cannot make the relay buffer it.
+pub const MAX_WHOLE_FRAME: usize = 16 * 1024 * 1024;
 
 /// A [`FrameHandler`] from a fixed set of types and a closure.
 pub struct Fns<F>(pub fn(u8) -> bool, pub F);
@@ -66,7 +73,11 @@ impl Walker {
                 break;
             };
             let available = buf.len() - pos;
-            if handler.wants(h.tag) {
+            let wanted = handler.wants(h.tag);
+            if wanted && h.frame_len > MAX_WHOLE_FRAME {
+                handler.on_streamed(h.tag);
+            }
+            if wanted && h.frame_len <= MAX_WHOLE_FRAME {
                 if available < h.frame_len {
                     break;
                 }
@@ -166,5 +177,32 @@ mod tests {
         assert_eq!(pos, rest.len());
         assert_eq!(seen, vec![b'C', b'Q']);
         assert_eq!(splices.len(), 1);
+    }
+
+    #[test]
+    fn an_oversized_wanted_frame_streams_instead_of_being_buffered() {
+        // Only the header of a 20 MiB Query has arrived: it streams at once.
+        let mut head = vec![b'Q'];
+        head.extend_from_slice(&(20 * 1024 * 1024i32).to_be_bytes());
+        head.extend_from_slice(b"SELECT ");
+        let mut w = Walker::default();
+        let mut splices = Splices::new();
+        struct Watch(Vec<u8>, usize);
+        impl FrameHandler for Watch {
+            fn wants(&self, _: u8) -> bool {
+                true
+            }
+            fn on_frame(&mut self, t: u8, _: &[u8]) -> Result<Option<BytesMut>, RelayError> {
+                self.0.push(t);
+                Ok(None)
+            }
+            fn on_streamed(&mut self, _: u8) {
+                self.1 += 1;
+            }
+        }
+        let mut h = Watch(Vec::new(), 0);
+        let pos = w.walk(&head, &mut h, &mut splices).expect("walk");
+        assert_eq!(pos, head.len(), "nothing is held back");
+        assert_eq!((h.0.len(), h.1), (0, 1));
     }
 }
