@@ -146,6 +146,44 @@ fn metrics_parse_and_move_with_a_session_and_readyz_follows_the_store() {
         "{after:?}"
     );
 
+    // A run's own upstream connection is counted while it runs (no client
+    // session is open meanwhile: the run is triggered over HTTP).
+    let slow = conn.psql(&[
+        "-X",
+        "-v",
+        "VERBOSITY=verbose",
+        "-c",
+        "SET airlock.reason = 'metrics test'",
+        "-c",
+        "UPDATE t SET n = 2 WHERE id = 1 AND pg_sleep(3) IS NOT NULL",
+    ]);
+    assert!(slow.stderr().contains("AL001"), "{}", slow.describe());
+    let slow_id = admin_query(store_db, "SELECT max(id) FROM requests");
+    requests_cli(&proxy, BOB_TOKEN, &["approve", &slow_id]).assert_success("approve");
+    let mut cmd = Command::new(airlock_bin());
+    cmd.args(["requests", "run", &slow_id])
+        .env(
+            "AIRLOCK_URL",
+            format!("http://127.0.0.1:{}", proxy.http_port),
+        )
+        .env("AIRLOCK_TOKEN", ALICE_TOKEN);
+    let run = Background::spawn(cmd);
+    let running = wait_until(Duration::from_secs(20), || {
+        admin_query(
+            "postgres",
+            &format!(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = '{db}' \
+                 AND application_name LIKE 'airlock:run#{slow_id}:%' AND state = 'active'"
+            ),
+        ) == "1"
+    });
+    assert!(running, "the run never reached the upstream");
+    let during = scrape(&proxy);
+    let upstreams = format!("airlock_upstream_connections_open{{{t}}}");
+    assert_eq!(sample(&during, &upstreams), 1.0, "{during:?}");
+    run.wait(Duration::from_secs(30)).assert_success("run");
+    assert_eq!(sample(&scrape(&proxy), &upstreams), 0.0);
+
     // Ready: the store answers and the upstream is reachable.
     let (status, _, body) = http_raw(proxy.http_port, "GET", "/readyz", &[], "");
     assert_eq!(status, 200, "{body}");

@@ -50,6 +50,8 @@ pub struct ChangeRunner {
     /// Requests whose run this process executes right now (the reconciler
     /// leaves them alone).
     pub inflight: Arc<Mutex<HashSet<RequestId>>>,
+    /// Where the runs' upstream connections are counted.
+    pub metrics: airlock_metrics::Metrics,
 }
 
 /// How long a run whose connection was lost waits for the target to stop
@@ -71,6 +73,7 @@ impl ChangeRunner {
         config: Arc<Config>,
         endpoints: Arc<HashMap<String, Endpoint>>,
         catalogs: Arc<HashMap<String, Arc<crate::catalog::CatalogCell>>>,
+        metrics: airlock_metrics::Metrics,
     ) -> Self {
         ChangeRunner {
             workflow,
@@ -79,6 +82,7 @@ impl ChangeRunner {
             catalogs,
             runs: TaskTracker::new(),
             inflight: Arc::default(),
+            metrics,
         }
     }
 
@@ -229,6 +233,7 @@ impl ChangeRunner {
                     application_name: format!("airlock:run#{}:{}", id.0, actor.name),
                 };
                 let wf = self.workflow.clone();
+                let _upstream_open = self.metrics.upstream_opened(&target.name);
                 match executor::execute(
                     endpoint,
                     creds,

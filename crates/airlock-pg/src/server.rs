@@ -82,8 +82,9 @@ impl PgServer {
         Ok(Self { ctx, listener })
     }
 
-    /// Counts sessions, bytes and statements in `metrics` (the process's one
-    /// registry; without it they go to a private one).
+    /// Counts sessions, bytes, statements and upstream connections in
+    /// `metrics` (the process's one registry; without it they go to a
+    /// private one). Call before [`PgServer::with_workflow`].
     pub fn with_metrics(mut self, metrics: airlock_metrics::Metrics) -> Self {
         if let Some(ctx) = Arc::get_mut(&mut self.ctx) {
             ctx.metrics = metrics;
@@ -116,6 +117,7 @@ impl PgServer {
                 ctx.config.clone(),
                 ctx.endpoints.clone(),
                 ctx.catalogs.clone(),
+                ctx.metrics.clone(),
             ));
             ctx.workflow = Some(workflow);
         }
