@@ -4,7 +4,8 @@
 //! what is computed for a held statement (fingerprint, summary, risk,
 //! redaction, transaction control). Nothing may panic, and:
 //! - a classification is consistent: read-only exactly when it gives no
-//!   reason to hold, and a fresh `Classifier` returns what `classify` does;
+//!   reason to hold, a held one names no PREPARE unless only calls hold it,
+//!   and a fresh `Classifier` returns what `classify` does;
 //! - the SQL after leading directives is the end of the text;
 //! - the `application_name` rewrite of a `SET` (`appname::AppName`) is one
 //!   read-only statement.
@@ -23,7 +24,11 @@ fn consistent(sql: &str, c: &Classification) {
         c.reasons.is_empty(),
         "read-only exactly when there is no reason to hold, for {sql:?}: {c:?}"
     );
-    if !c.read_only {
+    // A held string defines no read, except one held only for calls of
+    // functions a target may trust (`trusted_functions`): the gate passes
+    // it, and only then remembers its PREPAREs, when the target's catalog
+    // resolves every call to a trusted function.
+    if !c.read_only && !c.held_only_for_calls {
         assert!(
             c.prepares.is_empty(),
             "a held string defines no read: {c:?}"
