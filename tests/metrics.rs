@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::requests::requests_cli;
+use common::requests::{requests_cli, requests_cli_cmd};
 use common::*;
 use serde_json::Value;
 use std::process::Command;
@@ -160,14 +160,7 @@ fn metrics_parse_and_move_with_a_session_and_readyz_follows_the_store() {
     assert!(slow.stderr().contains("AL001"), "{}", slow.describe());
     let slow_id = admin_query(store_db, "SELECT max(id) FROM requests");
     requests_cli(&proxy, BOB_TOKEN, &["approve", &slow_id]).assert_success("approve");
-    let mut cmd = Command::new(airlock_bin());
-    cmd.args(["requests", "run", &slow_id])
-        .env(
-            "AIRLOCK_URL",
-            format!("http://127.0.0.1:{}", proxy.http_port),
-        )
-        .env("AIRLOCK_TOKEN", ALICE_TOKEN);
-    let run = Background::spawn(cmd);
+    let run = Background::spawn(requests_cli_cmd(&proxy, ALICE_TOKEN, &["run", &slow_id]));
     let running = wait_until(Duration::from_secs(20), || {
         admin_query(
             "postgres",

@@ -12,7 +12,7 @@ use airlock_core::{
     Actor, ChangeRequest, Held, RequestDetails, RequestId, RequestStatus, SystemClock, Workflow,
 };
 use airlock_store::SqlStore;
-use common::requests::{request_details, AnyApprover};
+use common::requests::{request_details, requests_cli_cmd, AnyApprover};
 use common::*;
 use serde_json::Value;
 use std::process::Command;
@@ -53,21 +53,12 @@ fn sqlite_store(dir: &tempfile::TempDir) -> String {
     )
 }
 
-/// `airlock requests <args>` against `proxy`'s HTTP API (not yet run).
-fn cli_cmd(proxy: &Proxy, token: &str, args: &[&str]) -> Command {
-    let mut cmd = Command::new(airlock_bin());
-    cmd.arg("requests")
-        .args(args)
-        .env(
-            "AIRLOCK_URL",
-            format!("http://127.0.0.1:{}", proxy.http_port),
-        )
-        .env("AIRLOCK_TOKEN", token);
-    cmd
-}
-
 fn cli(proxy: &Proxy, token: &str, args: &[&str]) -> Out {
-    run_with_timeout(cli_cmd(proxy, token, args), None, Duration::from_secs(60))
+    run_with_timeout(
+        requests_cli_cmd(proxy, token, args),
+        None,
+        Duration::from_secs(60),
+    )
 }
 
 fn show(proxy: &Proxy, id: i64) -> Value {
@@ -176,7 +167,7 @@ fn twenty_concurrent_runs_over_two_replicas_execute_once() {
         let proxy = proxies[i % 2];
         let via_http = (i / 2) % 2 == 0;
         let cmd = if via_http {
-            cli_cmd(proxy, ALICE_TOKEN, &["run", &id_arg])
+            requests_cli_cmd(proxy, ALICE_TOKEN, &["run", &id_arg])
         } else {
             proxy.conn("alice", &format!("{db}-prod")).psql_cmd(&[
                 "-v",
@@ -364,7 +355,7 @@ fn recovery_leaves_a_run_live_on_another_replica_alone() {
         "UPDATE t SET n = n + 1 WHERE id = 1 AND pg_sleep(6) IS NOT NULL",
     );
     approve(&one, id);
-    let out_cmd = cli_cmd(&one, ALICE_TOKEN, &["run", &id.to_string()]);
+    let out_cmd = requests_cli_cmd(&one, ALICE_TOKEN, &["run", &id.to_string()]);
     let run = Background::spawn(out_cmd);
     assert!(
         wait_until(Duration::from_secs(10), || run_sessions(

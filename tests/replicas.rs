@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::requests::requests_cli;
+use common::requests::{requests_cli, requests_cli_cmd};
 use common::*;
 use std::time::Duration;
 
@@ -132,17 +132,7 @@ fn a_waiting_client_that_goes_away_cancels_its_request_unless_asked_to_keep_it()
         &["SET airlock.on_disconnect = 'keep'"],
         "UPDATE t SET n = n + 1 WHERE id = 3",
     );
-    let kept = {
-        let mut id = String::new();
-        assert!(wait_until(Duration::from_secs(30), || {
-            id = admin_query(
-                &store_db,
-                "SELECT coalesce(max(id), 0) FROM requests WHERE status = 'pending'",
-            );
-            id != "0"
-        }));
-        id.parse::<i64>().expect("id")
-    };
+    let kept = pending_request(&store_db);
     assert!(keep.wait_for_output("waiting up to", Duration::from_secs(30)));
     signal_pid(keep.pid(), "KILL");
     // The session notices at once; give it time to act (wrongly) before looking.
@@ -240,14 +230,11 @@ fn held_and_approved(proxy: &Proxy, db: &str, store_db: &str, sql: &str) -> i64 
 
 /// `airlock requests run N` as alice against `proxy`, in the background.
 fn run_in_background(proxy: &Proxy, id: i64) -> Background {
-    let mut cmd = std::process::Command::new(airlock_bin());
-    cmd.args(["requests", "run", &id.to_string()])
-        .env(
-            "AIRLOCK_URL",
-            format!("http://127.0.0.1:{}", proxy.http_port),
-        )
-        .env("AIRLOCK_TOKEN", ALICE_TOKEN);
-    Background::spawn(cmd)
+    Background::spawn(requests_cli_cmd(
+        proxy,
+        ALICE_TOKEN,
+        &["run", &id.to_string()],
+    ))
 }
 
 /// Waits until run `id` is executing its statement upstream.

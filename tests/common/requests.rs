@@ -103,6 +103,15 @@ pub fn wait_for_executions(proxy: &super::Proxy, target: &str, n: i64) -> bool {
 /// Runs `airlock requests <args>` against the proxy's HTTP API as the user
 /// whose API token is `token`.
 pub fn requests_cli(proxy: &super::Proxy, token: &str, args: &[&str]) -> super::Out {
+    super::run_with_timeout(
+        requests_cli_cmd(proxy, token, args),
+        None,
+        Duration::from_secs(30),
+    )
+}
+
+/// The command [`requests_cli`] runs, for running it in the background.
+pub fn requests_cli_cmd(proxy: &super::Proxy, token: &str, args: &[&str]) -> std::process::Command {
     let mut cmd = std::process::Command::new(super::airlock_bin());
     cmd.arg("requests")
         .args(args)
@@ -111,5 +120,5 @@ pub fn requests_cli(proxy: &super::Proxy, token: &str, args: &[&str]) -> super::
             format!("http://127.0.0.1:{}", proxy.http_port),
         )
         .env("AIRLOCK_TOKEN", token);
-    super::run_with_timeout(cmd, None, Duration::from_secs(30))
+    cmd
 }

@@ -462,10 +462,7 @@ fn columns(f: &[u8]) -> Vec<Option<String>> {
 
 /// Text of the first column of a DataRow frame.
 pub fn first_column(f: &[u8]) -> Option<String> {
-    let b = frame::body(f);
-    let len = i32::from_be_bytes(b.get(2..6)?.try_into().ok()?);
-    let v = b.get(6..6 + usize::try_from(len).ok()?)?;
-    Some(String::from_utf8_lossy(v).into_owned())
+    columns(f).into_iter().next().flatten()
 }
 
 /// Asks the upstream whether a transaction committed (crash recovery):

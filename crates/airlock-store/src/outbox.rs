@@ -70,12 +70,17 @@ impl SqlStore {
         &self,
         m: &NewOutboxMessage,
     ) -> Result<i64, StoreError> {
-        let id = self.enqueue_in(&self.pool, m).await?;
-        if self.backend == Backend::Postgres {
-            let mut tx = self.pool.begin().await.map_err(db)?;
-            self.notify_in(&mut tx, StoreEvent::Outbox).await?;
-            tx.commit().await.map_err(db)?;
+        if self.backend != Backend::Postgres {
+            let id = self.enqueue_in(&self.pool, m).await?;
+            self.announce(StoreEvent::Outbox);
+            return Ok(id);
         }
+        // The message and its NOTIFY in one transaction: other replicas are
+        // told exactly when it can be claimed.
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let id = self.enqueue_in(&mut *tx, m).await?;
+        self.notify_in(&mut tx, StoreEvent::Outbox).await?;
+        tx.commit().await.map_err(db)?;
         self.announce(StoreEvent::Outbox);
         Ok(id)
     }
