@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 pub mod fake_slack;
 pub mod raw;
+pub mod reload;
 pub mod requests;
 
 /// Upstream role created by `tests/setup-postgres.sh` (LOGIN SUPERUSER, SCRAM).
@@ -1084,7 +1085,7 @@ pub struct Proxy {
 
 impl Proxy {
     /// Writes the config and starts `airlock serve`, waiting (30 s at most)
-    /// until the Postgres port accepts TCP. Retries on another port pair if
+    /// until the Postgres and HTTP ports accept TCP. Retries on another port pair if
     /// the chosen one was taken in the meantime.
     pub fn start(config: ProxyConfig) -> Proxy {
         ensure_postgres();
@@ -1159,12 +1160,15 @@ impl Proxy {
                     retry,
                 ));
             }
-            if TcpStream::connect_timeout(
-                &format!("127.0.0.1:{pg_port}").parse().unwrap(),
-                Duration::from_millis(200),
-            )
-            .is_ok()
-            {
+            // Both listeners: the HTTP one is bound after the Postgres one.
+            let accepts = |port: u16| {
+                TcpStream::connect_timeout(
+                    &format!("127.0.0.1:{port}").parse().unwrap(),
+                    Duration::from_millis(200),
+                )
+                .is_ok()
+            };
+            if accepts(pg_port) && accepts(http_port) {
                 return Ok(proxy);
             }
             if Instant::now() >= deadline {

@@ -40,6 +40,12 @@ pub mod kinds {
     /// A chat interaction (a Slack click or modal) was refused before any
     /// decision: bad signature, stale or replayed payload, unmapped user…
     pub const INTERACTION_REFUSED: &str = "interaction.refused";
+    /// The configuration file was reloaded (SIGHUP); the payload has its SHA-256.
+    pub const CONFIG_RELOADED: &str = "config.reloaded";
+    /// A reload was refused (the file is invalid); the old configuration stays.
+    pub const CONFIG_RELOAD_REFUSED: &str = "config.reload_refused";
+    /// A session was ended because a reload removed its user, its access or its target.
+    pub const SESSION_REVOKED: &str = "session.revoked";
     /// Prefix of status changes: `request.approved`, `request.running`…
     pub const TRANSITION_PREFIX: &str = "request.";
 }

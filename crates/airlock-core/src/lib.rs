@@ -9,6 +9,7 @@
 pub mod audit;
 pub mod config;
 pub mod duration;
+pub mod live;
 pub mod policy;
 pub mod ports;
 pub mod request;
@@ -23,6 +24,7 @@ pub use config::{
     PolicyRules, ScramVerifier, SecretReader, SecretSource, ServerConfig, StoreConfig, Target,
     TlsConfig, TrustedFunction, UpstreamConfig, UpstreamTlsMode, User,
 };
+pub use live::{standing, LiveConfig, Prepared, Revocation, Snapshot};
 pub use policy::{Decision, HeldStatement, RefuseUnreviewed, StatementPolicy, SQLSTATE_HELD};
 pub use ports::{BoxFuture, SessionDirectory, StatusChange, Store, StoreError, TransitionObserver};
 pub use request::approval::{Actor, ApprovalOutcome, ApprovalPolicy, Refusal};

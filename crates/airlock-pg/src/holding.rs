@@ -164,8 +164,23 @@ pub fn request_details(
 }
 
 impl ProtectedHooks {
+    /// The session's user with the groups the configuration in force gives
+    /// them (a reload that takes away an admin group applies at once).
     fn actor(&self) -> Actor {
-        Actor::new(self.user.name.clone(), self.user.groups.clone())
+        match self.runner.live.current().user(&self.user.name) {
+            Some(u) => Actor::new(u.name.clone(), u.groups.clone()),
+            None => Actor::new(self.user.name.clone(), self.user.groups.clone()),
+        }
+    }
+
+    /// A refusal when a reload since the statement started removed the
+    /// session's user, access or target (a wait for a decision can outlast
+    /// a reload): nothing runs.
+    fn revoked(&self) -> Option<Reply> {
+        let config = self.runner.live.current();
+        airlock_core::standing(&config, &self.user.name, &self.target.name)
+            .err()
+            .map(|why| error_reply(REFUSED, &format!("{why}; nothing was run"), None))
     }
 
     fn refusal_reply(&self, e: &WorkflowError) -> Reply {
@@ -327,10 +342,13 @@ impl ProtectedHooks {
             && class == airlock_sql::StatementClass::Write
             && plans_safely
         {
-            self.target
-                .write_credentials
-                .clone()
-                .zip(self.runner.endpoints.get(&self.target.name).cloned())
+            self.target.write_credentials.clone().zip(
+                self.runner
+                    .targets
+                    .current()
+                    .endpoint(&self.target.name)
+                    .cloned(),
+            )
         } else {
             None
         };
@@ -403,6 +421,9 @@ impl ProtectedHooks {
 
     /// Runs an approved request once and answers with its real result.
     async fn run(&mut self, id: RequestId) -> Reply {
+        if let Some(refused) = self.revoked() {
+            return refused;
+        }
         match self.runner.run(id, &self.actor()).await {
             Ok(ran) => self.result_reply(id, "ran", ran.result, ran.outcome),
             Err(e) => self.refusal_reply(&e),
@@ -453,6 +474,9 @@ impl ProtectedHooks {
     }
 
     async fn rollback(&mut self, id: RequestId) -> Reply {
+        if let Some(refused) = self.revoked() {
+            return refused;
+        }
         match self.runner.rollback(id, &self.actor()).await {
             Ok(ran) => self.result_reply(id, "rolled back", ran.result, ran.outcome),
             Err(e) => self.refusal_reply(&e),

@@ -23,7 +23,9 @@ pub mod server;
 pub mod session;
 pub mod settle;
 pub mod splice;
+pub mod standing;
 pub mod stream;
+pub mod targets;
 pub mod tls;
 pub mod upstream;
 

@@ -6,7 +6,8 @@
 use crate::appname::{self, AppName, ShowRows};
 use crate::frame;
 use crate::relay::{is_disconnect, RelayError};
-use crate::splice::{pump, Fns, FrameHandler};
+use crate::splice::{pump, FrameHandler};
+use crate::standing::Standing;
 use bytes::BytesMut;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -18,6 +19,7 @@ pub async fn relay_plain<C, U>(
     upstream: U,
     upstream_pending: BytesMut,
     app: Arc<AppName>,
+    standing: Standing,
 ) -> Result<(), RelayError>
 where
     C: AsyncRead + AsyncWrite + Unpin,
@@ -25,11 +27,10 @@ where
 {
     let (client_r, client_w) = tokio::io::split(client);
     let (upstream_r, upstream_w) = tokio::io::split(upstream);
-    let client_app = app.clone();
-    let mut upward = Fns(
-        |t| matches!(t, b'Q' | b'P' | b'B'),
-        move |t, f: &[u8]| client_frame(&client_app, t, f),
-    );
+    let mut upward = ClientSide {
+        app: app.clone(),
+        standing,
+    };
     let mut downward = Downstream {
         app,
         rows: ShowRows::default(),
@@ -65,6 +66,28 @@ pub fn client_frame(app: &AppName, tag: u8, f: &[u8]) -> Result<Option<BytesMut>
         }
         _ => None,
     })
+}
+
+/// The client-to-upstream side: statements are checked against reloads and
+/// relabelled where they set `application_name`.
+struct ClientSide {
+    app: Arc<AppName>,
+    standing: Standing,
+}
+
+impl FrameHandler for ClientSide {
+    fn wants(&self, tag: u8) -> bool {
+        matches!(tag, b'Q' | b'P' | b'B' | b'E' | b'F')
+    }
+
+    fn admit(&mut self, _tag: u8) -> Result<(), RelayError> {
+        // A statement starts or a portal runs: a reload may have ended the session.
+        self.standing.admit()
+    }
+
+    fn on_frame(&mut self, tag: u8, frame: &[u8]) -> Result<Option<BytesMut>, RelayError> {
+        client_frame(&self.app, tag, frame)
+    }
 }
 
 /// The upstream-to-client side: only `application_name` frames matter.

@@ -43,6 +43,8 @@ pub struct Recording {
     pub sink: mpsc::Sender<Observed>,
     /// The session's `application_name` mapping.
     pub app_name: Arc<AppName>,
+    /// Whether the session may go on after a configuration reload.
+    pub standing: crate::standing::Standing,
 }
 
 struct Pending {
@@ -79,6 +81,7 @@ where
         recording.classifier,
         shared.clone(),
         recording.app_name.clone(),
+        recording.standing,
     );
     let down = watch_upstream(
         upstream_r,
@@ -125,11 +128,20 @@ struct ClientWatch {
     writes: HashMap<Vec<u8>, (String, StatementClass)>,
     bound: Option<Vec<u8>>,
     batch: Option<(String, StatementClass)>,
+    standing: crate::standing::Standing,
 }
 
 impl FrameHandler for ClientWatch {
     fn wants(&self, tag: u8) -> bool {
         wanted_from_client(tag)
+    }
+
+    fn admit(&mut self, tag: u8) -> Result<(), RelayError> {
+        if matches!(tag, b'Q' | b'P' | b'B' | b'E' | b'F') {
+            // A statement starts or a portal runs: a reload may have ended the session.
+            self.standing.admit()?;
+        }
+        Ok(())
     }
 
     fn on_frame(&mut self, tag: u8, f: &[u8]) -> Result<Option<BytesMut>, RelayError> {
@@ -194,6 +206,7 @@ async fn watch_client<R, W>(
     classifier: Arc<Classifier>,
     shared: Arc<Shared>,
     app: Arc<AppName>,
+    standing: crate::standing::Standing,
 ) -> Result<(), RelayError>
 where
     R: AsyncRead + Unpin,
@@ -207,6 +220,7 @@ where
         writes: HashMap::new(),
         bound: None,
         batch: None,
+        standing,
     };
     pump(client, buf, upstream, &mut handler).await
 }
@@ -386,6 +400,7 @@ mod tests {
                 classifier: Arc::new(Classifier::new(16)),
                 sink: tx,
                 app_name: Arc::new(AppName::new("alice")),
+                standing: crate::standing::Standing::fixed(),
             },
         ));
         let mut q = BytesMut::new();
@@ -445,6 +460,7 @@ mod flush_tests {
                 classifier: Arc::new(Classifier::new(16)),
                 sink: tx,
                 app_name: Arc::new(AppName::new("alice")),
+                standing: crate::standing::Standing::fixed(),
             },
         ));
         let mut q = BytesMut::new();

@@ -31,6 +31,9 @@ pub enum RelayError {
     /// A peer sent bytes that are not the Postgres protocol.
     #[error("protocol: {0}")]
     Frame(#[from] FrameError),
+    /// A configuration reload ended the session (its user, access or target is gone).
+    #[error("{0}")]
+    Revoked(airlock_core::Revocation),
 }
 
 /// A boxed future, so hooks can be used as trait objects.
@@ -95,6 +98,8 @@ pub struct Guard<H: SessionHooks> {
     /// Cancelled when the client goes away while a hook runs (the hooks
     /// hold a clone: a session waiting for a decision acts on it).
     pub client_gone: tokio_util::sync::CancellationToken,
+    /// Whether the session may go on after a configuration reload.
+    pub standing: crate::standing::Standing,
 }
 
 /// Most bytes read ahead from the client while a hook runs (pipelined
@@ -293,6 +298,10 @@ where
             }
             continue;
         };
+        if matches!(h.tag, b'Q' | b'F' | b'P' | b'B' | b'E') {
+            // A statement starts or a portal runs: a reload may have ended the session.
+            guard.standing.admit()?;
+        }
         let is_terminator = matches!(h.tag, b'S' | b'H');
         if !is_terminator && h.frame_len > guard.max_batch_bytes {
             // Never buffer a frame larger than the cap: discard it as it arrives.
@@ -1055,6 +1064,7 @@ mod tests {
             notices: None,
             app_name: Arc::new(AppName::new("alice")),
             client_gone: Default::default(),
+            standing: crate::standing::Standing::fixed(),
         };
         let relay = tokio::spawn(relay_guarded(
             proxy_client,
@@ -1128,6 +1138,7 @@ mod tests {
             notices: None,
             app_name: Arc::new(AppName::new("alice")),
             client_gone: Default::default(),
+            standing: crate::standing::Standing::fixed(),
         };
         let _relay = tokio::spawn(relay_guarded(
             tokio::io::BufWriter::new(proxy_client),
@@ -1184,6 +1195,7 @@ mod tests {
             notices: None,
             app_name: Arc::new(AppName::new("alice")),
             client_gone: Default::default(),
+            standing: crate::standing::Standing::fixed(),
         };
         let relay = tokio::spawn(relay_guarded(
             proxy_client,

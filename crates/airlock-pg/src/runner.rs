@@ -11,12 +11,13 @@
 
 use crate::executor::{self, ExecOutcome, ExecPlan};
 use crate::settle::Look;
+use crate::targets::{TargetSet, Targets};
 use crate::upstream::Endpoint;
 use airlock_core::request::{ChangeRequest, RequestId, RequestStatus};
 use airlock_core::workflow::{RunResult, Workflow, WorkflowError};
 use airlock_core::UpstreamSession;
-use airlock_core::{Actor, Config, Credentials, Settlement, Target};
-use std::collections::{HashMap, HashSet};
+use airlock_core::{Actor, Config, Credentials, LiveConfig, Settlement, Target};
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::task::TaskTracker;
@@ -38,13 +39,13 @@ pub struct Ran {
 pub struct ChangeRunner {
     /// The workflow service.
     pub workflow: Arc<Workflow>,
-    /// Configuration (targets, policies).
-    pub config: Arc<Config>,
-    /// Upstream endpoints by target name.
-    pub endpoints: Arc<HashMap<String, Endpoint>>,
-    /// Protected targets' catalogs: a change may create user code, so each
-    /// is distrusted while a change runs and read again after it.
-    pub catalogs: Arc<HashMap<String, Arc<crate::catalog::CatalogCell>>>,
+    /// Configuration in force (targets, policies): a run uses the generation
+    /// in force when it starts.
+    pub live: LiveConfig,
+    /// Upstream endpoints and catalogs in force. A change may create user
+    /// code, so a protected target's catalog is distrusted while a change
+    /// runs and read again after it.
+    pub targets: Targets,
     /// The runs in flight in this process (shutdown waits for them).
     pub runs: TaskTracker,
     /// Requests whose run this process executes right now (the reconciler
@@ -70,16 +71,14 @@ impl ChangeRunner {
     /// A runner of approved changes on `config`'s targets.
     pub fn new(
         workflow: Arc<Workflow>,
-        config: Arc<Config>,
-        endpoints: Arc<HashMap<String, Endpoint>>,
-        catalogs: Arc<HashMap<String, Arc<crate::catalog::CatalogCell>>>,
+        live: LiveConfig,
+        targets: Targets,
         metrics: airlock_metrics::Metrics,
     ) -> Self {
         ChangeRunner {
             workflow,
-            config,
-            endpoints,
-            catalogs,
+            live,
+            targets,
             runs: TaskTracker::new(),
             inflight: Arc::default(),
             metrics,
@@ -116,13 +115,6 @@ impl ChangeRunner {
         Ok(self
             .execute(r, Which::Rollback, sql, transactional, actor)
             .await)
-    }
-
-    fn target_of(&self, r: &ChangeRequest) -> Option<(&Target, &Credentials, &Endpoint)> {
-        let target = self.config.target(&r.details.target)?;
-        let creds = target.write_credentials.as_ref()?;
-        let endpoint = self.endpoints.get(&target.name)?;
-        Some((target, creds, endpoint))
     }
 
     /// Executes on a task of its own, so the run ends even if the caller
@@ -188,15 +180,15 @@ impl ChangeRunner {
         // unknown may create user code, so reads wait for a fresh catalog.
         let may_change_catalog =
             airlock_sql::classify(&sql).class != airlock_sql::StatementClass::Write;
-        let catalog = self
-            .catalogs
-            .get(&r.details.target)
-            .filter(|_| may_change_catalog)
-            .cloned();
+        let (snapshot, targets) = crate::targets::consistent(&self.live, &self.targets);
+        let config = &snapshot.config;
+        let catalog = targets
+            .catalog(&r.details.target)
+            .filter(|_| may_change_catalog);
         if let Some(c) = &catalog {
             c.change_started();
         }
-        let (result, outcome) = match self.target_of(&r) {
+        let (result, outcome) = match target_of(config, &targets, &r) {
             None => (
                 RunResult {
                     error: Some(
@@ -214,7 +206,7 @@ impl ChangeRunner {
                 None,
             ),
             Some((target, creds, endpoint)) => {
-                let policy = self.config.approval_policy(target, r.details.class);
+                let policy = config.approval_policy(target, r.details.class);
                 let max_rows = match which {
                     Which::Change => r.details.max_rows.or(policy.max_rows),
                     Which::Rollback => None,
@@ -372,4 +364,17 @@ impl ChangeRunner {
             outcome: None,
         }
     }
+}
+
+/// The target of a request with its write credentials and endpoint, in
+/// the generation `config`/`targets`.
+fn target_of<'a>(
+    config: &'a Config,
+    targets: &'a TargetSet,
+    r: &ChangeRequest,
+) -> Option<(&'a Target, &'a Credentials, &'a Endpoint)> {
+    let target = config.target(&r.details.target)?;
+    let creds = target.write_credentials.as_ref()?;
+    let endpoint = targets.endpoint(&target.name)?;
+    Some((target, creds, endpoint))
 }

@@ -2,19 +2,17 @@
 //! task, and drains on shutdown.
 
 use crate::cancel::CancelRegistry;
-use crate::catalog::{self, CatalogCell};
 use crate::session::{self, SessionContext, SessionError};
+use crate::targets::{TargetSet, Targets};
 use crate::tls;
-use crate::upstream::Endpoint;
-use airlock_core::{Config, StatementPolicy};
+use airlock_core::{LiveConfig, StatementPolicy};
 use airlock_sql::Classifier;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{debug, error, info, warn};
+use tracing::{debug, info, warn};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -43,43 +41,46 @@ pub struct PgServer {
 }
 
 impl PgServer {
-    /// Binds the listener and prepares TLS and upstream endpoints.
+    /// Binds the listener and prepares TLS, upstream endpoints and catalogs
+    /// for the configuration in force.
     pub async fn bind(
-        config: Arc<Config>,
+        live: LiveConfig,
         classifier: Arc<Classifier>,
         policy: Arc<dyn StatementPolicy>,
     ) -> Result<Self, ServerError> {
+        let config = live.current();
         let tls = match &config.tls {
             Some(t) => Some(tls::server_acceptor(&t.cert_file, &t.key_file)?),
             None => None,
         };
-        let mut endpoints = HashMap::new();
-        for t in &config.targets {
-            endpoints.insert(t.name.clone(), Endpoint::for_target(t)?);
-        }
-        let catalogs = load_catalogs(&config, &endpoints).await;
+        let targets = Targets::new(TargetSet::build(&config, None).await?, live.generation());
         let refusal_budget = config.server.refused_login_audits_per_second;
         let addr = config.server.postgres_listen.clone();
         let listener = TcpListener::bind(&addr)
             .await
             .map_err(|source| ServerError::Bind { addr, source })?;
         let ctx = Arc::new(SessionContext {
-            config,
+            live,
             classifier,
             policy,
             tls,
             process_key: rand::random(),
             cancels: Arc::new(CancelRegistry::default()),
-            endpoints: Arc::new(endpoints),
+            targets,
             workflow: None,
             runner: None,
             background: TaskTracker::new(),
-            catalogs: Arc::new(catalogs),
             metrics: airlock_metrics::Metrics::new(),
             connections: Arc::default(),
             refusals: Arc::new(crate::limits::RefusalBudget::new(refusal_budget)),
         });
         Ok(Self { ctx, listener })
+    }
+
+    /// The endpoints and catalogs in force, for a reload to build the next
+    /// set from ([`TargetSet::build`]) and install it.
+    pub fn targets(&self) -> Targets {
+        self.ctx.targets.clone()
     }
 
     /// Counts sessions, bytes, statements and upstream connections in
@@ -114,9 +115,8 @@ impl PgServer {
         if let Some(ctx) = Arc::get_mut(&mut self.ctx) {
             ctx.runner = Some(crate::runner::ChangeRunner::new(
                 workflow.clone(),
-                ctx.config.clone(),
-                ctx.endpoints.clone(),
-                ctx.catalogs.clone(),
+                ctx.live.clone(),
+                ctx.targets.clone(),
                 ctx.metrics.clone(),
             ));
             ctx.workflow = Some(workflow);
@@ -190,60 +190,6 @@ impl PgServer {
     }
 }
 
-/// Loads the catalog of every protected target (waiting a little for each,
-/// so sessions rarely start before it is known) and keeps it refreshed.
-async fn load_catalogs(
-    config: &Config,
-    endpoints: &HashMap<String, Endpoint>,
-) -> HashMap<String, Arc<CatalogCell>> {
-    let mut cells = HashMap::new();
-    for t in config.targets.iter().filter(|t| t.protected) {
-        let (Some(creds), Some(endpoint)) = (t.session_credentials(), endpoints.get(&t.name))
-        else {
-            continue;
-        };
-        let cell = Arc::new(CatalogCell::default());
-        let source = catalog::CatalogSource {
-            target: t.name.clone(),
-            endpoint: endpoint.clone(),
-            creds: creds.clone(),
-            database: t.upstream.database.clone(),
-            trusted: t.trusted(),
-        };
-        match tokio::time::timeout(Duration::from_secs(10), source.load()).await {
-            Ok(Ok(r)) => {
-                info!(target = %t.name, functions = r.functions.len(), operators = r.operators.len(), types = r.types.len(), relations = r.relations.len(), trusted = r.trusted_calls.len(), "target catalog loaded");
-                for missing in &r.missing_trusted {
-                    error!(target = %t.name, function = %missing, "trusted_functions names a function the target does not have; nothing is trusted for it");
-                }
-                cell.set(r);
-            }
-            Ok(Err(e)) => {
-                warn!(target = %t.name, error = %e, "loading the target's catalog failed; its reads are held until it loads")
-            }
-            Err(_) => {
-                warn!(target = %t.name, "loading the target's catalog timed out; its reads are held until it loads")
-            }
-        }
-        let refresh = cell.clone();
-        tokio::spawn(async move {
-            if refresh.get().is_none() {
-                // Retry soon rather than at the slow interval.
-                for _ in 0..30 {
-                    tokio::time::sleep(Duration::from_secs(2)).await;
-                    if let Ok(r) = source.load().await {
-                        refresh.set(r);
-                        break;
-                    }
-                }
-            }
-            catalog::refresh_forever(refresh, source).await;
-        });
-        cells.insert(t.name.clone(), cell);
-    }
-    cells
-}
-
 fn log_end(result: Result<(), SessionError>, peer: std::net::SocketAddr) {
     match result {
         Ok(()) => {}
@@ -258,10 +204,12 @@ fn log_end(result: Result<(), SessionError>, peer: std::net::SocketAddr) {
 /// through the relay and at a message boundary, `FATAL 57P01
 /// terminating connection due to administrator command`.
 async fn terminate_upstreams(ctx: &SessionContext) {
+    let (snapshot, targets) = crate::targets::consistent(&ctx.live, &ctx.targets);
+    let config = &snapshot.config;
     for (name, pids) in ctx.cancels.backends_by_target() {
-        let target = ctx.config.target(&name);
+        let target = config.target(&name);
         let creds = target.and_then(|t| t.session_credentials());
-        let endpoint = ctx.endpoints.get(&name);
+        let endpoint = targets.endpoint(&name);
         let (Some(target), Some(creds), Some(endpoint)) = (target, creds, endpoint) else {
             continue;
         };

@@ -9,13 +9,13 @@ use crate::gate::{Gate, Judgement};
 use crate::holding::ProtectedHooks;
 use crate::relay::{self, BoxFuture, Guard, Reply, ReplyKind, SessionHooks};
 use crate::scram::{ScramError, ScramExchange};
+use crate::standing::Standing;
 use crate::stream::MaybeTlsStream;
-use crate::upstream::{self, Endpoint, UpstreamError};
+use crate::upstream::{self, UpstreamError};
 use airlock_core::{Config, Decision, HeldStatement, ScramVerifier, StatementPolicy, Target, User};
 use airlock_sql::Classifier;
 use bytes::{Bytes, BytesMut};
 use pgwire::tokio::server::{negotiate_tls, MaybeTls};
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,8 +25,8 @@ use tracing::{debug, info, warn};
 
 /// Everything a connection needs, shared by all sessions.
 pub struct SessionContext {
-    /// The configuration.
-    pub config: Arc<Config>,
+    /// The configuration in force (a session keeps the generation it started with).
+    pub live: airlock_core::LiveConfig,
     /// Statement classifier with its cache.
     pub classifier: Arc<Classifier>,
     /// What happens to held statements.
@@ -37,16 +37,14 @@ pub struct SessionContext {
     pub process_key: [u8; 32],
     /// Live sessions for cancel requests.
     pub cancels: Arc<CancelRegistry>,
-    /// Upstream endpoints by target name.
-    pub endpoints: Arc<HashMap<String, Endpoint>>,
+    /// Upstream endpoints and catalogs of the targets in force.
+    pub targets: crate::targets::Targets,
     /// The change-request workflow; without it held statements are refused outright.
     pub workflow: Option<Arc<airlock_core::workflow::Workflow>>,
     /// Runs approved requests (present with the workflow).
     pub runner: Option<crate::runner::ChangeRunner>,
     /// Background writes (login audit events) that shutdown waits for.
     pub background: tokio_util::task::TaskTracker,
-    /// Catalogs of protected targets (objects that run user code), by target name.
-    pub catalogs: Arc<HashMap<String, Arc<crate::catalog::CatalogCell>>>,
     /// Where sessions, bytes and statements are counted.
     pub metrics: airlock_metrics::Metrics,
     /// Live client connections, for the caps.
@@ -75,6 +73,9 @@ pub enum SessionError {
     Relay(#[from] relay::RelayError),
 }
 
+/// How long a revoked session's FATAL may take to reach its client.
+const REVOKED_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Largest authentication message accepted from a client.
 const MAX_AUTH_MESSAGE: usize = 16 * 1024;
 
@@ -84,13 +85,16 @@ pub async fn handle(
     tcp: TcpStream,
     peer: SocketAddr,
 ) -> Result<(), SessionError> {
-    let timeout = ctx.config.server.auth_timeout;
+    let timeout = ctx.live.current().server.auth_timeout;
     let ready = tokio::time::timeout(timeout, startup(&ctx, tcp, peer))
         .await
         .map_err(|_| SessionError::Timeout(timeout))??;
     let Some(ready) = ready else { return Ok(()) };
     let Ready {
         client,
+        config,
+        catalog,
+        generation,
         client_buf,
         upstream,
         target,
@@ -105,109 +109,128 @@ pub async fn handle(
     let _session_open = ctx.metrics.session_opened(&target.name, "postgres");
     let _upstream_open = ctx.metrics.upstream_opened(&target.name);
     let (from_client, to_client) = ctx.metrics.byte_counters(&target.name);
-    let client = crate::metered::Metered::new(client, from_client, to_client);
+    let mut client = crate::metered::Metered::new(client, from_client, to_client);
     let cancel_signal = _registration.signal.clone();
-    let result = if target.protected {
-        let fallback = PolicyReplies {
-            policy: ctx.policy.clone(),
-            user: user.name.clone(),
-            target: target.name.clone(),
-            environment: target.environment.clone(),
-        };
-        let gate = Gate::new(ctx.classifier.clone())
-            .with_catalog(ctx.catalogs.get(&target.name).cloned())
-            .with_metrics(ctx.metrics.clone(), &target.name);
-        let max_batch_bytes = ctx.config.server.max_batch_bytes;
-        let nonce = format!("airlock_held_{:016x}", rand::random::<u64>());
-        match (&ctx.workflow, &ctx.runner) {
-            (Some(workflow), Some(runner)) => {
-                let (notice_tx, notice_rx) = tokio::sync::mpsc::channel(16);
-                let client_gone = tokio_util::sync::CancellationToken::new();
-                let hooks = ProtectedHooks {
-                    workflow: workflow.clone(),
-                    config: ctx.config.clone(),
-                    user: user.clone(),
-                    target: target.clone(),
-                    client_addr: peer.to_string(),
-                    application_name: application_name.clone(),
-                    runner: runner.clone(),
-                    settings: Default::default(),
-                    refuse: Box::new(move |j| fallback.refusal(j)),
-                    notices: notice_tx,
-                    cancel: cancel_signal.clone(),
-                    login_audit,
-                    catalog: ctx.catalogs.get(&target.name).cloned(),
-                    client_gone: client_gone.clone(),
-                };
-                let guard = Guard {
-                    gate,
-                    hooks,
-                    max_batch_bytes,
-                    nonce,
-                    notices: Some(notice_rx),
-                    app_name: app_name.clone(),
-                    client_gone,
-                };
-                relay::relay_guarded(
-                    client,
-                    client_buf,
-                    upstream.stream,
-                    upstream.leftover,
-                    guard,
-                )
-                .await
+    let standing = Standing::new(&ctx.live, &user.name, &target.name, generation);
+    let client_io = &mut client;
+    let relay = async {
+        if target.protected {
+            let fallback = PolicyReplies {
+                policy: ctx.policy.clone(),
+                user: user.name.clone(),
+                target: target.name.clone(),
+                environment: target.environment.clone(),
+            };
+            let gate = Gate::new(ctx.classifier.clone())
+                .with_catalog(catalog.clone())
+                .with_metrics(ctx.metrics.clone(), &target.name);
+            let max_batch_bytes = config.server.max_batch_bytes;
+            let nonce = format!("airlock_held_{:016x}", rand::random::<u64>());
+            match (&ctx.workflow, &ctx.runner) {
+                (Some(workflow), Some(runner)) => {
+                    let (notice_tx, notice_rx) = tokio::sync::mpsc::channel(16);
+                    let client_gone = tokio_util::sync::CancellationToken::new();
+                    let hooks = ProtectedHooks {
+                        workflow: workflow.clone(),
+                        config: config.clone(),
+                        user: user.clone(),
+                        target: target.clone(),
+                        client_addr: peer.to_string(),
+                        application_name: application_name.clone(),
+                        runner: runner.clone(),
+                        settings: Default::default(),
+                        refuse: Box::new(move |j| fallback.refusal(j)),
+                        notices: notice_tx,
+                        cancel: cancel_signal.clone(),
+                        login_audit,
+                        catalog: catalog.clone(),
+                        client_gone: client_gone.clone(),
+                    };
+                    let guard = Guard {
+                        gate,
+                        hooks,
+                        max_batch_bytes,
+                        nonce,
+                        notices: Some(notice_rx),
+                        app_name: app_name.clone(),
+                        client_gone,
+                        standing,
+                    };
+                    relay::relay_guarded(
+                        &mut *client_io,
+                        client_buf,
+                        upstream.stream,
+                        upstream.leftover,
+                        guard,
+                    )
+                    .await
+                }
+                _ => {
+                    let guard = Guard {
+                        gate,
+                        hooks: fallback,
+                        max_batch_bytes,
+                        nonce,
+                        notices: None,
+                        app_name: app_name.clone(),
+                        client_gone: Default::default(),
+                        standing,
+                    };
+                    relay::relay_guarded(
+                        &mut *client_io,
+                        client_buf,
+                        upstream.stream,
+                        upstream.leftover,
+                        guard,
+                    )
+                    .await
+                }
             }
-            _ => {
-                let guard = Guard {
-                    gate,
-                    hooks: fallback,
-                    max_batch_bytes,
-                    nonce,
-                    notices: None,
-                    app_name: app_name.clone(),
-                    client_gone: Default::default(),
-                };
-                relay::relay_guarded(
-                    client,
-                    client_buf,
-                    upstream.stream,
-                    upstream.leftover,
-                    guard,
-                )
-                .await
-            }
+        } else if let (Some(workflow), Some(_)) = (&ctx.workflow, &target.family) {
+            // Lower environments record their changes for later "earlier runs".
+            let (tx, rx) = tokio::sync::mpsc::channel(256);
+            tokio::spawn(record_executions(
+                rx,
+                workflow.clone(),
+                user.name.clone(),
+                target.clone(),
+            ));
+            let recording = crate::record::Recording {
+                classifier: ctx.classifier.clone(),
+                sink: tx,
+                app_name,
+                standing,
+            };
+            crate::record::relay_recorded(
+                client_io,
+                client_buf,
+                upstream.stream,
+                upstream.leftover,
+                recording,
+            )
+            .await
+        } else {
+            crate::plain::relay_plain(
+                client_io,
+                client_buf,
+                upstream.stream,
+                upstream.leftover,
+                app_name,
+                standing,
+            )
+            .await
         }
-    } else if let (Some(workflow), Some(_)) = (&ctx.workflow, &target.family) {
-        // Lower environments record their changes for later "earlier runs".
-        let (tx, rx) = tokio::sync::mpsc::channel(256);
-        tokio::spawn(record_executions(
-            rx,
-            workflow.clone(),
-            user.name.clone(),
-            target.clone(),
-        ));
-        let recording = crate::record::Recording {
-            classifier: ctx.classifier.clone(),
-            sink: tx,
-            app_name,
-        };
-        crate::record::relay_recorded(
-            client,
-            client_buf,
-            upstream.stream,
-            upstream.leftover,
-            recording,
-        )
-        .await
-    } else {
-        crate::plain::relay_plain(
-            client,
-            client_buf,
-            upstream.stream,
-            upstream.leftover,
-            app_name,
-        )
-        .await
+    };
+    let result = tokio::select! {
+        r = relay => r,
+        why = crate::standing::target_removed(&ctx.live, &target.name) => Err(relay::RelayError::Revoked(why)),
+    };
+    let result = match result {
+        Err(relay::RelayError::Revoked(why)) => {
+            end_revoked(&ctx, &mut client, &user, &target, peer, &why).await;
+            Ok(())
+        }
+        other => other,
     };
     info!(user = %user.name, target = %target.name, %peer, "session ended");
     result.map_err(Into::into)
@@ -216,6 +239,12 @@ pub async fn handle(
 /// An authenticated, authorized client with its upstream session.
 struct Ready {
     client: MaybeTlsStream,
+    /// The configuration the session started with (it keeps its target settings).
+    config: Arc<Config>,
+    /// The target's catalog, when protected.
+    catalog: Option<Arc<crate::catalog::CatalogCell>>,
+    /// The configuration generation the login was decided under.
+    generation: u64,
     client_buf: BytesMut,
     upstream: upstream::UpstreamSession,
     target: Target,
@@ -294,6 +323,10 @@ async fn startup(
     tcp: TcpStream,
     peer: SocketAddr,
 ) -> Result<Option<Ready>, SessionError> {
+    // The generation in force when the client connected decides its login.
+    let (snapshot, targets) = crate::targets::consistent(&ctx.live, &ctx.targets);
+    let config = snapshot.config.clone();
+    let generation = snapshot.generation;
     let Some(framed) = negotiate_tls::<()>(tcp, ctx.tls.clone()).await? else {
         debug!(%peer, "direct TLS without a configured certificate");
         return Ok(None);
@@ -325,10 +358,10 @@ async fn startup(
     };
     let Some(slot) = ctx
         .connections
-        .connect(ctx.config.server.max_client_connections)
+        .connect(config.server.max_client_connections)
     else {
         ctx.metrics.session_refused("max_client_connections");
-        warn!(%peer, cap = ctx.config.server.max_client_connections, "connection refused: server.max_client_connections reached");
+        warn!(%peer, cap = config.server.max_client_connections, "connection refused: server.max_client_connections reached");
         return send_fatal(
             &mut stream,
             "53300",
@@ -350,7 +383,7 @@ async fn startup(
         frame::put_negotiate_protocol(&mut out, 0, &unsupported);
     }
 
-    if ctx.config.tls.as_ref().is_some_and(|t| t.require) && !stream.is_tls() {
+    if config.tls.as_ref().is_some_and(|t| t.require) && !stream.is_tls() {
         stream.write_all(&out).await?;
         return send_fatal(
             &mut stream,
@@ -381,7 +414,7 @@ async fn startup(
     put_auth_sasl(&mut out);
     stream.write_all(&out).await?;
     out.clear();
-    let user = ctx.config.user(&user_name).cloned();
+    let user = config.user(&user_name).cloned();
     let verifier = user
         .as_ref()
         .and_then(|u| u.scram_verifier.as_deref())
@@ -455,7 +488,7 @@ async fn startup(
     put_auth(&mut out, 12, server_final.as_bytes());
 
     // Only now, authenticated, may the client learn anything about targets.
-    let Some(target) = ctx.config.target(&database).cloned() else {
+    let Some(target) = config.target(&database).cloned() else {
         stream.write_all(&out).await?;
         warn!(user = %user.name, %database, "unknown target");
         audit_login(
@@ -493,7 +526,7 @@ async fn startup(
         .await
         .map(|_| None);
     }
-    let cap = ctx.config.server.max_connections_per_user;
+    let cap = config.server.max_connections_per_user;
     let Some(user_slot) = ctx.connections.user(&user.name, cap) else {
         stream.write_all(&out).await?;
         ctx.metrics.session_refused("max_connections_per_user");
@@ -519,10 +552,9 @@ async fn startup(
         .map(|_| None);
     }
 
-    let (Some(creds), Some(endpoint)) = (
-        target.session_credentials(),
-        ctx.endpoints.get(&target.name),
-    ) else {
+    let (Some(creds), Some(endpoint)) =
+        (target.session_credentials(), targets.endpoint(&target.name))
+    else {
         stream.write_all(&out).await?;
         return send_fatal(
             &mut stream,
@@ -544,7 +576,7 @@ async fn startup(
     }
     let app_name = Arc::new(AppName::new(&user.name));
     let mut upstream_params = upstream_parameters(&params, &app_name, &target);
-    let idle = ctx.config.server.idle_in_transaction_timeout;
+    let idle = config.server.idle_in_transaction_timeout;
     if target.protected && !idle.is_zero() {
         // A forgotten transaction on production must not pin its vacuum horizon.
         upstream_params.push((
@@ -556,7 +588,7 @@ async fn startup(
         endpoint,
         creds,
         &upstream_params,
-        ctx.config.server.auth_timeout,
+        config.server.auth_timeout,
     )
     .await
     {
@@ -623,6 +655,9 @@ async fn startup(
     let application_name = param("application_name").unwrap_or("").to_string();
     Ok(Some(Ready {
         client: stream,
+        catalog: targets.catalog(&target.name),
+        config,
+        generation,
         client_buf: buf,
         upstream: session,
         target,
@@ -633,6 +668,59 @@ async fn startup(
         _registration: registration,
         _slots: (slot, user_slot),
     }))
+}
+
+/// Ends a session a configuration reload revoked: the client gets a FATAL
+/// naming why (57P01 for a removed target, so drivers treat the connection
+/// as gone; 28000 for a removed user or lost access), and the audit trail
+/// records it.
+async fn end_revoked<C>(
+    ctx: &SessionContext,
+    client: &mut C,
+    user: &User,
+    target: &Target,
+    peer: SocketAddr,
+    why: &airlock_core::Revocation,
+) where
+    C: tokio::io::AsyncWrite + Unpin,
+{
+    warn!(user = %user.name, target = %target.name, %peer, reason = %why, "session ended by a configuration reload");
+    let message = why.to_string();
+    let mut out = BytesMut::new();
+    put_error(
+        &mut out,
+        &Report {
+            severity: "FATAL",
+            code: why.sqlstate(),
+            message: &message,
+            detail: Some("airlock's configuration was reloaded and no longer allows this session."),
+            hint: None,
+        },
+    );
+    if let Some(workflow) = &ctx.workflow {
+        let event = airlock_core::audit::NewAuditEvent::new(
+            workflow.now(),
+            &user.name,
+            airlock_core::audit::kinds::SESSION_REVOKED,
+            None,
+            serde_json::json!({
+                "target": target.name,
+                "reason": message,
+                "client_addr": peer.to_string(),
+            }),
+        );
+        if let Err(e) = workflow.store().append_audit(&event).await {
+            warn!(error = %e, "audit of a revoked session failed");
+        }
+    }
+    // A client that does not read cannot keep the session (and its slots).
+    let _ = tokio::time::timeout(REVOKED_WRITE_TIMEOUT, async {
+        if client.write_all(&out).await.is_ok() {
+            let _ = client.flush().await;
+        }
+        let _ = client.shutdown().await;
+    })
+    .await;
 }
 
 /// Appends a login event to the audit trail (when there is a store).

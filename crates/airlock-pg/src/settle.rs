@@ -75,9 +75,11 @@ pub async fn look(runner: &ChangeRunner, request: &ChangeRequest) -> Look {
     } else {
         &request.run
     };
-    let target = runner.config.target(&request.details.target);
+    let (snapshot, targets) = crate::targets::consistent(&runner.live, &runner.targets);
+    let config = &snapshot.config;
+    let target = config.target(&request.details.target);
     let creds = target.and_then(|t| t.write_credentials.as_ref());
-    let endpoint = runner.endpoints.get(&request.details.target);
+    let endpoint = targets.endpoint(&request.details.target);
     let (Some(target), Some(creds), Some(endpoint)) = (target, creds, endpoint) else {
         return Look::Settled(
             Settlement::Unknown,

@@ -19,6 +19,11 @@ pub trait FrameHandler {
     fn wants(&self, tag: u8) -> bool;
     /// A complete wanted frame; a returned frame replaces it on the way out.
     fn on_frame(&mut self, tag: u8, frame: &[u8]) -> Result<Option<BytesMut>, RelayError>;
+    /// A wanted frame's header was seen (perhaps more than once, while the
+    /// rest of it arrives); an error ends the relay before it goes out.
+    fn admit(&mut self, _tag: u8) -> Result<(), RelayError> {
+        Ok(())
+    }
     /// A wanted frame longer than [`MAX_WHOLE_FRAME`]: it is streamed
     /// through unseen instead of being buffered whole.
     fn on_streamed(&mut self, _tag: u8) {}
@@ -74,6 +79,9 @@ impl Walker {
             };
             let available = buf.len() - pos;
             let wanted = handler.wants(h.tag);
+            if wanted {
+                handler.admit(h.tag)?;
+            }
             if wanted && h.frame_len > MAX_WHOLE_FRAME {
                 handler.on_streamed(h.tag);
             }

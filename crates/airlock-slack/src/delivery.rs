@@ -30,8 +30,6 @@ pub const REVIEW_PURPOSE: &str = "slack:review";
 /// How the deliverer behaves.
 #[derive(Debug, Clone)]
 pub struct DeliveryOptions {
-    /// Fallback review channel.
-    pub review_channel: Option<String>,
     /// Base URL for request links.
     pub public_url: Option<String>,
     /// Statements longer than this are cut.
@@ -43,8 +41,9 @@ pub struct DeliveryOptions {
     /// How often the outbox is looked at when no store event woke the
     /// deliverer (the safety net), and how the delivery lease is paced.
     pub poll_interval: Duration,
-    /// Redacts statements (password literals, configured patterns).
-    pub redactor: airlock_sql::Redactor,
+    /// The configuration in force: its redaction patterns and the fallback
+    /// review channel (`[slack] review_channel`) follow reloads.
+    pub live: airlock_core::LiveConfig,
 }
 
 /// Why one outbox message could not be delivered yet.
@@ -309,12 +308,13 @@ impl Deliverer {
     ) -> Result<(), DeliveryError> {
         let store = self.workflow.store();
         let link = self.link(request.id);
+        let redactor = self.options.live.snapshot().redactor.clone();
         let content = review_message(ReviewView {
             request,
             approvals,
             link: link.as_deref(),
             statement_max_chars: self.options.statement_max_chars,
-            redactor: &self.options.redactor,
+            redactor: &redactor,
         });
         let posted = store.chat_message(request.id, REVIEW_PURPOSE).await?;
         match posted {
@@ -341,11 +341,10 @@ impl Deliverer {
                 other => Ok(other?),
             },
             None => {
-                let Some(channel) = self
-                    .workflow
-                    .review_channel(request)
-                    .or_else(|| self.options.review_channel.clone())
-                else {
+                let Some(channel) = self.workflow.review_channel(request).or_else(|| {
+                    let config = self.options.live.current();
+                    config.slack.as_ref().and_then(|s| s.review_channel.clone())
+                }) else {
                     tracing::error!(
                         request = request.id.0,
                         target = request.details.target,
@@ -394,7 +393,7 @@ impl Deliverer {
         if store.chat_message(request.id, &purpose).await?.is_some() {
             return Ok(());
         }
-        let dm = self.api.open_dm(user).await?;
+        let dm = self.api.open_dm(&user).await?;
         let content = slack_morphism::prelude::SlackMessageContent::new().with_text(text);
         let (channel, ts) = self.api.post(&dm, content).await?;
         self.record(request.id, &purpose, channel, ts).await

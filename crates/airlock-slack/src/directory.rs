@@ -1,36 +1,38 @@
-//! Who is who: Slack user ids mapped to airlock users (`slack_user_id` in the config).
+//! Who is who: Slack user ids mapped to airlock users (`slack_user_id` in
+//! the config), read from the configuration in force, so a reload that
+//! removes a user or changes their groups applies to the next click.
 
-use airlock_core::{Actor, Config};
-use std::collections::HashMap;
+use airlock_core::{Actor, Config, LiveConfig};
 
-/// The mapping between Slack users and airlock users, built from the config.
-#[derive(Debug, Clone, Default)]
+/// The mapping between Slack users and airlock users.
+#[derive(Debug, Clone)]
 pub struct Directory {
-    by_slack: HashMap<String, Actor>,
-    slack_of: HashMap<String, String>,
+    live: LiveConfig,
 }
 
 impl Directory {
-    /// Reads the mapping from the users of the config.
-    pub fn from_config(config: &Config) -> Self {
-        let mut d = Directory::default();
-        for u in &config.users {
-            if let Some(id) = &u.slack_user_id {
-                d.by_slack
-                    .insert(id.clone(), Actor::new(u.name.clone(), u.groups.clone()));
-                d.slack_of.insert(u.name.clone(), id.clone());
-            }
-        }
-        d
+    /// Reads the mapping from the configuration in force at each lookup.
+    pub fn new(live: LiveConfig) -> Self {
+        Directory { live }
+    }
+
+    /// A fixed mapping from one configuration (tests, tools).
+    pub fn from_config(config: &Config) -> Result<Self, String> {
+        Ok(Directory {
+            live: LiveConfig::new(config.clone())?,
+        })
     }
 
     /// The airlock user a Slack user acts as.
-    pub fn actor(&self, slack_user_id: &str) -> Option<&Actor> {
-        self.by_slack.get(slack_user_id)
+    pub fn actor(&self, slack_user_id: &str) -> Option<Actor> {
+        self.live
+            .current()
+            .user_by_slack_id(slack_user_id)
+            .map(|u| Actor::new(u.name.clone(), u.groups.clone()))
     }
 
     /// The Slack user id of an airlock user.
-    pub fn slack_id(&self, user: &str) -> Option<&str> {
-        self.slack_of.get(user).map(String::as_str)
+    pub fn slack_id(&self, user: &str) -> Option<String> {
+        self.live.current().user(user)?.slack_user_id.clone()
     }
 }

@@ -169,7 +169,7 @@ impl Interactions {
     }
 
     async fn approve(&self, click: &Click<'_>, id: RequestId) {
-        let Some(actor) = self.directory.actor(click.user).cloned() else {
+        let Some(actor) = self.directory.actor(click.user) else {
             return self.unmapped(click, id).await;
         };
         match self.workflow.approve(id, &actor, "slack", None).await {
@@ -191,7 +191,7 @@ impl Interactions {
     }
 
     async fn ask_reason(&self, click: &Click<'_>, id: RequestId, trigger_id: &str) {
-        let Some(actor) = self.directory.actor(click.user).cloned() else {
+        let Some(actor) = self.directory.actor(click.user) else {
             return self.unmapped(click, id).await;
         };
         let request = match self.workflow.may_reject(id, &actor).await {
@@ -270,7 +270,7 @@ impl Interactions {
             );
             return;
         };
-        let Some(actor) = self.directory.actor(click.user).cloned() else {
+        let Some(actor) = self.directory.actor(click.user) else {
             return self.unmapped(&click, id).await;
         };
         match self.workflow.reject(id, &actor, &reason).await {

@@ -8,7 +8,7 @@
 //! runs approved requests or their rollback once (`…/run`, `…/rollback`).
 
 use airlock_core::{
-    Actor, ApprovalOutcome, ChangeRequest, Config, Held, Refusal, RequestFilter, RequestId,
+    Actor, ApprovalOutcome, ChangeRequest, Held, LiveConfig, Refusal, RequestFilter, RequestId,
     RequestStatus, RunResult, Workflow, WorkflowError,
 };
 use airlock_pg::runner::{ChangeRunner, Ran};
@@ -26,9 +26,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 /// Most requests one list call returns.
 const LIST_LIMIT_MAX: u32 = 500;
@@ -41,38 +39,21 @@ const AUDIT_LIMIT_DEFAULT: u32 = 100;
 #[derive(Clone)]
 pub struct ApiState {
     workflow: Workflow,
-    /// Users and targets (submit checks the target and who may use it).
-    config: Arc<Config>,
+    /// Users, tokens, targets and redaction in force (each request reads
+    /// the current generation, so a reload applies to the next call).
+    live: LiveConfig,
     /// Runs approved requests (absent: `run`/`rollback` answer 503).
     runner: Option<ChangeRunner>,
-    /// Lowercase hex SHA-256 of a token → the user it belongs to.
-    tokens: Arc<HashMap<String, Actor>>,
-    /// Redacts statements in every response (password literals, `[redaction]` patterns).
-    redactor: Arc<airlock_sql::Redactor>,
 }
 
 impl ApiState {
-    /// Builds the state from the workflow, the users' token hashes and the
-    /// statement redactor.
-    pub fn new(workflow: Workflow, config: Arc<Config>, redactor: airlock_sql::Redactor) -> Self {
-        let tokens = config
-            .users
-            .iter()
-            .filter_map(|u| {
-                u.api_token_sha256.as_ref().map(|h| {
-                    (
-                        h.to_ascii_lowercase(),
-                        Actor::new(u.name.clone(), u.groups.clone()),
-                    )
-                })
-            })
-            .collect();
+    /// Builds the state from the workflow and the configuration in force
+    /// (users' token hashes, targets, redaction patterns).
+    pub fn new(workflow: Workflow, live: LiveConfig) -> Self {
         ApiState {
             workflow,
-            config,
+            live,
             runner: None,
-            tokens: Arc::new(tokens),
-            redactor: Arc::new(redactor),
         }
     }
 
@@ -82,18 +63,28 @@ impl ApiState {
     }
 
     /// `[server] public_url`, the address people reach this listener at.
-    pub fn public_url(&self) -> Option<&str> {
-        self.config.server.public_url.as_deref()
+    pub fn public_url(&self) -> Option<String> {
+        self.live.current().server.public_url.clone()
     }
 
     /// A request as shown to people: statement and rollback redacted.
     pub fn present(&self, request: &ChangeRequest) -> ChangeRequest {
-        request.for_display(|sql| self.redactor.redact(sql))
+        let redactor = self.live.snapshot().redactor.clone();
+        request.for_display(|sql| redactor.redact(sql))
     }
 
     /// The user whose API token has this SHA-256 (lowercase hex).
-    pub fn actor_for_token_hash(&self, hash: &str) -> Option<&Actor> {
-        self.tokens.get(hash)
+    pub fn actor_for_token_hash(&self, hash: &str) -> Option<Actor> {
+        self.live
+            .current()
+            .users
+            .iter()
+            .find(|u| {
+                u.api_token_sha256
+                    .as_deref()
+                    .is_some_and(|h| h.eq_ignore_ascii_case(hash))
+            })
+            .map(|u| Actor::new(u.name.clone(), u.groups.clone()))
     }
 
     /// Lets the API run approved requests and rollbacks with `runner`.
@@ -208,9 +199,7 @@ impl FromRequestParts<ApiState> for Caller {
             .filter(|t| !t.is_empty())
             .ok_or_else(|| unauthorized("the Authorization header must be Bearer <token>"))?;
         let actor = state
-            .tokens
-            .get(&token_hash(token))
-            .cloned()
+            .actor_for_token_hash(&token_hash(token))
             .ok_or_else(|| unauthorized("unknown API token"))?;
         let via = match parts.headers.get(header::USER_AGENT) {
             Some(ua) if ua.as_bytes().starts_with(b"airlock-cli") => "cli",
@@ -405,16 +394,17 @@ async fn submit(
     body: Bytes,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let body: SubmitBody = parse_body(&body)?;
+    let config = state.live.current();
     let target_name = given(body.target)
         .ok_or_else(|| ApiError::bad_request("a submission needs a \"target\""))?;
-    let user = state.config.user(&caller.actor.name).ok_or_else(|| {
+    let user = config.user(&caller.actor.name).ok_or_else(|| {
         ApiError::new(
             StatusCode::FORBIDDEN,
             "unknown_user",
             format!("{} is no longer a configured user", caller.actor.name),
         )
     })?;
-    let target = state.config.target(&target_name).ok_or_else(|| {
+    let target = config.target(&target_name).ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
             "unknown_target",

@@ -17,18 +17,34 @@ impl SecretReader for ProcessSecrets {
 
 /// Loads and validates a config file; every problem is returned.
 pub fn load(path: &Path) -> Result<Config, Vec<ConfigProblem>> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let text = read(path)?;
+    load_text(path, &text)
+}
+
+/// Reads a config file's text.
+pub fn read(path: &Path) -> Result<String, Vec<ConfigProblem>> {
+    std::fs::read_to_string(path).map_err(|e| {
         vec![ConfigProblem {
             path: "(file)".into(),
             message: format!("cannot read {}: {e}", path.display()),
         }]
-    })?;
+    })
+}
+
+/// Lowercase hex SHA-256 of a config file's text (audited with each reload).
+pub fn sha256(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+/// Validates config text read from `path` (which anchors relative paths).
+pub fn load_text(path: &Path, text: &str) -> Result<Config, Vec<ConfigProblem>> {
     let base = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let mut problems = Vec::new();
-    let config = Config::load(&text, base, &ProcessSecrets).map_err(|e| e.problems())?;
+    let config = Config::load(text, base, &ProcessSecrets).map_err(|e| e.problems())?;
     if let Some(tls) = &config.tls {
         for (key, file) in [
             ("tls.cert_file", &tls.cert_file),

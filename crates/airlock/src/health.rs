@@ -26,8 +26,8 @@ pub struct HealthState {
     pub metrics: Metrics,
     /// The classifier (its cache counters).
     pub classifier: Arc<Classifier>,
-    /// Each target's upstream `(name, host, port)`.
-    pub upstreams: Vec<(String, String, u16)>,
+    /// The configuration in force (its targets' upstreams are checked).
+    pub live: airlock_core::LiveConfig,
 }
 
 /// `/metrics` and `/readyz`.
@@ -70,10 +70,12 @@ async fn readyz(State(s): State<HealthState>) -> impl IntoResponse {
         }
     };
     let mut upstreams = serde_json::Map::new();
-    for (name, host, port) in &s.upstreams {
+    let config = s.live.current();
+    for t in &config.targets {
+        let (name, host, port) = (&t.name, &t.upstream.host, t.upstream.port);
         let reached = tokio::time::timeout(
             CHECK_TIMEOUT,
-            tokio::net::TcpStream::connect((host.as_str(), *port)),
+            tokio::net::TcpStream::connect((host.as_str(), port)),
         )
         .await;
         let v = match reached {

@@ -10,6 +10,7 @@ mod health;
 mod http;
 mod logging;
 mod page;
+mod reload;
 mod requests_cmd;
 mod serve;
 mod slack;

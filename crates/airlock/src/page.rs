@@ -81,7 +81,7 @@ fn authenticate(state: &ApiState, headers: &HeaderMap) -> Result<Actor, &'static
         .ok_or("malformed credentials")?;
     let (user, token) = decoded.split_once(':').ok_or("malformed credentials")?;
     match state.actor_for_token_hash(&token_hash(token)) {
-        Some(actor) if actor.name == user => Ok(actor.clone()),
+        Some(actor) if actor.name == user => Ok(actor),
         _ => Err("unknown user or token"),
     }
 }
@@ -135,7 +135,7 @@ fn same_origin(state: &ApiState, headers: &HeaderMap) -> bool {
         allowed.push(format!("http://{host}"));
         allowed.push(format!("https://{host}"));
     }
-    if let Some(origin) = state.public_url().and_then(origin_of) {
+    if let Some(origin) = state.public_url().as_deref().and_then(origin_of) {
         allowed.push(origin.to_string());
     }
     allowed.iter().any(|a| a.eq_ignore_ascii_case(claimed))

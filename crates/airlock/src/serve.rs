@@ -1,15 +1,16 @@
 //! `airlock serve`: loads the config, opens the state store, starts the
 //! listeners and the background jobs (expiry, audit head log, the
-//! reconciler of interrupted runs), handles signals.
+//! reconciler of interrupted runs), handles signals (SIGTERM/SIGINT drain,
+//! SIGHUP reloads the config).
 
-use crate::{api, config_file, health, http, logging, page, slack};
-use airlock_core::{PolicySource, RefuseUnreviewed, Store, SystemClock, Workflow};
+use crate::{api, config_file, health, http, logging, page, reload, slack};
+use airlock_core::{LiveConfig, PolicySource, RefuseUnreviewed, Store, SystemClock, Workflow};
 use airlock_metrics::{MeteredStore, Metrics};
 use airlock_pg::PgServer;
 use airlock_sql::Classifier;
 use airlock_store::SqlStore;
 use anyhow::Context;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
@@ -34,10 +35,18 @@ pub fn serve(path: &Path) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(run(Arc::new(config)))
+    let live = LiveConfig::new(config)
+        .map_err(|e| anyhow::anyhow!("invalid config {}: {e}", path.display()))?;
+    runtime.block_on(run(live, path.to_path_buf()))
 }
 
-async fn run(config: Arc<airlock_core::Config>) -> anyhow::Result<()> {
+async fn run(live: LiveConfig, path: PathBuf) -> anyhow::Result<()> {
+    // First, so a SIGHUP during startup (`systemctl reload`) does not kill
+    // the process; it is acted on once serving.
+    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+    let mut hup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
+    let config = live.current();
     let store = SqlStore::from_config(&config.store)
         .await
         .with_context(|| {
@@ -49,19 +58,15 @@ async fn run(config: Arc<airlock_core::Config>) -> anyhow::Result<()> {
     let metrics = Metrics::new();
     let store_dyn: Arc<dyn Store> =
         Arc::new(MeteredStore::new(Arc::new(store.clone()), metrics.clone()));
-    let policies: Arc<dyn PolicySource> = config.clone();
+    let policies: Arc<dyn PolicySource> = Arc::new(live.clone());
     let workflow = Workflow::new(store_dyn.clone(), policies, Arc::new(SystemClock))
         .with_observer(Arc::new(metrics.clone()));
 
     let classifier = Arc::new(Classifier::new(config.server.classifier_cache_entries));
-    let pg = PgServer::bind(
-        config.clone(),
-        classifier.clone(),
-        Arc::new(RefuseUnreviewed),
-    )
-    .await?
-    .with_metrics(metrics.clone())
-    .with_workflow(Arc::new(workflow.clone()));
+    let pg = PgServer::bind(live.clone(), classifier.clone(), Arc::new(RefuseUnreviewed))
+        .await?
+        .with_metrics(metrics.clone())
+        .with_workflow(Arc::new(workflow.clone()));
     let pg = if store.backend() == airlock_store::Backend::Postgres {
         // Replicas share the store: cancel requests find their session's replica.
         let me = match &config.server.advertise_address {
@@ -76,11 +81,7 @@ async fn run(config: Arc<airlock_core::Config>) -> anyhow::Result<()> {
         store: store_dyn,
         metrics: metrics.clone(),
         classifier,
-        upstreams: config
-            .targets
-            .iter()
-            .map(|t| (t.name.clone(), t.upstream.host.clone(), t.upstream.port))
-            .collect(),
+        live: live.clone(),
     });
     let http_listener = tokio::net::TcpListener::bind(&config.server.http_listen)
         .await
@@ -107,13 +108,17 @@ async fn run(config: Arc<airlock_core::Config>) -> anyhow::Result<()> {
             shutdown.clone(),
         ))
     });
-    let redactor = config.redactor().map_err(anyhow::Error::msg)?;
-    let api_state =
-        api::ApiState::new(workflow.clone(), config.clone(), redactor).with_runner(runner.clone());
+    let api_state = api::ApiState::new(workflow.clone(), live.clone()).with_runner(runner.clone());
     let mut api = api::router(api_state.clone())
         .merge(page::router(api_state))
         .merge(health);
-    let slack = slack::start(&config, &workflow, &metrics, &shutdown).await?;
+    let slack = slack::start(&live, &workflow, &metrics, &shutdown).await?;
+    let reloader = reload::Reloader {
+        path,
+        live: live.clone(),
+        targets: pg.targets(),
+        workflow: workflow.clone(),
+    };
     if let Some(routes) = slack.as_ref().and_then(|s| s.routes.clone()) {
         api = api.merge(routes);
     }
@@ -126,11 +131,15 @@ async fn run(config: Arc<airlock_core::Config>) -> anyhow::Result<()> {
         shutdown.clone(),
     ));
 
-    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
-    tokio::select! {
-        _ = term.recv() => info!("SIGTERM: draining"),
-        _ = int.recv() => info!("SIGINT: draining"),
+    loop {
+        tokio::select! {
+            _ = term.recv() => { info!("SIGTERM: draining"); break }
+            _ = int.recv() => { info!("SIGINT: draining"); break }
+            _ = hup.recv() => {
+                info!(file = %reloader.path.display(), "SIGHUP: reloading the config");
+                reloader.reload().await;
+            }
+        }
     }
     shutdown.cancel();
     pg_task.await.context("postgres listener task")?;

@@ -2,7 +2,7 @@
 //! either the HTTP interactivity route or the Socket Mode listener.
 
 use airlock_core::config::{SlackConfig, SlackMode};
-use airlock_core::{Config, Workflow};
+use airlock_core::{LiveConfig, Workflow};
 use airlock_slack::{
     Deliverer, DeliveryOptions, Directory, HttpReceiver, Interactions, SlackApi, SocketMode,
 };
@@ -29,17 +29,18 @@ fn secret<'a>(value: &'a Option<String>, what: &str) -> anyhow::Result<&'a str> 
 
 /// Starts the Slack integration when the config has a `[slack]` section.
 pub async fn start(
-    config: &Config,
+    live: &LiveConfig,
     workflow: &Workflow,
     metrics: &airlock_metrics::Metrics,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Option<Slack>> {
+    let config = live.current();
     let Some(cfg) = &config.slack else {
         return Ok(None);
     };
     let api = SlackApi::new(&cfg.api_url, secret(&cfg.bot_token.value, "bot token")?)
         .context("slack: building the HTTPS client")?;
-    let directory = Arc::new(Directory::from_config(config));
+    let directory = Arc::new(Directory::new(live.clone()));
     let owner = format!(
         "{}-{}-{:08x}",
         std::env::var("HOSTNAME").unwrap_or_else(|_| "airlock".into()),
@@ -50,7 +51,7 @@ pub async fn start(
         workflow.clone(),
         api.clone(),
         directory.clone(),
-        delivery_options(config, cfg)?,
+        delivery_options(live, cfg),
         owner,
     )
     .with_metrics(metrics.clone());
@@ -83,16 +84,15 @@ pub async fn start(
     }))
 }
 
-fn delivery_options(config: &Config, cfg: &SlackConfig) -> anyhow::Result<DeliveryOptions> {
-    Ok(DeliveryOptions {
-        review_channel: cfg.review_channel.clone(),
-        public_url: config.server.public_url.clone(),
+fn delivery_options(live: &LiveConfig, cfg: &SlackConfig) -> DeliveryOptions {
+    DeliveryOptions {
+        public_url: live.current().server.public_url.clone(),
         statement_max_chars: cfg.statement_max_chars,
         retry_initial: cfg.retry_initial,
         retry_max: cfg.retry_max,
         poll_interval: cfg.poll_interval,
-        redactor: config.redactor().map_err(anyhow::Error::msg)?,
-    })
+        live: live.clone(),
+    }
 }
 
 impl Slack {

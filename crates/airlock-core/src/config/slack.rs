@@ -21,7 +21,7 @@ pub enum SlackMode {
 }
 
 /// A secret read from an environment variable or a file.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct SecretRef {
     /// Environment variable holding it.
     pub env: Option<String>,
@@ -29,6 +29,16 @@ pub struct SecretRef {
     pub file: Option<PathBuf>,
     /// The resolved value.
     pub value: Option<String>,
+}
+
+impl std::fmt::Debug for SecretRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretRef")
+            .field("env", &self.env)
+            .field("file", &self.file)
+            .field("value", &self.value.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 impl SecretRef {
