@@ -18,6 +18,9 @@ mod slack;
 mod targets;
 mod trust;
 mod validate;
+mod mysql_verifiers;
+pub use crate::request::Engine;
+pub use mysql_verifiers::{NativeVerifier, Sha2Verifier};
 pub use policy::{PolicyConfig, PolicyRules, POLICY_CLASSES};
 pub use scram::ScramVerifier;
 pub use settings::{

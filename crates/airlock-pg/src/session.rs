@@ -488,7 +488,12 @@ async fn startup(
     put_auth(&mut out, 12, server_final.as_bytes());
 
     // Only now, authenticated, may the client learn anything about targets.
-    let Some(target) = config.target(&database).cloned() else {
+    // A MySQL target is not a database of this listener.
+    let target = config
+        .target(&database)
+        .filter(|t| t.engine == airlock_core::Engine::Postgres)
+        .cloned();
+    let Some(target) = target else {
         stream.write_all(&out).await?;
         warn!(user = %user.name, %database, "unknown target");
         audit_login(
@@ -964,6 +969,7 @@ mod tests {
         };
         Target {
             name: "orders-prod".into(),
+            engine: Default::default(),
             family: None,
             environment: "prod".into(),
             protected,
@@ -971,7 +977,7 @@ mod tests {
             read_only_backstop: true,
             upstream: UpstreamConfig {
                 host: "db".into(),
-                port: 5432,
+                port: Some(5432),
                 database: "orders".into(),
                 tls: UpstreamTlsMode::Disable,
                 ca_file: None,

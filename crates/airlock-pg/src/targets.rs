@@ -63,7 +63,12 @@ impl TargetSet {
     /// whose upstream, credentials and trusted functions did not change.
     pub async fn build(config: &Config, previous: Option<&TargetSet>) -> Result<Self, TlsError> {
         let mut entries = HashMap::new();
-        for t in &config.targets {
+        // The MySQL listener keeps its own endpoints.
+        let postgres = config
+            .targets
+            .iter()
+            .filter(|t| t.engine == airlock_core::Engine::Postgres);
+        for t in postgres {
             let fingerprint = Fingerprint::of(t);
             let reused = previous
                 .and_then(|p| p.entries.get(&t.name))

@@ -79,7 +79,7 @@ impl Endpoint {
         let mode = target.upstream.tls;
         Ok(Self {
             host: target.upstream.host.clone(),
-            port: target.upstream.port,
+            port: target.upstream_port(),
             tls: tls::upstream_connector(mode, target.upstream.ca_file.as_deref())?,
             tls_optional: mode == UpstreamTlsMode::Prefer,
             scram: Arc::default(),

@@ -88,7 +88,17 @@ fn passwd() -> anyhow::Result<ExitCode> {
     if password.is_empty() {
         anyhow::bail!("empty password on stdin");
     }
+    // The SCRAM verifier alone on the first line, as before; then the
+    // MySQL verifiers as the `[[users]]` lines to paste.
     println!("{}", airlock_pg::make_verifier(password));
+    println!(
+        "mysql_sha2_verifier = \"{}\"",
+        hex::encode(airlock_mysql::auth::sha2_verifier(password))
+    );
+    println!(
+        "mysql_native_verifier = \"*{}\"",
+        hex::encode_upper(airlock_mysql::auth::native_verifier(password))
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -72,7 +72,7 @@ async fn readyz(State(s): State<HealthState>) -> impl IntoResponse {
     let mut upstreams = serde_json::Map::new();
     let config = s.live.current();
     for t in &config.targets {
-        let (name, host, port) = (&t.name, &t.upstream.host, t.upstream.port);
+        let (name, host, port) = (&t.name, &t.upstream.host, t.upstream_port());
         let reached = tokio::time::timeout(
             CHECK_TIMEOUT,
             tokio::net::TcpStream::connect((host.as_str(), port)),

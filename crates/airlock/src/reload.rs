@@ -141,7 +141,12 @@ fn problems_text(problems: &[airlock_core::ConfigProblem]) -> Vec<String> {
 /// Settings read once at start whose change a reload cannot apply.
 fn restart_only_changes(old: &Config, new: &Config) -> Vec<String> {
     let (a, b) = (&old.server, &new.server);
-    let checks: [(&str, String, String); 13] = [
+    let checks: [(&str, String, String); 14] = [
+        (
+            "server.mysql_listen",
+            format!("{:?}", a.mysql_listen),
+            format!("{:?}", b.mysql_listen),
+        ),
         (
             "server.postgres_listen",
             a.postgres_listen.clone(),

@@ -122,6 +122,19 @@ async fn run(live: LiveConfig, path: PathBuf) -> anyhow::Result<()> {
     if let Some(routes) = slack.as_ref().and_then(|s| s.routes.clone()) {
         api = api.merge(routes);
     }
+    let mysql = match &config.server.mysql_listen {
+        Some(addr) => {
+            let server = airlock_mysql::MysqlServer::bind(live.clone(), addr)
+                .await
+                .with_context(|| format!("listen on {addr}"))?
+                .with_workflow(Arc::new(workflow.clone()));
+            info!(mysql = %server.local_addr()?, "mysql listener ready");
+            Some(tokio::spawn(
+                server.run(shutdown.clone(), config.server.shutdown_grace),
+            ))
+        }
+        None => None,
+    };
     let http_task = tokio::spawn(http::serve(http_listener, api, shutdown.clone()));
     let pg_task = tokio::spawn(pg.run(shutdown.clone(), config.server.shutdown_grace));
     let expiry_task = tokio::spawn(expire_loop(workflow.clone(), shutdown.clone()));
@@ -143,6 +156,9 @@ async fn run(live: LiveConfig, path: PathBuf) -> anyhow::Result<()> {
     }
     shutdown.cancel();
     pg_task.await.context("postgres listener task")?;
+    if let Some(task) = mysql {
+        task.await.context("mysql listener task")?;
+    }
     http_task.await.context("http task")??;
     expiry_task.await.context("expiry task")?;
     head_task.await.context("audit head task")?;

@@ -107,6 +107,8 @@ impl fmt::Debug for StoreConfig {
 pub struct ServerConfig {
     /// Postgres wire listener address.
     pub postgres_listen: String,
+    /// MySQL wire listener address (required when a target has `engine = "mysql"`).
+    pub mysql_listen: Option<String>,
     /// HTTP listener address (`/healthz`, `/readyz`).
     pub http_listen: String,
     /// How long SIGTERM waits for sessions to finish.
@@ -161,6 +163,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             postgres_listen: "127.0.0.1:6432".into(),
+            mysql_listen: None,
             http_listen: "127.0.0.1:6480".into(),
             shutdown_grace: Duration::from_secs(30),
             log_format: LogFormat::Human,

@@ -1,6 +1,7 @@
 //! `[[families]]`, `[[users]]` and `[[targets]]` with their upstreams and credentials.
 
 use super::{PolicyConfig, TrustedFunction};
+use crate::request::Engine;
 use serde::Deserialize;
 use std::fmt;
 use std::path::PathBuf;
@@ -29,6 +30,12 @@ pub struct User {
     pub groups: Vec<String>,
     /// Postgres SCRAM-SHA-256 verifier from `airlock passwd`.
     pub scram_verifier: Option<String>,
+    /// MySQL `mysql_native_password` verifier from `airlock passwd`
+    /// (`*` and 40 hex digits: SHA1(SHA1(password)), as MySQL's `PASSWORD()`).
+    pub mysql_native_verifier: Option<String>,
+    /// MySQL `caching_sha2_password` verifier from `airlock passwd`
+    /// (64 hex digits: SHA256(SHA256(password))).
+    pub mysql_sha2_verifier: Option<String>,
     /// Hex SHA-256 of the user's HTTP API bearer token (from `airlock token`).
     pub api_token_sha256: Option<String>,
     /// Their Slack user id (`U…`): their clicks in Slack act as them, and they get DMs.
@@ -39,8 +46,11 @@ pub struct User {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Target {
-    /// Name clients use as `dbname`.
+    /// Name clients use as `dbname` (Postgres) or the schema (MySQL).
     pub name: String,
+    /// The database engine, which picks the listener and the wire crate.
+    #[serde(default)]
+    pub engine: Engine,
     /// Family this target belongs to.
     pub family: Option<String>,
     /// Environment within the family.
@@ -74,7 +84,13 @@ fn yes() -> bool {
     true
 }
 
+
 impl Target {
+    /// The upstream port (the engine's usual one when not set).
+    pub fn upstream_port(&self) -> u16 {
+        self.upstream.port.unwrap_or(self.engine.default_port())
+    }
+
     /// Credentials the developer's own upstream session uses.
     pub fn session_credentials(&self) -> Option<&Credentials> {
         if self.protected {
@@ -106,20 +122,16 @@ impl Target {
 pub struct UpstreamConfig {
     /// Host name or address, or a socket directory (`/var/run/postgresql`) for a local Unix socket.
     pub host: String,
-    /// Port.
-    #[serde(default = "default_pg_port")]
-    pub port: u16,
-    /// Upstream database name.
+    /// Port (the engine's usual one when absent: 5432, 3306); read it with
+    /// [`Target::upstream_port`].
+    pub port: Option<u16>,
+    /// Upstream database name (the schema on MySQL).
     pub database: String,
     /// TLS towards the upstream.
     #[serde(default)]
     pub tls: UpstreamTlsMode,
     /// CA bundle for `verify-full` (system roots when absent).
     pub ca_file: Option<PathBuf>,
-}
-
-fn default_pg_port() -> u16 {
-    5432
 }
 
 /// TLS mode towards an upstream, as libpq's sslmode.

@@ -47,7 +47,7 @@ fn loads_a_good_config_and_resolves_secrets() {
     let c = Config::load(&good(), Path::new("/etc/airlock"), &NoSecrets).expect("valid");
     let t = c.target("orders-prod").expect("target");
     assert!(t.protected && t.read_only_backstop);
-    assert_eq!(t.upstream.port, 5432);
+    assert_eq!(t.upstream_port(), 5432);
     let creds = t.session_credentials().expect("creds");
     assert_eq!(creds.password.as_deref(), Some("s3cret"));
     assert!(!format!("{creds:?}").contains("s3cret"));

@@ -15,6 +15,17 @@ impl Config {
                 format!("not an address:port: {:?}", self.server.postgres_listen),
             );
         }
+        match &self.server.mysql_listen {
+            Some(a) if a.parse::<SocketAddr>().is_err() => problem(
+                "server.mysql_listen".into(),
+                format!("not an address:port: {a:?}"),
+            ),
+            None if self.targets.iter().any(|t| t.engine == Engine::Mysql) => problem(
+                "server.mysql_listen".into(),
+                "required: a target has engine = \"mysql\"".into(),
+            ),
+            _ => {}
+        }
         if self.server.http_listen.parse::<SocketAddr>().is_err() {
             problem(
                 "server.http_listen".into(),
@@ -93,6 +104,16 @@ impl Config {
                     }
                 }
             }
+            if let Some(v) = &u.mysql_native_verifier {
+                if let Err(e) = NativeVerifier::parse(v) {
+                    problem(format!("users[{i}].mysql_native_verifier"), e);
+                }
+            }
+            if let Some(v) = &u.mysql_sha2_verifier {
+                if let Err(e) = Sha2Verifier::parse(v) {
+                    problem(format!("users[{i}].mysql_sha2_verifier"), e);
+                }
+            }
             if let Some(h) = &u.api_token_sha256 {
                 if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
                     problem(
@@ -162,7 +183,7 @@ impl Config {
                     "a Unix-socket upstream (host is a directory) cannot use TLS".into(),
                 );
             }
-            if t.upstream.port == 0 {
+            if t.upstream.port == Some(0) {
                 problem(at("upstream.port"), "must not be 0".into());
             }
             if t.upstream.database.is_empty() {

@@ -44,16 +44,26 @@ impl FromStr for RequestId {
 }
 
 /// The upstream database engine of a target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Engine {
     /// PostgreSQL.
+    #[default]
     Postgres,
-    /// MySQL / MariaDB.
+    /// MySQL / MariaDB (`engine = "mariadb"` is accepted too).
+    #[serde(alias = "mariadb")]
     Mysql,
 }
 
 impl Engine {
+    /// The engine's usual port.
+    pub fn default_port(self) -> u16 {
+        match self {
+            Engine::Postgres => 5432,
+            Engine::Mysql => 3306,
+        }
+    }
+
     /// `postgres` or `mysql`.
     pub fn as_str(self) -> &'static str {
         match self {

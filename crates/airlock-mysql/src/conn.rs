@@ -1,0 +1,74 @@
+//! Thin I/O glue: reads whole payloads (bounded) and writes framed packets
+//! on a byte stream.
+
+use crate::packet::{self, FrameError, Payload};
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// Why reading a payload failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The peer closed the connection.
+    #[error("connection closed")]
+    Closed,
+    /// A socket error.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// Bad framing.
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+}
+
+/// A stream with a read buffer.
+pub struct PacketConn<S> {
+    /// The stream.
+    pub stream: S,
+    /// Bytes read and not consumed yet.
+    pub buf: BytesMut,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> PacketConn<S> {
+    /// Wraps `stream`.
+    pub fn new(stream: S) -> Self {
+        Self {
+            stream,
+            buf: BytesMut::with_capacity(16 * 1024),
+        }
+    }
+
+    /// Reads more bytes; `Closed` at end of stream.
+    pub async fn fill(&mut self) -> Result<usize, ReadError> {
+        if self.buf.capacity() - self.buf.len() < 4096 {
+            self.buf.reserve(16 * 1024);
+        }
+        match self.stream.read_buf(&mut self.buf).await? {
+            0 => Err(ReadError::Closed),
+            n => Ok(n),
+        }
+    }
+
+    /// Reads one whole payload of at most `limit` bytes.
+    pub async fn read_payload(&mut self, limit: usize) -> Result<Payload, ReadError> {
+        loop {
+            if let Some(p) = packet::take_payload(&mut self.buf, limit)? {
+                return Ok(p);
+            }
+            self.fill().await?;
+        }
+    }
+
+    /// Writes `payload` as packets from sequence id `seq`; returns the next id.
+    pub async fn write_payload(&mut self, seq: u8, payload: &[u8]) -> std::io::Result<u8> {
+        let mut out = BytesMut::with_capacity(payload.len() + 4);
+        let next = packet::encode(&mut out, seq, payload);
+        self.stream.write_all(&out).await?;
+        self.stream.flush().await?;
+        Ok(next)
+    }
+
+    /// Writes raw bytes and flushes.
+    pub async fn write_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.stream.write_all(bytes).await?;
+        self.stream.flush().await
+    }
+}

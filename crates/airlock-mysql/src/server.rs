@@ -1,0 +1,90 @@
+//! The MySQL listener: accepts connections, runs each session in its own
+//! task, and drains on shutdown.
+
+use crate::session::{self, MysqlContext, SessionError};
+use airlock_core::LiveConfig;
+use std::sync::atomic::AtomicU32;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn};
+
+/// The version announced before any upstream was seen.
+const DEFAULT_VERSION: &str = "10.11.0-MariaDB-airlock";
+
+/// A configured MySQL listener.
+pub struct MysqlServer {
+    ctx: Arc<MysqlContext>,
+    listener: TcpListener,
+}
+
+impl MysqlServer {
+    /// Binds `addr`.
+    pub async fn bind(live: LiveConfig, addr: &str) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
+        let ctx = Arc::new(MysqlContext {
+            live,
+            server_version: Mutex::new(DEFAULT_VERSION.to_string()),
+            next_id: AtomicU32::new(rand::random::<u32>() >> 4 | 1),
+            workflow: None,
+        });
+        Ok(Self { ctx, listener })
+    }
+
+    /// Audits logins through `workflow`.
+    pub fn with_workflow(mut self, workflow: Arc<airlock_core::workflow::Workflow>) -> Self {
+        if let Some(ctx) = Arc::get_mut(&mut self.ctx) {
+            ctx.workflow = Some(workflow);
+        }
+        self
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Accepts until `shutdown` fires, then waits up to `grace` for sessions.
+    pub async fn run(self, shutdown: CancellationToken, grace: Duration) {
+        let tracker = TaskTracker::new();
+        let sessions = CancellationToken::new();
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                accepted = self.listener.accept() => match accepted {
+                    Ok((tcp, peer)) => {
+                        let ctx = self.ctx.clone();
+                        let stop = sessions.clone();
+                        tracker.spawn(async move {
+                            tokio::select! {
+                                r = session::handle(ctx, tcp, peer) => log_end(r, peer),
+                                _ = stop.cancelled() => info!(%peer, "mysql session closed by shutdown"),
+                            }
+                        });
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        }
+        drop(self.listener);
+        tracker.close();
+        if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+            warn!(live = tracker.len(), "grace period over: closing the remaining mysql sessions");
+            sessions.cancel();
+            tracker.wait().await;
+        }
+    }
+}
+
+fn log_end(result: Result<(), SessionError>, peer: std::net::SocketAddr) {
+    match result {
+        Ok(()) => {}
+        Err(SessionError::Login(why)) => info!(%peer, %why, "mysql connection refused"),
+        Err(e) => debug!(%peer, error = %e, "mysql connection ended with an error"),
+    }
+}

@@ -1,0 +1,215 @@
+//! One client connection: greeting and login, the upstream session with
+//! the target's credentials, then the relay.
+
+use crate::auth;
+use crate::conn::PacketConn;
+use crate::login::{self, First, Refusal};
+use crate::messages::{ErrPacket, OkPacket};
+use crate::relay::{self, Gate, Verdict};
+use crate::response::com;
+use crate::upstream::{self, UpstreamSpec};
+use airlock_core::audit::kinds;
+use airlock_core::{LiveConfig, Target};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::net::TcpStream;
+use tracing::{info, warn};
+
+/// ER_UNKNOWN_ERROR, for the proxy's own failures.
+pub const UNKNOWN_ERROR: u16 = 1105;
+
+/// What every session of a listener shares.
+pub struct MysqlContext {
+    /// The configuration in force.
+    pub live: LiveConfig,
+    /// The version the greeting announces (the upstream's, once one was seen).
+    pub server_version: Mutex<String>,
+    /// Connection ids handed out in greetings.
+    pub next_id: AtomicU32,
+    /// Audit of logins (none in tests without a store).
+    pub workflow: Option<Arc<airlock_core::workflow::Workflow>>,
+}
+
+/// Why a session ended badly.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// A socket error.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// Login refused or broken.
+    #[error("login: {0}")]
+    Login(String),
+    /// The relay failed.
+    #[error(transparent)]
+    Relay(#[from] relay::RelayError),
+}
+
+/// Runs one client connection to its end.
+pub async fn handle(ctx: Arc<MysqlContext>, tcp: TcpStream, peer: SocketAddr) -> Result<(), SessionError> {
+    tcp.set_nodelay(true)?;
+    let config = ctx.live.current();
+    let id = ctx.next_id.fetch_add(1, Ordering::Relaxed);
+    let scramble = auth::new_scramble();
+    let version = ctx
+        .server_version
+        .lock()
+        .map(|v| v.clone())
+        .unwrap_or_default();
+    let mut client = PacketConn::new(tcp);
+    let login = async {
+        client
+            .write_payload(0, &login::greeting(&version, id, &scramble, false).encode())
+            .await?;
+        let (response, seq) = match login::read_first(&mut client).await? {
+            First::Response(r, seq) => (*r, seq),
+            First::Ssl(seq) => {
+                let err = ErrPacket::new(login::HANDSHAKE_ERROR, "08S01", "TLS is not configured on airlock's MySQL listener");
+                client.write_payload(seq.wrapping_add(1), &err.encode()).await?;
+                return Err(Refusal::Broken("SSL request without TLS configured".into()));
+            }
+        };
+        login::authenticate(&mut client, &config, &scramble, response, seq, false).await
+    };
+    let logged = match tokio::time::timeout(config.server.auth_timeout, login).await {
+        Err(_) => return Err(SessionError::Login("authentication timed out".into())),
+        Ok(Err(Refusal::Broken(why))) => return Err(SessionError::Login(why)),
+        Ok(Err(Refusal::Sent { user, reason })) => {
+            audit(&ctx, &user, kinds::LOGIN_REFUSED, serde_json::json!({
+                "reason": reason, "client_addr": peer.to_string(), "protocol": "mysql",
+            }))
+            .await;
+            return Err(SessionError::Login(reason));
+        }
+        Ok(Ok(l)) => l,
+    };
+    let user = logged.user.name.clone();
+    let target = logged.target.clone();
+    if target.protected {
+        // Fail closed until the MySQL gate judges statements.
+        let err = ErrPacket::new(
+            UNKNOWN_ERROR,
+            "HY000",
+            format!("airlock does not gate statements on protected MySQL targets yet; {} refuses sessions", target.name),
+        );
+        client.write_payload(logged.seq, &err.encode()).await?;
+        return Err(SessionError::Login("protected MySQL target".into()));
+    }
+    let spec = upstream_spec(&target, &logged, config.server.auth_timeout);
+    let mut up = match upstream::connect(&spec).await {
+        Ok(u) => u,
+        Err(e) => {
+            warn!(%user, target = %target.name, error = %e, "upstream connection failed");
+            let err = ErrPacket::new(
+                UNKNOWN_ERROR,
+                "HY000",
+                format!("airlock cannot open a session on the upstream of {}: {e}", target.name),
+            );
+            client.write_payload(logged.seq, &err.encode()).await?;
+            return Err(SessionError::Login(e.to_string()));
+        }
+    };
+    if let Ok(mut v) = ctx.server_version.lock() {
+        v.clone_from(&up.greeting.server_version);
+    }
+    let label = format!("SET @airlock_developer = '{}'", user.replace('\\', "\\\\").replace('\'', "''"));
+    match up.simple_query(&label).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => warn!(%user, error = %e.message, "labelling the upstream session failed"),
+        Err(e) => return Err(SessionError::Login(e.to_string())),
+    }
+    let ok = OkPacket {
+        status: crate::caps::STATUS_AUTOCOMMIT,
+        ..Default::default()
+    };
+    client.write_payload(logged.seq, &ok.encode(0)).await?;
+    info!(%user, target = %target.name, %peer, upstream_thread = up.greeting.connection_id, "mysql session started");
+    audit(&ctx, &user, kinds::LOGIN, serde_json::json!({
+        "target": target.name, "client_addr": peer.to_string(), "protocol": "mysql",
+    }))
+    .await;
+    let mut gate = PlainGate { target };
+    relay::run(&mut client, &mut up.conn, up.capabilities, &mut gate).await?;
+    Ok(())
+}
+
+fn upstream_spec(target: &Target, logged: &login::LoggedIn, timeout: std::time::Duration) -> UpstreamSpec {
+    let creds = target.session_credentials();
+    let client_program = logged
+        .response
+        .attributes
+        .iter()
+        .find(|(k, _)| k == "program_name")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    let mut attributes: Vec<(String, String)> = logged
+        .response
+        .attributes
+        .iter()
+        .filter(|(k, _)| k != "program_name")
+        .cloned()
+        .collect();
+    attributes.push(("program_name".into(), format!("airlock:{}", logged.user.name)));
+    attributes.push(("airlock_user".into(), logged.user.name.clone()));
+    if !client_program.is_empty() {
+        attributes.push(("airlock_client_program".into(), client_program));
+    }
+    UpstreamSpec {
+        host: target.upstream.host.clone(),
+        port: target.upstream_port(),
+        user: creds.map(|c| c.user.clone()).unwrap_or_default(),
+        password: creds.and_then(|c| c.password.clone()),
+        database: target.upstream.database.clone(),
+        capabilities: logged.response.capabilities,
+        charset: logged.response.charset,
+        max_packet: logged.response.max_packet,
+        attributes,
+        timeout,
+    }
+}
+
+async fn audit(ctx: &MysqlContext, actor: &str, kind: &str, payload: serde_json::Value) {
+    let Some(workflow) = &ctx.workflow else {
+        return;
+    };
+    let event = airlock_core::audit::NewAuditEvent::new(workflow.now(), actor, kind, None, payload);
+    if let Err(e) = workflow.store().append_audit(&event).await {
+        warn!(error = %e, "audit of a login failed");
+    }
+}
+
+/// The gate of an unprotected target.
+struct PlainGate {
+    target: Target,
+}
+
+impl Gate for PlainGate {
+    fn judge(&mut self, payload: &[u8]) -> Verdict {
+        if let Some(v) = relay::plain_verdict(payload) {
+            return v;
+        }
+        if payload.first() == Some(&com::INIT_DB) {
+            return init_db(&self.target, &payload[1..]);
+        }
+        Verdict::Forward
+    }
+}
+
+/// COM_INIT_DB: the target's own name maps to its upstream schema; any
+/// other schema is refused (a target is one schema).
+fn init_db(target: &Target, schema: &[u8]) -> Verdict {
+    let schema = String::from_utf8_lossy(schema);
+    if schema == target.name || schema == target.upstream.database {
+        let mut out = vec![com::INIT_DB];
+        out.extend_from_slice(target.upstream.database.as_bytes());
+        return Verdict::Rewrite(out);
+    }
+    Verdict::Refuse(ErrPacket::new(
+        login::DB_ACCESS_DENIED,
+        "42000",
+        format!(
+            "airlock: this session is on target '{}'; schema '{schema}' needs its own target and connection",
+            target.name
+        ),
+    ))
+}
