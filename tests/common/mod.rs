@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 
 pub mod fake_slack;
 pub mod http;
+pub mod mysql;
 pub mod pki;
 pub mod postgres;
 pub mod process;
@@ -37,6 +38,7 @@ pub mod raw;
 pub mod reload;
 pub mod requests;
 pub use http::*;
+pub use mysql::*;
 pub use pki::*;
 pub use postgres::*;
 pub use process::*;
@@ -53,6 +55,12 @@ pub const UPSTREAM_PASSWORD_ENV: &str = "AIRLOCK_TEST_UPSTREAM_PW";
 pub const PG_HOST: &str = "127.0.0.1";
 /// Local PostgreSQL port.
 pub const PG_PORT: u16 = 5432;
+/// Local MariaDB host.
+pub const MARIADB_HOST: &str = "127.0.0.1";
+/// Local MariaDB port.
+pub const MARIADB_PORT: u16 = 3306;
+/// Local MariaDB admin user (empty password).
+pub const MARIADB_USER: &str = "root";
 /// `application_name` every psql in the tests sends (direct and proxied alike).
 pub const APP_NAME: &str = "psql";
 
@@ -98,8 +106,8 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// SCRAM-SHA-256 verifier for `password`, from `airlock passwd` (cached).
-pub fn verifier(password: &str) -> String {
+/// What `airlock passwd` prints for `password` (cached).
+fn passwd_output(password: &str) -> String {
     static CACHE: OnceLock<Mutex<HashMap<String, String>>> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
     if let Some(v) = cache.lock().unwrap().get(password) {
@@ -113,25 +121,34 @@ pub fn verifier(password: &str) -> String {
         Duration::from_secs(30),
     );
     out.assert_success("airlock passwd");
-    let line = out
-        .stdout()
-        .lines()
-        .map(str::trim)
-        .find(|l| l.starts_with("SCRAM-SHA-256$"))
-        .unwrap_or_else(|| {
-            panic!(
-                "airlock passwd printed no SCRAM verifier: {}",
-                out.describe()
-            )
-        })
-        .to_string();
     assert!(
         !out.stdout().contains(password) && !out.stderr().contains(password),
         "airlock passwd echoed the password"
     );
+    let text = out.stdout();
     cache
         .lock()
         .unwrap()
-        .insert(password.to_string(), line.clone());
-    line
+        .insert(password.to_string(), text.clone());
+    text
+}
+
+/// SCRAM-SHA-256 verifier for `password`, from `airlock passwd` (cached).
+pub fn verifier(password: &str) -> String {
+    let out = passwd_output(password);
+    out.lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("SCRAM-SHA-256$"))
+        .unwrap_or_else(|| panic!("airlock passwd printed no SCRAM verifier: {out}"))
+        .to_string()
+}
+
+/// The MySQL verifier lines (`mysql_… = "…"`) `airlock passwd` prints.
+pub fn mysql_verifier_lines(password: &str) -> Vec<String> {
+    passwd_output(password)
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("mysql_"))
+        .map(String::from)
+        .collect()
 }

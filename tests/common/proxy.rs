@@ -14,6 +14,8 @@ pub struct Proxy {
     pub stderr_path: PathBuf,
     pub pg_port: u16,
     pub http_port: u16,
+    /// The MySQL listener's port (0 without MySQL targets).
+    pub mysql_port: u16,
 }
 
 impl Proxy {
@@ -37,7 +39,7 @@ impl Proxy {
         panic!("airlock did not start after 3 attempts: {last_err}");
     }
 
-    fn try_start(config: ProxyConfig) -> Result<Proxy, (String, bool)> {
+    fn try_start(mut config: ProxyConfig) -> Result<Proxy, (String, bool)> {
         let dir = tempfile::Builder::new()
             .prefix("airlock-e2e-")
             .tempdir()
@@ -47,6 +49,10 @@ impl Proxy {
         while http_port == pg_port {
             http_port = free_port();
         }
+        if config.has_mysql() {
+            config.mysql_port = free_port();
+        }
+        let mysql_port = config.mysql_port;
         let config_path = dir.path().join("proxy.toml");
         std::fs::write(&config_path, config.to_toml(pg_port, http_port)).expect("write config");
         let stderr_path = dir.path().join("airlock.stderr");
@@ -77,6 +83,7 @@ impl Proxy {
             stderr_path,
             pg_port,
             http_port,
+            mysql_port,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -101,7 +108,7 @@ impl Proxy {
                 )
                 .is_ok()
             };
-            if accepts(pg_port) && accepts(http_port) {
+            if accepts(pg_port) && accepts(http_port) && (mysql_port == 0 || accepts(mysql_port)) {
                 return Ok(proxy);
             }
             if Instant::now() >= deadline {

@@ -51,6 +51,8 @@ pub struct TargetSpec {
     pub write_credentials: Option<CredSpec>,
     /// `trusted_functions` (`schema.name`).
     pub trusted_functions: Vec<String>,
+    /// `engine` (absent: Postgres).
+    pub engine: Option<String>,
 }
 
 impl TargetSpec {
@@ -72,6 +74,26 @@ impl TargetSpec {
             read_credentials: Some(CredSpec::upstream_scram()),
             write_credentials: Some(CredSpec::upstream_scram()),
             trusted_functions: Vec::new(),
+            engine: None,
+        }
+    }
+
+    /// A MariaDB target on the local server's schema `schema`, reached as
+    /// root with the empty password (read and write credentials alike: the
+    /// classifier must hold alone).
+    pub fn mariadb(name: &str, schema: &str, protected: bool) -> TargetSpec {
+        let root = CredSpec {
+            user: MARIADB_USER.into(),
+            password_env: None,
+            password_file: None,
+        };
+        TargetSpec {
+            host: MARIADB_HOST.into(),
+            port: MARIADB_PORT,
+            read_credentials: Some(root.clone()),
+            write_credentials: Some(root),
+            engine: Some("mariadb".into()),
+            ..TargetSpec::local(name, schema, protected)
         }
     }
 }
@@ -103,6 +125,8 @@ pub struct ProxyConfig {
     pub extra_toml: String,
     /// Users' Slack ids: (user, `U…`).
     pub slack_ids: Vec<(String, String)>,
+    /// Port of the MySQL listener (chosen at start when a target is MySQL).
+    pub mysql_port: u16,
 }
 
 /// TOML basic string.
@@ -166,7 +190,18 @@ impl ProxyConfig {
             store_url: None,
             extra_toml: String::new(),
             slack_ids: vec![],
+            mysql_port: 0,
         }
+    }
+
+    /// The default users with one unprotected MariaDB target named like
+    /// the local schema `schema` (so dumps and `DATABASE()` read the same
+    /// through the proxy and directly).
+    pub fn for_mariadb(schema: &str) -> ProxyConfig {
+        let mut c = ProxyConfig::for_db(schema);
+        c.families.clear();
+        c.targets = vec![TargetSpec::mariadb(schema, schema, false)];
+        c
     }
 
     /// Gives `user` an HTTP API token (builder style).
@@ -199,6 +234,11 @@ impl ProxyConfig {
         self
     }
 
+    /// Whether a target is a MySQL/MariaDB one.
+    pub fn has_mysql(&self) -> bool {
+        self.targets.iter().any(|t| t.engine.is_some())
+    }
+
     /// Password of a configured user.
     pub fn password(&self, user: &str) -> String {
         self.users
@@ -214,6 +254,9 @@ impl ProxyConfig {
         writeln!(s, "[server]").unwrap();
         writeln!(s, "postgres_listen = \"127.0.0.1:{pg_port}\"").unwrap();
         writeln!(s, "http_listen = \"127.0.0.1:{http_port}\"").unwrap();
+        if self.has_mysql() {
+            writeln!(s, "mysql_listen = \"127.0.0.1:{}\"", self.mysql_port).unwrap();
+        }
         if !self.server_extra.iter().any(|(k, _)| k == "shutdown_grace") {
             writeln!(s, "shutdown_grace = \"5s\"").unwrap();
         }
@@ -251,6 +294,9 @@ impl ProxyConfig {
             writeln!(s, "team = {}", toml_str(&u.team)).unwrap();
             writeln!(s, "groups = {}", toml_list(&u.groups)).unwrap();
             writeln!(s, "scram_verifier = {}", toml_str(&verifier(&u.password))).unwrap();
+            for line in mysql_verifier_lines(&u.password) {
+                writeln!(s, "{line}").unwrap();
+            }
             for (_, token) in self.api_tokens.iter().filter(|(n, _)| *n == u.name) {
                 use sha2::Digest;
                 let hash: String = sha2::Sha256::digest(token.as_bytes())
@@ -271,6 +317,9 @@ impl ProxyConfig {
                 writeln!(s, "environment = {}", toml_str(&t.environment)).unwrap();
             }
             writeln!(s, "protected = {}", t.protected).unwrap();
+            if let Some(e) = &t.engine {
+                writeln!(s, "engine = {}", toml_str(e)).unwrap();
+            }
             writeln!(s, "allowed_groups = {}", toml_list(&t.allowed_groups)).unwrap();
             if let Some(b) = t.read_only_backstop {
                 writeln!(s, "read_only_backstop = {b}").unwrap();

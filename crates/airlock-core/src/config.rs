@@ -11,6 +11,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+mod mysql_verifiers;
 mod policy;
 mod scram;
 mod settings;
@@ -18,7 +19,6 @@ mod slack;
 mod targets;
 mod trust;
 mod validate;
-mod mysql_verifiers;
 pub use crate::request::Engine;
 pub use mysql_verifiers::{NativeVerifier, Sha2Verifier};
 pub use policy::{PolicyConfig, PolicyRules, POLICY_CLASSES};

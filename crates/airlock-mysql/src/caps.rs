@@ -111,3 +111,18 @@ pub const STATUS_CURSOR_EXISTS: u16 = 1 << 6;
 pub const STATUS_LAST_ROW_SENT: u16 = 1 << 7;
 /// `SERVER_STATUS_IN_TRANS_READONLY`.
 pub const STATUS_IN_TRANS_READONLY: u16 = 1 << 13;
+
+/// MariaDB's `MARIADB_CLIENT_PROGRESS` (extended capability bit 0; not
+/// offered: progress reports are 0xFF packets in the middle of a response).
+pub const MARIADB_PROGRESS: u32 = 1;
+/// MariaDB's `MARIADB_CLIENT_STMT_BULK_OPERATIONS`.
+pub const MARIADB_BULK: u32 = 1 << 2;
+/// MariaDB's `MARIADB_CLIENT_EXTENDED_METADATA` (data type names such as
+/// `json` in column definitions).
+pub const MARIADB_EXTENDED_METADATA: u32 = 1 << 3;
+/// MariaDB's `MARIADB_CLIENT_CACHE_METADATA` (not offered: it drops column
+/// definitions from execute responses).
+pub const MARIADB_CACHE_METADATA: u32 = 1 << 4;
+
+/// MariaDB extended capabilities the proxy relays faithfully.
+pub const MARIADB_OFFERED: u32 = MARIADB_BULK | MARIADB_EXTENDED_METADATA;

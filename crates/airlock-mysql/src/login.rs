@@ -70,14 +70,31 @@ impl From<std::io::Error> for Refusal {
     }
 }
 
+/// What the proxy announces of the upstream servers: their version and,
+/// for MariaDB, its extended capabilities.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flavor {
+    /// Version string.
+    pub version: String,
+    /// MariaDB's extended capabilities (`None` for MySQL).
+    pub mariadb: Option<u32>,
+}
+
 /// The greeting the proxy sends.
-pub fn greeting(server_version: &str, connection_id: u32, scramble: &[u8], tls: bool) -> Greeting {
+pub fn greeting(flavor: &Flavor, connection_id: u32, scramble: &[u8], tls: bool) -> Greeting {
+    let mut capabilities = caps::OFFERED | if tls { caps::SSL } else { 0 };
+    let mut mariadb_capabilities = 0;
+    if let Some(ext) = flavor.mariadb {
+        // A MariaDB greeting: no CLIENT_MYSQL bit, extended capabilities.
+        capabilities &= !caps::LONG_PASSWORD;
+        mariadb_capabilities = ext & caps::MARIADB_OFFERED;
+    }
     Greeting {
-        server_version: server_version.to_string(),
+        server_version: flavor.version.clone(),
         connection_id,
         scramble: scramble.to_vec(),
-        capabilities: caps::OFFERED | if tls { caps::SSL } else { 0 },
-        mariadb_capabilities: 0,
+        capabilities,
+        mariadb_capabilities,
         charset: UTF8MB4,
         status: caps::STATUS_AUTOCOMMIT,
         auth_plugin: auth::CACHING_SHA2.to_string(),
@@ -104,7 +121,9 @@ pub async fn read_first<S: AsyncRead + AsyncWrite + Unpin>(
         Ok(r) => Ok(First::Response(Box::new(r), p.seq)),
         Err(e) => {
             let err = ErrPacket::new(HANDSHAKE_ERROR, "08S01", "Bad handshake");
-            let _ = conn.write_payload(p.seq.wrapping_add(1), &err.encode()).await;
+            let _ = conn
+                .write_payload(p.seq.wrapping_add(1), &err.encode())
+                .await;
             Err(Refusal::Sent {
                 user: String::new(),
                 reason: e.to_string(),
@@ -132,9 +151,14 @@ pub async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
     scramble: &[u8],
     mut response: HandshakeResponse,
     response_seq: u8,
-    tls: bool,
+    greeting: &Greeting,
 ) -> Result<LoggedIn, Refusal> {
-    response.capabilities &= caps::OFFERED | if tls { caps::SSL } else { 0 };
+    response.capabilities &= greeting.capabilities | caps::LONG_PASSWORD;
+    // Extended capabilities count only from a client without CLIENT_MYSQL.
+    if response.capabilities & caps::LONG_PASSWORD != 0 {
+        response.mariadb_capabilities = 0;
+    }
+    response.mariadb_capabilities &= greeting.mariadb_capabilities;
     let mut seq = response_seq.wrapping_add(1);
     let user = config.user(&response.user);
     let native = user
@@ -161,7 +185,13 @@ pub async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
                 auth::NATIVE
             };
             if response.capabilities & caps::PLUGIN_AUTH == 0 && wanted != auth::NATIVE {
-                return refuse(conn, seq, &response, "the client cannot switch authentication plugins").await;
+                return refuse(
+                    conn,
+                    seq,
+                    &response,
+                    "the client cannot switch authentication plugins",
+                )
+                .await;
             }
             conn.write_payload(seq, &auth_switch(wanted, scramble))
                 .await?;
@@ -190,24 +220,38 @@ pub async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
         return refuse(conn, seq, &response, &reason).await;
     };
     if plugin == auth::CACHING_SHA2 {
-        seq = conn.write_payload(seq, &auth_more(&[auth::FAST_AUTH_OK])).await?;
+        seq = conn
+            .write_payload(seq, &auth_more(&[auth::FAST_AUTH_OK]))
+            .await?;
     }
     // Only now, authenticated, may the client learn anything about targets.
-    let Some(schema) = response.database.clone() else {
-        let err = ErrPacket::new(
-            NO_DB,
-            "3D000",
-            "No database selected: connect with an airlock target name as the database",
-        );
-        conn.write_payload(seq, &err.encode()).await?;
-        return Err(Refusal::Sent {
-            user: user.name.clone(),
-            reason: "no target named".into(),
-        });
+    // Without a schema (mysqldump connects so, then selects the schema),
+    // the one MySQL target the user may reach is the session's target.
+    let schema = match response.database.clone() {
+        Some(s) => s,
+        None => {
+            let mut reachable = config
+                .targets
+                .iter()
+                .filter(|t| t.engine == Engine::Mysql && t.allows(user));
+            match (reachable.next(), reachable.next()) {
+                (Some(only), None) => only.name.clone(),
+                _ => {
+                    let err = ErrPacket::new(
+                        NO_DB,
+                        "3D000",
+                        "No database selected: connect with an airlock target name as the database",
+                    );
+                    conn.write_payload(seq, &err.encode()).await?;
+                    return Err(Refusal::Sent {
+                        user: user.name.clone(),
+                        reason: "no target named".into(),
+                    });
+                }
+            }
+        }
     };
-    let target = config
-        .target(&schema)
-        .filter(|t| t.engine == Engine::Mysql);
+    let target = config.target(&schema).filter(|t| t.engine == Engine::Mysql);
     let Some(target) = target else {
         let err = ErrPacket::new(BAD_DB, "42000", format!("Unknown database '{schema}'"));
         conn.write_payload(seq, &err.encode()).await?;
@@ -245,7 +289,11 @@ async fn refuse<S: AsyncRead + AsyncWrite + Unpin, T>(
     response: &HandshakeResponse,
     reason: &str,
 ) -> Result<T, Refusal> {
-    let using = if response.auth_response.is_empty() { "NO" } else { "YES" };
+    let using = if response.auth_response.is_empty() {
+        "NO"
+    } else {
+        "YES"
+    };
     let err = ErrPacket::new(
         ACCESS_DENIED,
         "28000",

@@ -215,7 +215,10 @@ impl HandshakeResponse {
             put_nul(&mut out, self.database.as_deref().unwrap_or("").as_bytes());
         }
         if self.capabilities & caps::PLUGIN_AUTH != 0 {
-            put_nul(&mut out, self.auth_plugin.as_deref().unwrap_or("").as_bytes());
+            put_nul(
+                &mut out,
+                self.auth_plugin.as_deref().unwrap_or("").as_bytes(),
+            );
         }
         if self.capabilities & caps::CONNECT_ATTRS != 0 {
             let mut attrs = BytesMut::new();
@@ -478,7 +481,10 @@ mod tests {
                 data: vec![7; 20]
             }
         );
-        assert_eq!(AuthReply::decode(&[1, 3]).unwrap(), AuthReply::More(vec![3]));
+        assert_eq!(
+            AuthReply::decode(&[1, 3]).unwrap(),
+            AuthReply::More(vec![3])
+        );
         assert!(AuthReply::decode(&[]).is_err());
         assert_eq!(eof_status(&eof(0, 8)), 8);
     }

@@ -200,7 +200,10 @@ mod tests {
         bad.extend_from_slice(&[0, 0, 0, 5]);
         assert!(matches!(
             take_payload(&mut bad, 1 << 30),
-            Err(FrameError::Sequence { expected: 1, got: 5 })
+            Err(FrameError::Sequence {
+                expected: 1,
+                got: 5
+            })
         ));
     }
 }

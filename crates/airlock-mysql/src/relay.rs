@@ -83,7 +83,12 @@ where
             Verdict::Forward => send_upstream(upstream, cmd.seq, &cmd.data).await?,
             Verdict::Rewrite(data) => send_upstream(upstream, cmd.seq, &data).await?,
         }
-        relay_response(client, upstream, Response::new(Shape::of(kind), capabilities)).await?;
+        relay_response(
+            client,
+            upstream,
+            Response::new(Shape::of(kind), capabilities),
+        )
+        .await?;
     }
 }
 
@@ -112,10 +117,12 @@ where
                     ),
                 );
                 let _ = send_client(client, seq.wrapping_add(1), &err.encode()).await;
-                return Err(RelayError::Client(ReadError::Frame(packet::FrameError::TooLong {
-                    len: crate::MAX_COMMAND + 1,
-                    limit: crate::MAX_COMMAND,
-                })));
+                return Err(RelayError::Client(ReadError::Frame(
+                    packet::FrameError::TooLong {
+                        len: crate::MAX_COMMAND + 1,
+                        limit: crate::MAX_COMMAND,
+                    },
+                )));
             }
             Err(e) => return Err(RelayError::Client(e.into())),
         }
@@ -252,10 +259,12 @@ where
         }
         client.fill().await.map_err(RelayError::Client)?;
         if client.buf.remaining() > 2 * packet::MAX_PAYLOAD + 8 {
-            return Err(RelayError::Client(ReadError::Frame(packet::FrameError::TooLong {
-                len: client.buf.remaining(),
-                limit: 2 * packet::MAX_PAYLOAD,
-            })));
+            return Err(RelayError::Client(ReadError::Frame(
+                packet::FrameError::TooLong {
+                    len: client.buf.remaining(),
+                    limit: 2 * packet::MAX_PAYLOAD,
+                },
+            )));
         }
     }
 }

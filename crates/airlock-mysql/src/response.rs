@@ -202,8 +202,12 @@ impl Response {
             self.state = State::Done;
             return Step::Done;
         }
-        let is_terminator =
-            first == Some(0xfe) && if self.deprecate_eof { len < MAX_PAYLOAD } else { len < 9 };
+        let is_terminator = first == Some(0xfe)
+            && if self.deprecate_eof {
+                len < MAX_PAYLOAD
+            } else {
+                len < 9
+            };
         self.state = match self.state {
             State::Done => State::Done,
             State::Single => {
@@ -378,7 +382,13 @@ mod tests {
         let mut r = Response::new(Shape::Results, 0);
         let steps = feed(
             &mut r,
-            &[vec![1], col.clone(), eof(0, 2).to_vec(), row.clone(), eof(0, 2).to_vec()],
+            &[
+                vec![1],
+                col.clone(),
+                eof(0, 2).to_vec(),
+                row.clone(),
+                eof(0, 2).to_vec(),
+            ],
         );
         assert_eq!(steps, [More, More, More, More, Done]);
         let mut r = Response::new(Shape::Results, caps::DEPRECATE_EOF);
@@ -424,7 +434,14 @@ mod tests {
         let mut r = Response::new(Shape::Prepare, 0);
         let steps = feed(
             &mut r,
-            &[prep_ok.clone(), def.clone(), eof(0, 2).to_vec(), def.clone(), def.clone(), eof(0, 2).to_vec()],
+            &[
+                prep_ok.clone(),
+                def.clone(),
+                eof(0, 2).to_vec(),
+                def.clone(),
+                def.clone(),
+                eof(0, 2).to_vec(),
+            ],
         );
         assert_eq!(steps, [More, More, More, More, More, Done]);
         assert_eq!(r.prepared, Some((1, 2, 1)));
@@ -433,10 +450,16 @@ mod tests {
         assert_eq!(steps, [More, More, More, Done]);
         // Execute with a cursor: definitions, EOF with CURSOR_EXISTS, no rows.
         let mut r = Response::new(Shape::Results, 0);
-        let steps = feed(&mut r, &[vec![1], def, eof(0, caps::STATUS_CURSOR_EXISTS).to_vec()]);
+        let steps = feed(
+            &mut r,
+            &[vec![1], def, eof(0, caps::STATUS_CURSOR_EXISTS).to_vec()],
+        );
         assert_eq!(steps, [More, More, Done]);
         let mut r = Response::new(Shape::Fetch, 0);
-        let steps = feed(&mut r, &[vec![0, 0, 1], eof(0, caps::STATUS_LAST_ROW_SENT).to_vec()]);
+        let steps = feed(
+            &mut r,
+            &[vec![0, 0, 1], eof(0, caps::STATUS_LAST_ROW_SENT).to_vec()],
+        );
         assert_eq!(steps, [More, Done]);
     }
 

@@ -1,8 +1,9 @@
 //! The MySQL listener: accepts connections, runs each session in its own
 //! task, and drains on shutdown.
 
+use crate::login::Flavor;
 use crate::session::{self, MysqlContext, SessionError};
-use airlock_core::LiveConfig;
+use airlock_core::{Engine, LiveConfig};
 use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -14,6 +15,9 @@ use tracing::{debug, info, warn};
 /// The version announced before any upstream was seen.
 const DEFAULT_VERSION: &str = "10.11.0-MariaDB-airlock";
 
+/// How long the startup probe of an upstream's version may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// A configured MySQL listener.
 pub struct MysqlServer {
     ctx: Arc<MysqlContext>,
@@ -24,9 +28,29 @@ impl MysqlServer {
     /// Binds `addr`.
     pub async fn bind(live: LiveConfig, addr: &str) -> std::io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
+        // Clients read the server's version from the greeting, before the
+        // target is known: announce the upstreams' (the first that answers;
+        // later sessions announce the one last connected to).
+        let mut flavor = Flavor {
+            version: DEFAULT_VERSION.to_string(),
+            mariadb: None,
+        };
+        for t in live
+            .current()
+            .targets
+            .iter()
+            .filter(|t| t.engine == Engine::Mysql)
+        {
+            if let Some(f) =
+                crate::upstream::probe(&t.upstream.host, t.upstream_port(), PROBE_TIMEOUT).await
+            {
+                flavor = f;
+                break;
+            }
+        }
         let ctx = Arc::new(MysqlContext {
             live,
-            server_version: Mutex::new(DEFAULT_VERSION.to_string()),
+            flavor: Mutex::new(flavor),
             next_id: AtomicU32::new(rand::random::<u32>() >> 4 | 1),
             workflow: None,
         });
@@ -74,7 +98,10 @@ impl MysqlServer {
         drop(self.listener);
         tracker.close();
         if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
-            warn!(live = tracker.len(), "grace period over: closing the remaining mysql sessions");
+            warn!(
+                live = tracker.len(),
+                "grace period over: closing the remaining mysql sessions"
+            );
             sessions.cancel();
             tracker.wait().await;
         }

@@ -23,8 +23,8 @@ pub const UNKNOWN_ERROR: u16 = 1105;
 pub struct MysqlContext {
     /// The configuration in force.
     pub live: LiveConfig,
-    /// The version the greeting announces (the upstream's, once one was seen).
-    pub server_version: Mutex<String>,
+    /// What the greeting announces (the upstream last connected to).
+    pub flavor: Mutex<login::Flavor>,
     /// Connection ids handed out in greetings.
     pub next_id: AtomicU32,
     /// Audit of logins (none in tests without a store).
@@ -46,38 +46,51 @@ pub enum SessionError {
 }
 
 /// Runs one client connection to its end.
-pub async fn handle(ctx: Arc<MysqlContext>, tcp: TcpStream, peer: SocketAddr) -> Result<(), SessionError> {
+pub async fn handle(
+    ctx: Arc<MysqlContext>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+) -> Result<(), SessionError> {
     tcp.set_nodelay(true)?;
     let config = ctx.live.current();
     let id = ctx.next_id.fetch_add(1, Ordering::Relaxed);
     let scramble = auth::new_scramble();
-    let version = ctx
-        .server_version
-        .lock()
-        .map(|v| v.clone())
-        .unwrap_or_default();
+    let flavor = match ctx.flavor.lock() {
+        Ok(f) => f.clone(),
+        Err(p) => p.into_inner().clone(),
+    };
+    let greeting = login::greeting(&flavor, id, &scramble, false);
     let mut client = PacketConn::new(tcp);
     let login = async {
-        client
-            .write_payload(0, &login::greeting(&version, id, &scramble, false).encode())
-            .await?;
+        client.write_payload(0, &greeting.encode()).await?;
         let (response, seq) = match login::read_first(&mut client).await? {
             First::Response(r, seq) => (*r, seq),
             First::Ssl(seq) => {
-                let err = ErrPacket::new(login::HANDSHAKE_ERROR, "08S01", "TLS is not configured on airlock's MySQL listener");
-                client.write_payload(seq.wrapping_add(1), &err.encode()).await?;
+                let err = ErrPacket::new(
+                    login::HANDSHAKE_ERROR,
+                    "08S01",
+                    "TLS is not configured on airlock's MySQL listener",
+                );
+                client
+                    .write_payload(seq.wrapping_add(1), &err.encode())
+                    .await?;
                 return Err(Refusal::Broken("SSL request without TLS configured".into()));
             }
         };
-        login::authenticate(&mut client, &config, &scramble, response, seq, false).await
+        login::authenticate(&mut client, &config, &scramble, response, seq, &greeting).await
     };
     let logged = match tokio::time::timeout(config.server.auth_timeout, login).await {
         Err(_) => return Err(SessionError::Login("authentication timed out".into())),
         Ok(Err(Refusal::Broken(why))) => return Err(SessionError::Login(why)),
         Ok(Err(Refusal::Sent { user, reason })) => {
-            audit(&ctx, &user, kinds::LOGIN_REFUSED, serde_json::json!({
-                "reason": reason, "client_addr": peer.to_string(), "protocol": "mysql",
-            }))
+            audit(
+                &ctx,
+                &user,
+                kinds::LOGIN_REFUSED,
+                serde_json::json!({
+                    "reason": reason, "client_addr": peer.to_string(), "protocol": "mysql",
+                }),
+            )
             .await;
             return Err(SessionError::Login(reason));
         }
@@ -103,16 +116,22 @@ pub async fn handle(ctx: Arc<MysqlContext>, tcp: TcpStream, peer: SocketAddr) ->
             let err = ErrPacket::new(
                 UNKNOWN_ERROR,
                 "HY000",
-                format!("airlock cannot open a session on the upstream of {}: {e}", target.name),
+                format!(
+                    "airlock cannot open a session on the upstream of {}: {e}",
+                    target.name
+                ),
             );
             client.write_payload(logged.seq, &err.encode()).await?;
             return Err(SessionError::Login(e.to_string()));
         }
     };
-    if let Ok(mut v) = ctx.server_version.lock() {
-        v.clone_from(&up.greeting.server_version);
+    if let Ok(mut f) = ctx.flavor.lock() {
+        *f = upstream::flavor_of(&up.greeting);
     }
-    let label = format!("SET @airlock_developer = '{}'", user.replace('\\', "\\\\").replace('\'', "''"));
+    let label = format!(
+        "SET @airlock_developer = '{}'",
+        user.replace('\\', "\\\\").replace('\'', "''")
+    );
     match up.simple_query(&label).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => warn!(%user, error = %e.message, "labelling the upstream session failed"),
@@ -124,16 +143,25 @@ pub async fn handle(ctx: Arc<MysqlContext>, tcp: TcpStream, peer: SocketAddr) ->
     };
     client.write_payload(logged.seq, &ok.encode(0)).await?;
     info!(%user, target = %target.name, %peer, upstream_thread = up.greeting.connection_id, "mysql session started");
-    audit(&ctx, &user, kinds::LOGIN, serde_json::json!({
-        "target": target.name, "client_addr": peer.to_string(), "protocol": "mysql",
-    }))
+    audit(
+        &ctx,
+        &user,
+        kinds::LOGIN,
+        serde_json::json!({
+            "target": target.name, "client_addr": peer.to_string(), "protocol": "mysql",
+        }),
+    )
     .await;
     let mut gate = PlainGate { target };
     relay::run(&mut client, &mut up.conn, up.capabilities, &mut gate).await?;
     Ok(())
 }
 
-fn upstream_spec(target: &Target, logged: &login::LoggedIn, timeout: std::time::Duration) -> UpstreamSpec {
+fn upstream_spec(
+    target: &Target,
+    logged: &login::LoggedIn,
+    timeout: std::time::Duration,
+) -> UpstreamSpec {
     let creds = target.session_credentials();
     let client_program = logged
         .response
@@ -149,7 +177,10 @@ fn upstream_spec(target: &Target, logged: &login::LoggedIn, timeout: std::time::
         .filter(|(k, _)| k != "program_name")
         .cloned()
         .collect();
-    attributes.push(("program_name".into(), format!("airlock:{}", logged.user.name)));
+    attributes.push((
+        "program_name".into(),
+        format!("airlock:{}", logged.user.name),
+    ));
     attributes.push(("airlock_user".into(), logged.user.name.clone()));
     if !client_program.is_empty() {
         attributes.push(("airlock_client_program".into(), client_program));
@@ -161,6 +192,7 @@ fn upstream_spec(target: &Target, logged: &login::LoggedIn, timeout: std::time::
         password: creds.and_then(|c| c.password.clone()),
         database: target.upstream.database.clone(),
         capabilities: logged.response.capabilities,
+        mariadb_capabilities: logged.response.mariadb_capabilities,
         charset: logged.response.charset,
         max_packet: logged.response.max_packet,
         attributes,

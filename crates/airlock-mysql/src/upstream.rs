@@ -6,6 +6,7 @@
 use crate::auth;
 use crate::caps;
 use crate::conn::{PacketConn, ReadError};
+use crate::login::Flavor;
 use crate::messages::{AuthReply, ErrPacket, Greeting, HandshakeResponse};
 use crate::response::{Response, Shape, Step, HEAD};
 use std::time::Duration;
@@ -52,6 +53,8 @@ pub struct UpstreamSpec {
     pub database: String,
     /// The client's negotiated capabilities (their shaping flags are kept).
     pub capabilities: u32,
+    /// The client's negotiated MariaDB extended capabilities.
+    pub mariadb_capabilities: u32,
     /// The client's collation id.
     pub charset: u8,
     /// The client's max packet size.
@@ -77,6 +80,26 @@ pub async fn connect(spec: &UpstreamSpec) -> Result<Upstream, UpstreamError> {
     tokio::time::timeout(spec.timeout, connect_inner(spec))
         .await
         .map_err(|_| UpstreamError::Timeout(spec.timeout))?
+}
+
+/// Reads the greeting of the server at `host:port` (no login), for what
+/// the proxy announces to its clients.
+pub async fn probe(host: &str, port: u16, timeout: Duration) -> Option<Flavor> {
+    let probe = async {
+        let tcp = TcpStream::connect((host, port)).await.ok()?;
+        let mut conn = PacketConn::new(tcp);
+        let first = conn.read_payload(HANDSHAKE_LIMIT).await.ok()?;
+        Greeting::decode(&first.data).ok().map(|g| flavor_of(&g))
+    };
+    tokio::time::timeout(timeout, probe).await.ok().flatten()
+}
+
+/// What a greeting says of its server.
+pub fn flavor_of(g: &Greeting) -> Flavor {
+    Flavor {
+        version: g.server_version.clone(),
+        mariadb: (g.capabilities & caps::LONG_PASSWORD == 0).then_some(g.mariadb_capabilities),
+    }
 }
 
 /// Capabilities the proxy always asks the upstream for.
@@ -110,7 +133,17 @@ async fn connect_inner(spec: &UpstreamSpec) -> Result<Upstream, UpstreamError> {
             "the server does not speak 4.1 authentication with plugins".into(),
         ));
     }
-    let capabilities = (wanted | ALWAYS) & (greeting.capabilities | caps::LONG_PASSWORD);
+    let missing_ext = spec.mariadb_capabilities & !greeting.mariadb_capabilities;
+    if missing_ext != 0 {
+        return Err(UpstreamError::Unsupported(format!(
+            "the server lacks MariaDB capabilities the client negotiated (flags {missing_ext:#x})"
+        )));
+    }
+    let mut capabilities = (wanted | ALWAYS) & (greeting.capabilities | caps::LONG_PASSWORD);
+    if spec.mariadb_capabilities != 0 {
+        // MariaDB reads extended capabilities only without CLIENT_MYSQL.
+        capabilities &= !caps::LONG_PASSWORD;
+    }
     let password = spec.password.as_deref().unwrap_or("");
     let plugin = greeting.auth_plugin.clone();
     let (plugin, token) = match token_for(&plugin, password, &greeting.scramble) {
@@ -126,7 +159,7 @@ async fn connect_inner(spec: &UpstreamSpec) -> Result<Upstream, UpstreamError> {
         capabilities,
         max_packet: spec.max_packet,
         charset: spec.charset,
-        mariadb_capabilities: 0,
+        mariadb_capabilities: spec.mariadb_capabilities,
         user: spec.user.clone(),
         auth_response: token,
         database: Some(spec.database.clone()),
@@ -144,7 +177,9 @@ async fn connect_inner(spec: &UpstreamSpec) -> Result<Upstream, UpstreamError> {
             AuthReply::Err(e) => return Err(UpstreamError::Refused(e)),
             AuthReply::Switch { plugin: p, data } => {
                 let token = token_for(&p, password, &data).ok_or_else(|| {
-                    UpstreamError::Unsupported(format!("authentication plugin {p} is not supported"))
+                    UpstreamError::Unsupported(format!(
+                        "authentication plugin {p} is not supported"
+                    ))
                 })?;
                 plugin = p;
                 conn.write_payload(seq, &token).await?;
@@ -189,7 +224,10 @@ fn token_for(plugin: &str, password: &str, scramble: &[u8]) -> Option<Vec<u8>> {
 
 impl Upstream {
     /// Runs `sql` and reads its whole answer; an ERR is returned as such.
-    pub async fn simple_query(&mut self, sql: &str) -> Result<Result<(), ErrPacket>, UpstreamError> {
+    pub async fn simple_query(
+        &mut self,
+        sql: &str,
+    ) -> Result<Result<(), ErrPacket>, UpstreamError> {
         let mut payload = Vec::with_capacity(sql.len() + 1);
         payload.push(crate::response::com::QUERY);
         payload.extend_from_slice(sql.as_bytes());

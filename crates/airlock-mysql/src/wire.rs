@@ -144,7 +144,16 @@ mod tests {
 
     #[test]
     fn lenenc_round_trip() {
-        for v in [0u64, 250, 251, 0xffff, 0x1_0000, 0xff_ffff, 0x100_0000, u64::MAX] {
+        for v in [
+            0u64,
+            250,
+            251,
+            0xffff,
+            0x1_0000,
+            0xff_ffff,
+            0x100_0000,
+            u64::MAX,
+        ] {
             let mut out = BytesMut::new();
             put_lenenc(&mut out, v);
             assert_eq!(Reader::new(&out).lenenc("v").unwrap(), Some(v));

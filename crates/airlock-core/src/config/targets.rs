@@ -84,7 +84,6 @@ fn yes() -> bool {
     true
 }
 
-
 impl Target {
     /// The upstream port (the engine's usual one when not set).
     pub fn upstream_port(&self) -> u16 {

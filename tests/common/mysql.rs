@@ -1,0 +1,79 @@
+//! MariaDB helpers: the local server (started by tests/setup-mariadb.sh),
+//! fresh schemas, and the `mysql` CLI directly and through the proxy.
+
+#![allow(dead_code)]
+
+use super::*;
+
+/// Makes sure the local MariaDB answers (runs tests/setup-mariadb.sh once).
+pub fn ensure_mariadb() {
+    static DONE: OnceLock<Result<(), String>> = OnceLock::new();
+    let r = DONE.get_or_init(|| {
+        let script = workspace_root().join("tests/setup-mariadb.sh");
+        let mut cmd = Command::new("bash");
+        cmd.arg(&script);
+        let out = run_with_timeout(cmd, None, Duration::from_secs(180));
+        if out.success() {
+            Ok(())
+        } else {
+            Err(format!("{} failed: {}", script.display(), out.describe()))
+        }
+    });
+    if let Err(e) = r {
+        panic!("{e}");
+    }
+}
+
+/// A `mysql` client command with no option files read.
+pub fn mysql_cmd(port: u16, user: &str, password: &str) -> Command {
+    let mut cmd = Command::new("mysql");
+    cmd.arg("--no-defaults")
+        .arg("--protocol=tcp")
+        .arg("--default-character-set=utf8mb4")
+        .arg("-h")
+        .arg(MARIADB_HOST)
+        .arg("-P")
+        .arg(port.to_string())
+        .arg("-u")
+        .arg(user);
+    if !password.is_empty() {
+        cmd.arg(format!("-p{password}"));
+    }
+    cmd.env_remove("MYSQL_PWD").env_remove("MYSQL_HOST");
+    cmd
+}
+
+/// Runs `sql` as the local MariaDB's root and returns its tab-separated
+/// output (no column names); panics on an error.
+pub fn mariadb_admin(sql: &str) -> String {
+    ensure_mariadb();
+    let mut cmd = mysql_cmd(MARIADB_PORT, MARIADB_USER, "");
+    cmd.arg("-N").arg("-B").arg("-e").arg(sql);
+    let out = run_with_timeout(cmd, None, Duration::from_secs(60));
+    out.assert_success(&format!("mariadb: {sql}"));
+    out.stdout()
+}
+
+/// Drops and creates schema `name`.
+pub fn fresh_schema(name: &str) {
+    mariadb_admin(&format!(
+        "DROP DATABASE IF EXISTS `{name}`; CREATE DATABASE `{name}` CHARACTER SET utf8mb4"
+    ));
+}
+
+/// Runs the `mysql` CLI directly against the local MariaDB as root.
+pub fn mysql_direct(args: &[&str], stdin: Option<&[u8]>) -> Out {
+    ensure_mariadb();
+    let mut cmd = mysql_cmd(MARIADB_PORT, MARIADB_USER, "");
+    cmd.args(args);
+    run_with_timeout(cmd, stdin, Duration::from_secs(120))
+}
+
+impl Proxy {
+    /// Runs the `mysql` CLI through the proxy's MySQL listener as `user`.
+    pub fn mysql(&self, user: &str, args: &[&str], stdin: Option<&[u8]>) -> Out {
+        let mut cmd = mysql_cmd(self.mysql_port, user, &self.config.password(user));
+        cmd.args(args);
+        run_with_timeout(cmd, stdin, Duration::from_secs(120))
+    }
+}
