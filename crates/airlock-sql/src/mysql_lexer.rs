@@ -103,6 +103,11 @@ pub enum LexError {
     /// on the server's version, so airlock does not guess.
     #[error("statement end inside an executable comment at byte {0}")]
     SemicolonInVersioned(usize),
+    /// A `*/` inside a string, identifier or comment within an executable
+    /// comment: a server that skips the comment (a version above its own)
+    /// ends it there, one that runs it does not, so airlock does not guess.
+    #[error("a '*/' inside a quoted or commented part of an executable comment at byte {0}")]
+    CloseInVersioned(usize),
     /// A `;` with no statement before it (the server refuses `;;` and a leading `;`).
     #[error("empty statement before the ';' at byte {0}")]
     EmptyStatement(usize),
@@ -116,6 +121,17 @@ pub fn scan(sql: &str, modes: SqlModes) -> Result<Vec<Token>, LexError> {
     // Start of the executable comment we are inside, if any.
     let mut versioned: Option<usize> = None;
     let mut push = |kind, start, end| out.push(Token { kind, start, end });
+    // Inside an executable comment that a server may skip (one with a
+    // version, or MariaDB's `/*M!`, which MySQL skips), no token may hide
+    // a `*/`.
+    let mut skippable = false;
+    let check = |skippable: bool, start: usize, end: usize| {
+        if skippable && find(&b[..end], start + 1, b"*/").is_some() {
+            Err(LexError::CloseInVersioned(start))
+        } else {
+            Ok(())
+        }
+    };
     while i < b.len() {
         let c = b[i];
         let next = b.get(i + 1).copied();
@@ -123,11 +139,13 @@ pub fn scan(sql: &str, modes: SqlModes) -> Result<Vec<Token>, LexError> {
             _ if c.is_ascii_whitespace() => i += 1,
             b'#' => {
                 let end = line_end(b, i);
+                check(skippable, i, end)?;
                 push(TokenKind::LineComment, i, end);
                 i = end;
             }
             b'-' if next == Some(b'-') && b.get(i + 2).is_none_or(|&d| starts_dash_comment(d)) => {
                 let end = line_end(b, i);
+                check(skippable, i, end)?;
                 push(TokenKind::LineComment, i, end);
                 i = end;
             }
@@ -151,6 +169,7 @@ pub fn scan(sql: &str, modes: SqlModes) -> Result<Vec<Token>, LexError> {
                             digits += 1;
                         }
                         let end = if digits >= 5 { after + digits } else { after };
+                        skippable = digits >= 5 || b.get(i + 2) == Some(&b'M');
                         push(TokenKind::VersionedOpen, i, end);
                         versioned = Some(i);
                         i = end;
@@ -160,6 +179,11 @@ pub fn scan(sql: &str, modes: SqlModes) -> Result<Vec<Token>, LexError> {
                         let end = find(b, i + 2, b"*/")
                             .map(|p| p + 2)
                             .ok_or(LexError::UnterminatedComment(i))?;
+                        if skippable {
+                            // Its `*/` would end the executable comment on a
+                            // server that skips it.
+                            return Err(LexError::CloseInVersioned(i));
+                        }
                         push(TokenKind::BlockComment, i, end);
                         i = end;
                     }
@@ -167,21 +191,25 @@ pub fn scan(sql: &str, modes: SqlModes) -> Result<Vec<Token>, LexError> {
             }
             b'\'' => {
                 let end = quoted_end(b, i, b'\'', !modes.no_backslash_escapes)?;
+                check(skippable, i, end)?;
                 push(TokenKind::String, i, end);
                 i = end;
             }
             b'"' if modes.ansi_quotes => {
                 let end = quoted_end(b, i, b'"', false)?;
+                check(skippable, i, end)?;
                 push(TokenKind::QuotedIdentifier, i, end);
                 i = end;
             }
             b'"' => {
                 let end = quoted_end(b, i, b'"', !modes.no_backslash_escapes)?;
+                check(skippable, i, end)?;
                 push(TokenKind::String, i, end);
                 i = end;
             }
             b'`' => {
                 let end = quoted_end(b, i, b'`', false)?;
+                check(skippable, i, end)?;
                 push(TokenKind::QuotedIdentifier, i, end);
                 i = end;
             }
@@ -344,7 +372,7 @@ mod tests {
     fn versioned_comments_are_code() {
         let m = SqlModes::default();
         assert_eq!(
-            kinds("SELECT 1 /*!50000 + 2 */ /*M!100100 /* c */ - t */", m),
+            kinds("SELECT 1 /*!50000 + 2 */ /*!/* c */ - t */", m),
             [
                 (Other, "SELECT"),
                 (Other, "1"),
@@ -352,7 +380,7 @@ mod tests {
                 (Other, "+"),
                 (Other, "2"),
                 (VersionedClose, "*/"),
-                (VersionedOpen, "/*M!100100"),
+                (VersionedOpen, "/*!"),
                 (BlockComment, "/* c */"),
                 (Other, "-"),
                 (Other, "t"),
@@ -364,6 +392,20 @@ mod tests {
             kinds("/*!1 */", m)[..2],
             [(VersionedOpen, "/*!"), (Other, "1")]
         );
+        assert!(matches!(
+            scan("/*!99999 SELECT '*/ DELETE FROM t /*!99999 ' */", m),
+            Err(LexError::CloseInVersioned(_))
+        ));
+        // Without a version every server runs it: no ambiguity.
+        assert!(scan("SELECT 1 /*! /* x */ + '*/' */", m).is_ok());
+        assert!(matches!(
+            scan("/*!99999 SELECT 1 -- */ \n */", m),
+            Err(LexError::CloseInVersioned(_))
+        ));
+        assert!(matches!(
+            scan("/*!99999 SELECT 1 /* x */ */", m),
+            Err(LexError::CloseInVersioned(_))
+        ));
         assert_eq!(
             scan("SELECT 1 /*!50000 ; DROP TABLE t */", m),
             Err(LexError::SemicolonInVersioned(18))
