@@ -23,6 +23,7 @@ mod functions_pg15;
 mod ident;
 mod keywords;
 pub mod lexer;
+pub mod mysql;
 pub mod mysql_lexer;
 mod normalize;
 mod parse;
