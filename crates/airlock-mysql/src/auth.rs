@@ -100,7 +100,10 @@ pub fn sha2_check(verifier: &[u8; 32], scramble: &[u8], token: &[u8]) -> bool {
 
 /// Checks a password sent in full (over TLS) against SHA256(SHA256(password)).
 pub fn sha2_check_password(verifier: &[u8; 32], password: &[u8]) -> bool {
-    ct_eq(verifier, Sha256::digest(Sha256::digest(password)).as_slice())
+    ct_eq(
+        verifier,
+        Sha256::digest(Sha256::digest(password)).as_slice(),
+    )
 }
 
 /// A fresh 20-byte scramble of printable, non-NUL bytes (as servers send).

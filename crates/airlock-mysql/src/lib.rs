@@ -11,6 +11,7 @@ pub mod auth;
 pub mod caps;
 pub mod conn;
 pub mod ed25519;
+pub mod gate;
 pub mod login;
 pub mod messages;
 pub mod packet;

@@ -41,9 +41,12 @@ pub enum Verdict {
 }
 
 /// Decides what happens to each command before it is relayed.
-pub trait Gate {
+pub trait Gate: Send {
     /// Judges one command payload.
-    fn judge(&mut self, payload: &[u8]) -> Verdict;
+    fn judge<'a>(&'a mut self, payload: &'a [u8]) -> airlock_core::BoxFuture<'a, Verdict>;
+
+    /// Learns how the upstream answered a forwarded command.
+    fn answered(&mut self, _payload: &[u8], _response: &Response) {}
 }
 
 /// Relays until the client quits or a side closes.
@@ -69,7 +72,7 @@ where
             send_client(client, cmd.last_seq.wrapping_add(1), &err.encode()).await?;
             continue;
         };
-        match gate.judge(&cmd.data) {
+        match gate.judge(&cmd.data).await {
             Verdict::Refuse(err) => {
                 if Shape::of(kind) != Shape::None {
                     send_client(client, cmd.last_seq.wrapping_add(1), &err.encode()).await?;

@@ -3,6 +3,7 @@
 
 use crate::auth;
 use crate::conn::PacketConn;
+use crate::gate::ProtectedGate;
 use crate::login::{self, First, Refusal};
 use crate::messages::{ErrPacket, OkPacket};
 use crate::relay::{self, Gate, Verdict};
@@ -10,6 +11,7 @@ use crate::response::com;
 use crate::upstream::{self, UpstreamSpec};
 use airlock_core::audit::kinds;
 use airlock_core::{LiveConfig, Target};
+use airlock_sql::mysql_lexer::SqlModes;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -98,16 +100,6 @@ pub async fn handle(
     };
     let user = logged.user.name.clone();
     let target = logged.target.clone();
-    if target.protected {
-        // Fail closed until the MySQL gate judges statements.
-        let err = ErrPacket::new(
-            UNKNOWN_ERROR,
-            "HY000",
-            format!("airlock does not gate statements on protected MySQL targets yet; {} refuses sessions", target.name),
-        );
-        client.write_payload(logged.seq, &err.encode()).await?;
-        return Err(SessionError::Login("protected MySQL target".into()));
-    }
     let spec = upstream_spec(&target, &logged, config.server.auth_timeout);
     let mut up = match upstream::connect(&spec).await {
         Ok(u) => u,
@@ -137,6 +129,46 @@ pub async fn handle(
         Ok(Err(e)) => warn!(%user, error = %e.message, "labelling the upstream session failed"),
         Err(e) => return Err(SessionError::Login(e.to_string())),
     }
+    let gate: Box<dyn Gate> = if target.protected {
+        match protect(&mut up, &target).await {
+            Ok(modes) => {
+                let program = logged
+                    .response
+                    .attributes
+                    .iter()
+                    .find(|(k, _)| k == "program_name")
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_else(|| "mysql".into());
+                let mut g = ProtectedGate::new(
+                    target.clone(),
+                    logged.user.clone(),
+                    peer.to_string(),
+                    program,
+                    modes,
+                );
+                g.workflow = ctx.workflow.clone();
+                g.public_url = config.server.public_url.clone();
+                Box::new(g)
+            }
+            Err(why) => {
+                warn!(%user, target = %target.name, %why, "protected session setup failed");
+                let err = ErrPacket::new(
+                    UNKNOWN_ERROR,
+                    "HY000",
+                    format!(
+                        "airlock cannot start a read-only session on {}: {why}",
+                        target.name
+                    ),
+                );
+                client.write_payload(logged.seq, &err.encode()).await?;
+                return Err(SessionError::Login(why));
+            }
+        }
+    } else {
+        Box::new(PlainGate {
+            target: target.clone(),
+        })
+    };
     let ok = OkPacket {
         status: crate::caps::STATUS_AUTOCOMMIT,
         ..Default::default()
@@ -152,9 +184,36 @@ pub async fn handle(
         }),
     )
     .await;
-    let mut gate = PlainGate { target };
+    let mut gate = gate;
     relay::run(&mut client, &mut up.conn, up.capabilities, &mut gate).await?;
     Ok(())
+}
+
+/// Starts a protected session read-only (the backstop) and learns its
+/// `sql_mode`, which decides how statements are lexed.
+async fn protect(up: &mut upstream::Upstream, target: &Target) -> Result<SqlModes, String> {
+    if target.read_only_backstop {
+        match up.simple_query("SET SESSION TRANSACTION READ ONLY").await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(format!("SET SESSION TRANSACTION READ ONLY: {}", e.message)),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    match up.query_value("SELECT @@SESSION.sql_mode").await {
+        Ok(Ok(mode)) => Ok(SqlModes::from_sql_mode(&mode.unwrap_or_default())),
+        Ok(Err(e)) => Err(format!("reading sql_mode: {}", e.message)),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+impl Gate for Box<dyn Gate> {
+    fn judge<'a>(&'a mut self, payload: &'a [u8]) -> airlock_core::BoxFuture<'a, Verdict> {
+        (**self).judge(payload)
+    }
+
+    fn answered(&mut self, payload: &[u8], response: &crate::response::Response) {
+        (**self).answered(payload, response)
+    }
 }
 
 fn upstream_spec(
@@ -216,20 +275,21 @@ struct PlainGate {
 }
 
 impl Gate for PlainGate {
-    fn judge(&mut self, payload: &[u8]) -> Verdict {
-        if let Some(v) = relay::plain_verdict(payload) {
-            return v;
-        }
-        if payload.first() == Some(&com::INIT_DB) {
-            return init_db(&self.target, &payload[1..]);
-        }
-        Verdict::Forward
+    fn judge<'a>(&'a mut self, payload: &'a [u8]) -> airlock_core::BoxFuture<'a, Verdict> {
+        let v = if let Some(v) = relay::plain_verdict(payload) {
+            v
+        } else if payload.first() == Some(&com::INIT_DB) {
+            init_db(&self.target, &payload[1..])
+        } else {
+            Verdict::Forward
+        };
+        Box::pin(std::future::ready(v))
     }
 }
 
 /// COM_INIT_DB: the target's own name maps to its upstream schema; any
 /// other schema is refused (a target is one schema).
-fn init_db(target: &Target, schema: &[u8]) -> Verdict {
+pub fn init_db(target: &Target, schema: &[u8]) -> Verdict {
     let schema = String::from_utf8_lossy(schema);
     if schema == target.name || schema == target.upstream.database {
         let mut out = vec![com::INIT_DB];

@@ -223,6 +223,54 @@ fn token_for(plugin: &str, password: &str, scramble: &[u8]) -> Option<Vec<u8>> {
 }
 
 impl Upstream {
+    /// Runs a one-row, one-column query and returns its value (text).
+    pub async fn query_value(
+        &mut self,
+        sql: &str,
+    ) -> Result<Result<Option<String>, ErrPacket>, UpstreamError> {
+        let mut payload = Vec::with_capacity(sql.len() + 1);
+        payload.push(crate::response::com::QUERY);
+        payload.extend_from_slice(sql.as_bytes());
+        self.conn.write_payload(0, &payload).await?;
+        let mut r = Response::new(Shape::Results, self.capabilities);
+        let mut packets = Vec::new();
+        loop {
+            let p = self.conn.read_payload(crate::MAX_COMMAND).await?;
+            let head = p.data[..p.data.len().min(HEAD)].to_vec();
+            let step = r.packet(p.data.len(), &head);
+            packets.push(p.data);
+            match step {
+                Step::Done => break,
+                Step::More => {}
+                Step::LocalInfile => {
+                    return Err(UpstreamError::Unsupported(
+                        "a setup query asked for a local file".into(),
+                    ))
+                }
+            }
+        }
+        if let Some(err) = packets.iter().find(|p| p.first() == Some(&0xff)) {
+            return Ok(Err(ErrPacket::decode(err)?));
+        }
+        let columns = crate::wire::Reader::new(&packets[0])
+            .lenenc("columns")?
+            .unwrap_or(0) as usize;
+        let eof = usize::from(self.capabilities & caps::DEPRECATE_EOF == 0);
+        let Some(row) = packets.get(1 + columns + eof) else {
+            return Ok(Ok(None));
+        };
+        if row.first() == Some(&0xfe) && row.len() < 9 {
+            return Ok(Ok(None));
+        }
+        let mut rd = crate::wire::Reader::new(row);
+        if row.first() == Some(&0xfb) {
+            return Ok(Ok(None));
+        }
+        Ok(Ok(Some(
+            String::from_utf8_lossy(rd.lenenc_bytes("value")?).into_owned(),
+        )))
+    }
+
     /// Runs `sql` and reads its whole answer; an ERR is returned as such.
     pub async fn simple_query(
         &mut self,

@@ -30,7 +30,9 @@ pub fn canonical(sql: &str, tokens: &[Token]) -> String {
             TokenKind::Other
                 if text == "-"
                     && prev.is_some_and(|p| {
-                        p.kind == TokenKind::Other && p.end == t.start && &sql[p.start..p.end] == "-"
+                        p.kind == TokenKind::Other
+                            && p.end == t.start
+                            && &sql[p.start..p.end] == "-"
                     }) =>
             {
                 out.push_str(" -");
@@ -67,6 +69,9 @@ mod tests {
             ansi_quotes: true,
             ..Default::default()
         };
-        assert_eq!(canon("SELECT \"a\"\"b`\" FROM t", ansi), "SELECT `a\"b``` FROM t");
+        assert_eq!(
+            canon("SELECT \"a\"\"b`\" FROM t", ansi),
+            "SELECT `a\"b``` FROM t"
+        );
     }
 }

@@ -180,3 +180,33 @@ fn classify_one(
 
 #[cfg(test)]
 mod tests;
+
+/// A literal-stripped fingerprint of a MySQL text, for finding earlier
+/// runs of the same statement (never for matching an approval): literals
+/// become `?`, words are folded to lower case, comments and spacing go.
+pub fn fingerprint_mysql(sql: &str, modes: SqlModes) -> String {
+    use sha2::Digest;
+    let Ok(tokens) = mysql_lexer::scan(sql, modes) else {
+        return format!("unparsed:{}", sql.trim());
+    };
+    let mut norm = String::with_capacity(sql.len());
+    for t in &tokens {
+        let text = &sql[t.start..t.end];
+        let piece = match t.kind {
+            TokenKind::LineComment | TokenKind::BlockComment => continue,
+            TokenKind::VersionedOpen | TokenKind::VersionedClose => continue,
+            TokenKind::String => "?".to_string(),
+            TokenKind::Other if text.bytes().all(|b| b.is_ascii_digit() || b == b'.') => {
+                "?".to_string()
+            }
+            _ => text.to_ascii_lowercase(),
+        };
+        if !norm.is_empty() {
+            norm.push(' ');
+        }
+        norm.push_str(&piece);
+    }
+    let digest = sha2::Sha256::digest(norm.as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("mysql:{hex}")
+}

@@ -5,8 +5,8 @@ use super::{functions, Effect, MysqlStatement, PreparedNames};
 use crate::class::StatementClass;
 use crate::mysql_lexer::{SqlModes, Token, TokenKind};
 use sqlparser::ast::{
-    ContextModifier, Expr, ObjectName, Query, Set, SetExpr, Statement,
-    TransactionAccessMode, TransactionMode, Visit, Visitor,
+    ContextModifier, Expr, ObjectName, Query, Set, SetExpr, Statement, TransactionAccessMode,
+    TransactionMode, Visit, Visitor,
 };
 use sqlparser::dialect::MySqlDialect;
 use sqlparser::parser::Parser;
@@ -16,19 +16,41 @@ use StatementClass as C;
 
 /// Character sets whose multi-byte characters can contain a backslash or
 /// quote byte: under them the lexer cannot be exact, so setting one is held.
-const SAFE_CHARSETS: &[&str] = &["utf8", "utf8mb3", "utf8mb4", "latin1", "ascii", "binary", "default"];
+const SAFE_CHARSETS: &[&str] = &[
+    "utf8", "utf8mb3", "utf8mb4", "latin1", "ascii", "binary", "default",
+];
 
 /// Session variables whose change is held, with the class it implies.
 fn variable_class(name: &str) -> Option<(StatementClass, &'static str)> {
     match name {
         "transaction_read_only" | "tx_read_only" => Some((C::Privilege, "lifts read-only mode")),
-        "sql_log_bin" | "pseudo_thread_id" | "pseudo_slave_mode" | "gtid_next" | "gtid_seq_no"
-        | "gtid_domain_id" | "server_id" | "insert_id" | "last_insert_id" | "timestamp"
-        | "skip_replication" | "foreign_key_checks" | "unique_checks" | "sql_safe_updates"
-        | "wsrep_on" | "rand_seed1" | "rand_seed2" | "old_passwords" | "authentication_policy"
-        | "session_track_system_variables" | "sql_select_limit" => Some((C::Privilege, "a setting reserved for administrators and replication")),
-        "character_set_client" | "character_set_connection" | "collation_connection"
-        | "names" => None,
+        "sql_log_bin"
+        | "pseudo_thread_id"
+        | "pseudo_slave_mode"
+        | "gtid_next"
+        | "gtid_seq_no"
+        | "gtid_domain_id"
+        | "server_id"
+        | "insert_id"
+        | "last_insert_id"
+        | "timestamp"
+        | "skip_replication"
+        | "foreign_key_checks"
+        | "unique_checks"
+        | "sql_safe_updates"
+        | "wsrep_on"
+        | "rand_seed1"
+        | "rand_seed2"
+        | "old_passwords"
+        | "authentication_policy"
+        | "session_track_system_variables"
+        | "sql_select_limit" => Some((
+            C::Privilege,
+            "a setting reserved for administrators and replication",
+        )),
+        "character_set_client" | "character_set_connection" | "collation_connection" | "names" => {
+            None
+        }
         _ => None,
     }
 }
@@ -60,14 +82,23 @@ pub(super) fn judge(
     match w(0) {
         "PREPARE" => return prepare(text, tokens, modes),
         "EXECUTE" if w(1) == "IMMEDIATE" => {
-            return hold(C::Unknown, "EXECUTE IMMEDIATE runs a statement airlock cannot see")
+            return hold(
+                C::Unknown,
+                "EXECUTE IMMEDIATE runs a statement airlock cannot see",
+            )
         }
         "EXECUTE" => {
             let name = w(1).to_ascii_lowercase();
             return match prepared.passes(&name) {
                 Some(true) => pass(C::Read),
-                Some(false) => hold(C::Write, "EXECUTE of a prepared statement that is not read-only"),
-                None => hold(C::Unknown, "EXECUTE of a statement airlock did not see prepared"),
+                Some(false) => hold(
+                    C::Write,
+                    "EXECUTE of a prepared statement that is not read-only",
+                ),
+                None => hold(
+                    C::Unknown,
+                    "EXECUTE of a statement airlock did not see prepared",
+                ),
             };
         }
         "DEALLOCATE" | "DROP" if w(1) == "PREPARE" => {
@@ -79,7 +110,10 @@ pub(super) fn judge(
         "LOCK" if w(1) == "TABLE" || w(1) == "TABLES" => {
             let writes = tokens.iter().any(|t| {
                 t.kind == TokenKind::Other
-                    && matches!(text[t.start..t.end].to_ascii_uppercase().as_str(), "WRITE" | "LOW_PRIORITY")
+                    && matches!(
+                        text[t.start..t.end].to_ascii_uppercase().as_str(),
+                        "WRITE" | "LOW_PRIORITY"
+                    )
             });
             return if writes {
                 hold(C::Admin, "LOCK TABLES … WRITE")
@@ -89,14 +123,27 @@ pub(super) fn judge(
         }
         "UNLOCK" => return pass(C::Transaction),
         "HANDLER" => return hold(C::Admin, "HANDLER reads and locks outside SQL"),
-        "ANALYZE" => return hold(C::Admin, "ANALYZE runs or changes statistics (MariaDB's ANALYZE <statement> executes it)"),
+        "ANALYZE" => {
+            return hold(
+                C::Admin,
+                "ANALYZE runs or changes statistics (MariaDB's ANALYZE <statement> executes it)",
+            )
+        }
         "LOAD" => return hold(C::Write, "LOAD DATA / LOAD XML writes rows"),
-        "DO" => return hold(C::Unknown, "DO evaluates expressions for their side effects"),
+        "DO" => {
+            return hold(
+                C::Unknown,
+                "DO evaluates expressions for their side effects",
+            )
+        }
         "XA" => return hold(C::Transaction, "XA transactions"),
         "CALL" => return hold(C::Unknown, "CALL runs a stored procedure"),
         "KILL" => return hold(C::Admin, "KILL"),
         "SET" if w(1) == "STATEMENT" => {
-            return hold(C::Unknown, "SET STATEMENT … FOR runs its statement with other settings")
+            return hold(
+                C::Unknown,
+                "SET STATEMENT … FOR runs its statement with other settings",
+            )
         }
         "SET" if matches!(w(1), "PASSWORD" | "ROLE" | "DEFAULT") => {
             return hold(C::Privilege, "changes passwords or roles")
@@ -105,8 +152,8 @@ pub(super) fn judge(
             return hold(C::Admin, "a global setting")
         }
         "FLUSH" | "RESET" | "PURGE" | "INSTALL" | "UNINSTALL" | "SHUTDOWN" | "RESTART"
-        | "CHANGE" | "STOP" | "BINLOG" | "CACHE" | "OPTIMIZE" | "REPAIR" | "CHECK"
-        | "CHECKSUM" | "BACKUP" => return hold(C::Admin, "server administration"),
+        | "CHANGE" | "STOP" | "BINLOG" | "CACHE" | "OPTIMIZE" | "REPAIR" | "CHECK" | "CHECKSUM"
+        | "BACKUP" => return hold(C::Admin, "server administration"),
         "START" if w(1) != "TRANSACTION" => return hold(C::Admin, "server administration"),
         "START" => {
             // sqlparser does not read `WITH CONSISTENT SNAPSHOT` (mysqldump).
@@ -114,7 +161,10 @@ pub(super) fn judge(
                 t.kind == TokenKind::Other && text[t.start..t.end].eq_ignore_ascii_case("WRITE")
             });
             return if write {
-                hold(C::Privilege, "START TRANSACTION READ WRITE lifts read-only mode")
+                hold(
+                    C::Privilege,
+                    "START TRANSACTION READ WRITE lifts read-only mode",
+                )
             } else {
                 pass(C::Transaction)
             };
@@ -128,10 +178,13 @@ pub(super) fn judge(
     let [statement] = parsed.as_slice() else {
         return hold(
             C::Unknown,
-            &format!("the parser reads {} statements where the server reads one", parsed.len()),
+            &format!(
+                "the parser reads {} statements where the server reads one",
+                parsed.len()
+            ),
         );
     };
-    let mut st = statement_rules(statement, modes);
+    let mut st = statement_rules(statement);
     st.tables = tables(statement);
     st
 }
@@ -142,7 +195,8 @@ fn show(canonical_text: &str, tokens: &[Token], text: &str) -> MysqlStatement {
     let calls = tokens.windows(2).any(|p| {
         p[0].kind == TokenKind::Other
             && p[1].kind == TokenKind::Other
-            && (&text[p[1].start..p[1].end] == "(" || (&text[p[0].start..p[0].end] == ":" && &text[p[1].start..p[1].end] == "="))
+            && (&text[p[1].start..p[1].end] == "("
+                || (&text[p[0].start..p[0].end] == ":" && &text[p[1].start..p[1].end] == "="))
     }) || tokens.first().is_some_and(|t| &text[t.start..t.end] == "(");
     let mut st = MysqlStatement {
         range: 0..0,
@@ -166,7 +220,8 @@ fn show(canonical_text: &str, tokens: &[Token], text: &str) -> MysqlStatement {
         }
         _ => {
             st.class = C::Unknown;
-            st.reasons.push("SHOW … WHERE with function calls that cannot be checked".into());
+            st.reasons
+                .push("SHOW … WHERE with function calls that cannot be checked".into());
         }
     }
     st
@@ -190,11 +245,13 @@ fn prepare(text: &str, tokens: &[Token], modes: SqlModes) -> MysqlStatement {
     let from = word(2).is_some_and(|w| w.eq_ignore_ascii_case("FROM"));
     let literal = code.get(3).filter(|t| t.kind == TokenKind::String);
     let (Some(name), true, Some(lit), 4) = (name, from, literal, code.len()) else {
-        st.reasons.push("PREPARE from anything but one string literal".into());
+        st.reasons
+            .push("PREPARE from anything but one string literal".into());
         return st;
     };
     let Some(inner) = unquote(&text[lit.start..lit.end], modes) else {
-        st.reasons.push("PREPARE of a string airlock cannot read".into());
+        st.reasons
+            .push("PREPARE of a string airlock cannot read".into());
         return st;
     };
     let verdict = super::classify_mysql(&inner, modes, &());
@@ -239,7 +296,7 @@ fn unquote(lit: &str, modes: SqlModes) -> Option<String> {
     Some(out)
 }
 
-fn statement_rules(statement: &Statement, modes: SqlModes) -> MysqlStatement {
+fn statement_rules(statement: &Statement) -> MysqlStatement {
     let mut st = MysqlStatement {
         range: 0..0,
         class: C::Read,
@@ -253,13 +310,25 @@ fn statement_rules(statement: &Statement, modes: SqlModes) -> MysqlStatement {
     };
     match statement {
         Statement::Query(q) => query_rules(q, &mut st),
-        Statement::Explain { analyze, statement: inner, .. } => {
-            let mut inner_st = statement_rules(inner, modes);
+        Statement::Explain {
+            analyze,
+            statement: inner,
+            ..
+        } => {
+            let mut inner_st = statement_rules(inner);
             if !matches!(**inner, Statement::Query(_)) {
-                hold(&mut inner_st, C::Unknown, "EXPLAIN of a statement that is not a read".into());
+                hold(
+                    &mut inner_st,
+                    C::Unknown,
+                    "EXPLAIN of a statement that is not a read".into(),
+                );
             }
             if *analyze && !inner_st.reasons.is_empty() {
-                hold(&mut inner_st, C::Unknown, "EXPLAIN ANALYZE runs its statement".into());
+                hold(
+                    &mut inner_st,
+                    C::Unknown,
+                    "EXPLAIN ANALYZE runs its statement".into(),
+                );
             }
             st = inner_st;
         }
@@ -285,7 +354,11 @@ fn statement_rules(statement: &Statement, modes: SqlModes) -> MysqlStatement {
         Statement::StartTransaction { modes: tmodes, .. } => {
             st.class = C::Transaction;
             if lifts_read_only(tmodes) {
-                hold(&mut st, C::Privilege, "START TRANSACTION READ WRITE lifts read-only mode".into());
+                hold(
+                    &mut st,
+                    C::Privilege,
+                    "START TRANSACTION READ WRITE lifts read-only mode".into(),
+                );
             }
         }
         Statement::Commit { .. }
@@ -293,16 +366,21 @@ fn statement_rules(statement: &Statement, modes: SqlModes) -> MysqlStatement {
         | Statement::Savepoint { .. }
         | Statement::ReleaseSavepoint { .. } => st.class = C::Transaction,
         Statement::Set(set) => set_rules(set, &mut st),
-        Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_) | Statement::Merge(_) => {
-            hold(&mut st, C::Write, "changes rows".into())
-        }
+        Statement::Insert(_)
+        | Statement::Update(_)
+        | Statement::Delete(_)
+        | Statement::Merge(_) => hold(&mut st, C::Write, "changes rows".into()),
         Statement::Grant(_)
         | Statement::Revoke(_)
         | Statement::CreateUser(_)
         | Statement::AlterUser(_)
         | Statement::CreateRole(_) => hold(&mut st, C::Privilege, "changes privileges".into()),
         other => {
-            let class = if other.to_string().to_ascii_uppercase().starts_with(['C', 'A', 'D', 'R', 'T']) {
+            let class = if other
+                .to_string()
+                .to_ascii_uppercase()
+                .starts_with(['C', 'A', 'D', 'R', 'T'])
+            {
                 C::Ddl
             } else {
                 C::Unknown
@@ -322,9 +400,12 @@ fn use_name(rendered: &str) -> String {
 }
 
 fn lifts_read_only(modes: &[TransactionMode]) -> bool {
-    modes
-        .iter()
-        .any(|m| matches!(m, TransactionMode::AccessMode(TransactionAccessMode::ReadWrite)))
+    modes.iter().any(|m| {
+        matches!(
+            m,
+            TransactionMode::AccessMode(TransactionAccessMode::ReadWrite)
+        )
+    })
 }
 
 fn query_rules(q: &Query, st: &mut MysqlStatement) {
@@ -340,7 +421,12 @@ fn set_rules(set: &Set, st: &mut MysqlStatement) {
     st.class = C::Session;
     let mut assignments: Vec<(Option<&ContextModifier>, &ObjectName, &Expr)> = Vec::new();
     match set {
-        Set::SingleAssignment { scope, variable, values, .. } => {
+        Set::SingleAssignment {
+            scope,
+            variable,
+            values,
+            ..
+        } => {
             for v in values {
                 assignments.push((scope.as_ref(), variable, v));
             }
@@ -353,7 +439,8 @@ fn set_rules(set: &Set, st: &mut MysqlStatement) {
         Set::SetTransaction { modes, .. } => {
             if lifts_read_only(modes) {
                 st.class = C::Privilege;
-                st.reasons.push("SET TRANSACTION READ WRITE lifts read-only mode".into());
+                st.reasons
+                    .push("SET TRANSACTION READ WRITE lifts read-only mode".into());
             }
             return;
         }
@@ -361,7 +448,9 @@ fn set_rules(set: &Set, st: &mut MysqlStatement) {
             let cs = charset_name.value.to_ascii_lowercase();
             if !SAFE_CHARSETS.contains(&cs.as_str()) {
                 st.class = C::Unknown;
-                st.reasons.push(format!("character set {cs} is not one airlock can lex exactly"));
+                st.reasons.push(format!(
+                    "character set {cs} is not one airlock can lex exactly"
+                ));
             }
             return;
         }
@@ -401,7 +490,8 @@ fn set_rules(set: &Set, st: &mut MysqlStatement) {
                 Some(mode) => st.effect = Effect::SqlModes(SqlModes::from_sql_mode(&mode)),
                 None => {
                     st.class = C::Unknown;
-                    st.reasons.push("sql_mode set to an expression airlock cannot follow".into());
+                    st.reasons
+                        .push("sql_mode set to an expression airlock cannot follow".into());
                 }
             },
             "character_set_client" | "character_set_connection" | "collation_connection" => {
@@ -409,7 +499,9 @@ fn set_rules(set: &Set, st: &mut MysqlStatement) {
                 let base = cs.split('_').next().unwrap_or("").to_string();
                 if !SAFE_CHARSETS.contains(&base.as_str()) {
                     st.class = C::Unknown;
-                    st.reasons.push(format!("{var} = {cs}: not a character set airlock can lex exactly"));
+                    st.reasons.push(format!(
+                        "{var} = {cs}: not a character set airlock can lex exactly"
+                    ));
                 }
             }
             _ => {}
@@ -468,7 +560,8 @@ impl Visitor for Findings {
 
     fn pre_visit_query(&mut self, q: &Query) -> ControlFlow<()> {
         if !q.locks.is_empty() {
-            self.reasons.push("a locking read (FOR UPDATE / FOR SHARE / LOCK IN SHARE MODE)".into());
+            self.reasons
+                .push("a locking read (FOR UPDATE / FOR SHARE / LOCK IN SHARE MODE)".into());
             self.class = self.class.max(C::Write);
         }
         if let SetExpr::Select(s) = q.body.as_ref() {
@@ -477,8 +570,16 @@ impl Visitor for Findings {
                 self.class = self.class.max(C::Write);
             }
         }
-        if !matches!(q.body.as_ref(), SetExpr::Select(_) | SetExpr::SetOperation { .. } | SetExpr::Query(_) | SetExpr::Values(_) | SetExpr::Table(_)) {
-            self.reasons.push("a query with a data-changing part".into());
+        if !matches!(
+            q.body.as_ref(),
+            SetExpr::Select(_)
+                | SetExpr::SetOperation { .. }
+                | SetExpr::Query(_)
+                | SetExpr::Values(_)
+                | SetExpr::Table(_)
+        ) {
+            self.reasons
+                .push("a query with a data-changing part".into());
             self.class = self.class.max(C::Write);
         }
         ControlFlow::Continue(())
@@ -494,16 +595,14 @@ impl Visitor for Findings {
     }
 
     fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
-        match e {
-            Expr::Function(f) => {
-                let parts = &f.name.0;
-                let name = f.name.to_string();
-                if parts.len() != 1 || !functions::is_read_only(&name.replace('`', "")) {
-                    self.reasons.push(format!("calls {name}(), which is not a read-only built-in"));
-                    self.class = self.class.max(C::Write);
-                }
+        if let Expr::Function(f) = e {
+            let parts = &f.name.0;
+            let name = f.name.to_string();
+            if parts.len() != 1 || !functions::is_read_only(&name.replace('`', "")) {
+                self.reasons
+                    .push(format!("calls {name}(), which is not a read-only built-in"));
+                self.class = self.class.max(C::Write);
             }
-            _ => {}
         }
         ControlFlow::Continue(())
     }

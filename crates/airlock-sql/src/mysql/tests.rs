@@ -139,11 +139,17 @@ fn prepared_names_and_modes_are_followed() {
     let v = verdict("PREPARE s FROM 'SELECT 1'; PREPARE w FROM 'DELETE FROM t'");
     assert_eq!(
         v.statements[0].effect,
-        Effect::Prepare { name: "s".into(), passes: true }
+        Effect::Prepare {
+            name: "s".into(),
+            passes: true
+        }
     );
     assert_eq!(
         v.statements[1].effect,
-        Effect::Prepare { name: "w".into(), passes: false }
+        Effect::Prepare {
+            name: "w".into(),
+            passes: false
+        }
     );
     struct Known;
     impl PreparedNames for Known {
@@ -162,10 +168,29 @@ fn prepared_names_and_modes_are_followed() {
     assert_eq!(v.statements.len(), 2);
     assert!(matches!(v.statements[0].effect, Effect::SqlModes(m) if m.ansi_quotes));
     // Under NO_BACKSLASH_ESCAPES a backslash ends nothing.
-    let nbe = SqlModes { no_backslash_escapes: true, ..Default::default() };
+    let nbe = SqlModes {
+        no_backslash_escapes: true,
+        ..Default::default()
+    };
     let v = classify_mysql("SELECT 'a\\'; DELETE FROM t; SELECT 'x'", nbe, &());
     assert!(!v.passes());
     assert_eq!(v.statements.len(), 3);
-    assert_eq!(verdict("SELECT * FROM a.t JOIN u").tables(), vec!["a.t", "u"]);
+    assert_eq!(
+        verdict("SELECT * FROM a.t JOIN u").tables(),
+        vec!["a.t", "u"]
+    );
     assert_eq!(verdict("DELETE FROM t").class(), StatementClass::Write);
+}
+
+#[test]
+fn fingerprints_ignore_literals_and_spacing() {
+    let m = SqlModes::default();
+    assert_eq!(
+        fingerprint_mysql("UPDATE t SET a = 1 WHERE id = 'x'", m),
+        fingerprint_mysql("update  t set a=2 where id='y' /* c */", m)
+    );
+    assert_ne!(
+        fingerprint_mysql("UPDATE t SET a = 1", m),
+        fingerprint_mysql("UPDATE u SET a = 1", m)
+    );
 }

@@ -1,0 +1,133 @@
+//! The gate of a protected MariaDB target: a corpus of tricky statements,
+//! each proven to change state when run directly, changes nothing through
+//! airlock (as a text query and inside a multi-statement packet), with read
+//! credentials that can write and the read-only backstop off, so the
+//! classifier alone holds them. Reads and mysqldump are identical to direct.
+
+mod common;
+use common::*;
+use std::process::Command;
+use std::time::Duration;
+
+fn protected(tag: &str) -> (Proxy, String) {
+    let schema = format!("airlock_t_myg_{tag}");
+    fresh_schema(&schema);
+    let mut config = ProxyConfig::for_mariadb(&schema);
+    let t = &mut config.targets[0];
+    t.protected = true;
+    t.read_only_backstop = Some(false);
+    (Proxy::start(config), schema)
+}
+
+#[test]
+fn tricky_corpus_changes_nothing_through_airlock() {
+    let (mut proxy, schema) = protected("corpus");
+    let mut cmd = Command::new("python3");
+    cmd.arg(workspace_root().join("tests/mysql_gate_corpus.py"))
+        .arg(proxy.mysql_port.to_string())
+        .arg("alice")
+        .arg(proxy.config.password("alice"))
+        .arg(&schema);
+    let out = run_with_timeout(cmd, None, Duration::from_secs(600));
+    out.assert_success("corpus");
+    let report: serde_json::Value = serde_json::from_str(out.stdout().trim())
+        .unwrap_or_else(|e| panic!("corpus output: {e}: {}", out.describe()));
+    let failures = report["failures"].as_array().cloned().unwrap_or_default();
+    assert!(
+        failures.is_empty(),
+        "{} failures: {:#?}",
+        failures.len(),
+        failures
+    );
+    let checked = report["checked"].as_u64().unwrap_or(0);
+    assert!(
+        checked >= 160,
+        "80 cases in two forms each were checked, not {checked}"
+    );
+    proxy.assert_alive("the corpus");
+}
+
+#[test]
+fn reads_and_mysqldump_of_a_protected_target_match_direct() {
+    let (proxy, schema) = protected("reads");
+    mariadb_admin(&format!(
+        "CREATE TABLE `{schema}`.t (id INT PRIMARY KEY, v VARCHAR(10), d DECIMAL(8,2));
+         INSERT INTO `{schema}`.t VALUES (1, 'a', 1.5), (2, NULL, NULL)"
+    ));
+    let script = "SELECT * FROM t ORDER BY id;
+SHOW TABLES;
+SHOW CREATE TABLE t;
+DESCRIBE t;
+EXPLAIN SELECT * FROM t WHERE id = 1;
+SELECT COUNT(*), SUM(d), GROUP_CONCAT(v) FROM t;
+BEGIN; SELECT v FROM t WHERE id = 2; COMMIT;
+SET @a = 2; SELECT @a + 1;
+SELECT * FROM nope;
+";
+    let args = ["--force", "-t", "--column-type-info", schema.as_str()];
+    let direct = mysql_direct(&args, Some(script.as_bytes()));
+    let proxied = proxy.mysql("alice", &args, Some(script.as_bytes()));
+    assert_eq!(proxied.stdout(), direct.stdout());
+    assert_eq!(proxied.stderr(), direct.stderr());
+    let dump = |port: u16, user: &str, pw: &str| {
+        let mut cmd = Command::new("mysqldump");
+        cmd.args(["--no-defaults", "--protocol=tcp", "-h", MARIADB_HOST, "-P"])
+            .arg(port.to_string())
+            .arg("-u")
+            .arg(user)
+            .arg("--skip-dump-date")
+            .arg("--single-transaction");
+        if !pw.is_empty() {
+            cmd.arg(format!("-p{pw}"));
+        }
+        cmd.arg(&schema);
+        run_with_timeout(cmd, None, Duration::from_secs(120))
+    };
+    let d = dump(MARIADB_PORT, MARIADB_USER, "");
+    d.assert_success("direct mysqldump");
+    let p = dump(proxy.mysql_port, "alice", &proxy.config.password("alice"));
+    p.assert_success("mysqldump of a protected target through airlock");
+    assert_eq!(p.stdout(), d.stdout());
+}
+
+#[test]
+fn a_held_change_becomes_a_request_and_says_so() {
+    let (proxy, schema) = protected("held");
+    mariadb_admin(&format!(
+        "CREATE TABLE `{schema}`.t (id INT PRIMARY KEY, v INT); INSERT INTO `{schema}`.t VALUES (1, 10)"
+    ));
+    let out = proxy.mysql(
+        "alice",
+        &[schema.as_str(), "-e", "UPDATE t SET v = 11 WHERE id = 1"],
+        None,
+    );
+    assert!(!out.success());
+    assert!(
+        out.stderr().contains("ERROR 50001 (AL001)") && out.stderr().contains("request #"),
+        "{}",
+        out.describe()
+    );
+    assert_eq!(
+        mariadb_admin(&format!("SELECT v FROM `{schema}`.t")).trim(),
+        "10",
+        "nothing ran"
+    );
+    // The same statement again: still pending, no duplicate.
+    let again = proxy.mysql(
+        "alice",
+        &[schema.as_str(), "-e", "UPDATE t SET v = 11 WHERE id = 1"],
+        None,
+    );
+    assert!(
+        again.stderr().contains("still pending"),
+        "{}",
+        again.describe()
+    );
+    // The session stays usable after a held statement.
+    let both = proxy.mysql(
+        "alice",
+        &["-N", "--force", schema.as_str()],
+        Some(b"UPDATE t SET v = 12;\nSELECT v FROM t;\n"),
+    );
+    assert_eq!(both.stdout().trim(), "10", "{}", both.describe());
+}
