@@ -5,6 +5,7 @@
 //! classifier alone holds them. Reads and mysqldump are identical to direct.
 
 mod common;
+use common::requests::requests_cli;
 use common::*;
 use std::process::Command;
 use std::time::Duration;
@@ -130,4 +131,165 @@ fn a_held_change_becomes_a_request_and_says_so() {
         Some(b"UPDATE t SET v = 12;\nSELECT v FROM t;\n"),
     );
     assert_eq!(both.stdout().trim(), "10", "{}", both.describe());
+}
+
+const ALICE_TOKEN: &str = "alk_alice_mysql_token_0123456789";
+const BOB_TOKEN: &str = "alk_bob_mysql_token_0123456789";
+
+/// The request number in a held statement's error.
+fn request_number(err: &str) -> String {
+    let at = err
+        .find("request #")
+        .unwrap_or_else(|| panic!("no request number in {err}"));
+    err[at + 9..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect()
+}
+
+#[test]
+fn approved_change_runs_once_on_resend_and_from_the_cli() {
+    let schema = "airlock_t_myg_flow".to_string();
+    fresh_schema(&schema);
+    mariadb_admin(&format!(
+        "CREATE TABLE `{schema}`.t (id INT PRIMARY KEY, v INT);
+         INSERT INTO `{schema}`.t VALUES (1, 10), (2, 20), (3, 30)"
+    ));
+    let mut config = ProxyConfig::for_mariadb(&schema)
+        .with_api_token("alice", ALICE_TOKEN)
+        .with_api_token("bob", BOB_TOKEN);
+    config.targets[0].protected = true;
+    let proxy = Proxy::start(config);
+    let update = "UPDATE t SET v = v + 1 WHERE id <= 2";
+    let held = proxy.mysql("alice", &[schema.as_str(), "-e", update], None);
+    assert!(
+        held.stderr().contains("ERROR 50001 (AL001)"),
+        "{}",
+        held.describe()
+    );
+    let id = request_number(&held.stderr());
+    // Alice cannot approve her own change; bob can.
+    let own = requests_cli(&proxy, ALICE_TOKEN, &["approve", &id]);
+    assert!(!own.success(), "{}", own.describe());
+    requests_cli(&proxy, BOB_TOKEN, &["approve", &id]).assert_success("approve");
+    assert_eq!(
+        mariadb_admin(&format!(
+            "SELECT GROUP_CONCAT(v ORDER BY id) FROM `{schema}`.t"
+        ))
+        .trim(),
+        "10,20,30",
+        "approval alone runs nothing"
+    );
+    // The re-send runs the stored text once and reports the affected rows.
+    let ran = proxy.mysql("alice", &["-vvv", schema.as_str(), "-e", update], None);
+    ran.assert_success("re-send after approval");
+    assert!(
+        ran.stdout().contains("2 rows affected"),
+        "{}",
+        ran.describe()
+    );
+    assert_eq!(
+        mariadb_admin(&format!(
+            "SELECT GROUP_CONCAT(v ORDER BY id) FROM `{schema}`.t"
+        ))
+        .trim(),
+        "11,21,30"
+    );
+    // A re-send after it ran is a new request, not a second run.
+    let again = proxy.mysql("alice", &[schema.as_str(), "-e", update], None);
+    assert!(
+        again.stderr().contains("ERROR 50001 (AL001)"),
+        "{}",
+        again.describe()
+    );
+    let second = request_number(&again.stderr());
+    assert_ne!(second, id);
+    // The CLI runs an approved MySQL request through the same executor.
+    requests_cli(&proxy, BOB_TOKEN, &["approve", &second]).assert_success("approve");
+    let run = requests_cli(&proxy, ALICE_TOKEN, &["run", &second]);
+    run.assert_success("run from the CLI");
+    assert_eq!(
+        mariadb_admin(&format!(
+            "SELECT GROUP_CONCAT(v ORDER BY id) FROM `{schema}`.t"
+        ))
+        .trim(),
+        "12,22,30"
+    );
+    let twice = requests_cli(&proxy, ALICE_TOKEN, &["run", &second]);
+    assert!(
+        !twice.success(),
+        "a second run is refused: {}",
+        twice.describe()
+    );
+    // A change over its row guard is rolled back (the comment form; the
+    // mysql CLI keeps comments only with --comments).
+    let guarded = proxy.mysql(
+        "alice",
+        &[
+            "--comments",
+            schema.as_str(),
+            "-e",
+            "/* airlock: max_rows=1 */ DELETE FROM t",
+        ],
+        None,
+    );
+    let third = request_number(&guarded.stderr());
+    requests_cli(&proxy, BOB_TOKEN, &["approve", &third]).assert_success("approve");
+    let over = requests_cli(&proxy, ALICE_TOKEN, &["run", &third]);
+    assert!(
+        over.stdout().contains("row guard") || over.stderr().contains("row guard"),
+        "{}",
+        over.describe()
+    );
+    assert_eq!(
+        mariadb_admin(&format!("SELECT COUNT(*) FROM `{schema}`.t")).trim(),
+        "3",
+        "the guarded delete was rolled back"
+    );
+    // The session form: SET @airlock_max_rows, consumed by the proxy.
+    let set = proxy.mysql(
+        "alice",
+        &["--force", schema.as_str()],
+        Some(b"SET @airlock_max_rows = 1;\nSET airlock.reason = 'trim';\nDELETE FROM t WHERE id >= 2;\nSHOW airlock.requests;\n"),
+    );
+    let fourth = request_number(&set.stderr());
+    assert!(
+        set.stdout().contains(&fourth) && set.stdout().contains("pending"),
+        "{}",
+        set.describe()
+    );
+    requests_cli(&proxy, BOB_TOKEN, &["approve", &fourth]).assert_success("approve");
+    let show = requests_cli(&proxy, BOB_TOKEN, &["show", &fourth]);
+    assert!(
+        show.stdout().contains("trim"),
+        "the reason is in the request: {}",
+        show.describe()
+    );
+    let over = proxy.mysql(
+        "alice",
+        &[
+            schema.as_str(),
+            "-e",
+            &format!("CALL airlock.run({fourth})"),
+        ],
+        None,
+    );
+    assert!(over.stderr().contains("row guard"), "{}", over.describe());
+    assert_eq!(
+        mariadb_admin(&format!("SELECT COUNT(*) FROM `{schema}`.t")).trim(),
+        "3",
+        "rolled back by the guard"
+    );
+    // The user variable never reached the upstream session.
+    let var = proxy.mysql(
+        "alice",
+        &[
+            "-N",
+            schema.as_str(),
+            "-e",
+            "SET @airlock_reason = 'x'; SELECT @airlock_reason IS NULL",
+        ],
+        None,
+    );
+    assert_eq!(var.stdout().trim(), "1", "{}", var.describe());
 }

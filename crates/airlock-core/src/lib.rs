@@ -9,6 +9,7 @@
 pub mod audit;
 pub mod config;
 pub mod duration;
+pub mod executor;
 pub mod live;
 pub mod policy;
 pub mod ports;
@@ -24,6 +25,7 @@ pub use config::{
     PolicyRules, ScramVerifier, SecretReader, SecretSource, ServerConfig, StoreConfig, Target,
     TlsConfig, TrustedFunction, UpstreamConfig, UpstreamTlsMode, User,
 };
+pub use executor::{Executor, Executors, RunReport};
 pub use live::{standing, LiveConfig, Prepared, Revocation, Snapshot};
 pub use policy::{Decision, HeldStatement, RefuseUnreviewed, StatementPolicy, SQLSTATE_HELD};
 pub use ports::{BoxFuture, SessionDirectory, StatusChange, Store, StoreError, TransitionObserver};

@@ -54,6 +54,9 @@ pub enum WorkflowError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// This process has no executor for the request's engine.
+    #[error("this airlock process cannot run changes on {} targets", .0.as_str())]
+    NoExecutor(crate::request::Engine),
 }
 
 /// What holding a statement led to.

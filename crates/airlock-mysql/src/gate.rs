@@ -10,8 +10,12 @@ use crate::session::init_db;
 use airlock_core::request::{Engine, RequestDetails, RiskLevel};
 use airlock_core::workflow::{Held, Workflow};
 use airlock_core::{BoxFuture, Target, User};
-use airlock_sql::mysql::{classify_mysql, fingerprint_mysql, Effect, MysqlVerdict, PreparedNames};
-use airlock_sql::mysql_lexer::SqlModes;
+use airlock_sql::mysql::{
+    classify_mysql, fingerprint_mysql, leading_directives_mysql, Effect, MysqlVerdict,
+    PreparedNames,
+};
+use airlock_sql::mysql_lexer::{self, SqlModes};
+use airlock_sql::{DirectiveKey, Directives, ProxyCommand};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +26,10 @@ use tracing::{info, warn};
 pub const HELD_CODE: u16 = 50001;
 /// SQLSTATE of a held statement.
 pub const HELD_STATE: &str = "AL001";
+/// Error number of a statement that needs more input (a reason, a valid setting).
+pub const NEEDS_INPUT_CODE: u16 = 50002;
+/// SQLSTATE of that.
+pub const NEEDS_INPUT_STATE: &str = "AL002";
 /// Error number of a statement the proxy refuses outright.
 pub const REFUSED_CODE: u16 = 50003;
 /// SQLSTATE of a refusal.
@@ -52,10 +60,18 @@ pub struct ProtectedGate {
     pub workflow: Option<Arc<Workflow>>,
     /// Public base URL for links.
     pub public_url: Option<String>,
+    /// Runs approved changes when the requester re-sends them.
+    pub runner: Option<crate::executor::MysqlRunner>,
+    /// The session's capabilities (the shape of the OK packets it gets).
+    pub capabilities: u32,
+    /// Its MariaDB extended capabilities (the shape of column definitions).
+    pub mariadb_capabilities: u32,
     /// The session's lexing modes.
     pub modes: SqlModes,
     statements: HashMap<u32, bool>,
     names: Names,
+    /// `SET @airlock_reason = …` and the other session values.
+    settings: Directives,
     pending_prepare: Option<bool>,
     pending_effects: Vec<Effect>,
 }
@@ -76,9 +92,13 @@ impl ProtectedGate {
             program,
             workflow: None,
             public_url: None,
+            runner: None,
+            capabilities: 0,
+            mariadb_capabilities: 0,
             modes,
             statements: HashMap::new(),
             names: Names(HashMap::new()),
+            settings: Directives::default(),
             pending_prepare: None,
             pending_effects: Vec::new(),
         }
@@ -90,6 +110,12 @@ impl ProtectedGate {
                 "the statement is not valid UTF-8; airlock judges only what it can read",
             );
         };
+        // The proxy's own commands: exactly one statement as MySQL reads it.
+        if mysql_lexer::split(sql, self.modes).is_ok_and(|r| r.len() == 1) {
+            if let Some(cmd) = airlock_sql::proxy_command(sql) {
+                return self.proxy_command(cmd).await;
+            }
+        }
         let verdict = classify_mysql(sql, self.modes, &self.names);
         if verdict.passes() {
             let changes_modes = verdict
@@ -119,14 +145,31 @@ impl ProtectedGate {
                 .collect();
             return Verdict::Forward;
         }
-        self.hold(sql, &verdict).await
+        let (given, rest) = leading_directives_mysql(sql, self.modes);
+        let mut settings = self.settings.clone();
+        for key in DirectiveKey::ALL {
+            if let Some(v) = given.get(key) {
+                settings.set(key, v.to_string());
+            }
+        }
+        settings.unknown.extend(given.unknown.iter().cloned());
+        settings.malformed.extend(given.malformed.iter().cloned());
+        let problems = settings.problems();
+        if !problems.is_empty() {
+            return Verdict::Refuse(ErrPacket::new(
+                NEEDS_INPUT_CODE,
+                NEEDS_INPUT_STATE,
+                format!("airlock: {}; nothing was run", problems.join("; ")),
+            ));
+        }
+        self.hold(rest, &verdict, &settings).await
     }
 
-    async fn hold(&mut self, sql: &str, verdict: &MysqlVerdict) -> Verdict {
+    async fn hold(&mut self, sql: &str, verdict: &MysqlVerdict, settings: &Directives) -> Verdict {
         let Some(workflow) = &self.workflow else {
             return held_without_request(verdict);
         };
-        let details = request_details(
+        let mut details = request_details(
             &self.user,
             &self.target,
             &self.client_addr,
@@ -135,6 +178,13 @@ impl ProtectedGate {
             verdict,
             self.modes,
         );
+        details.reason = settings.reason.clone();
+        details.description = settings.description.clone();
+        details.rollback_sql = settings.rollback.clone();
+        details.max_rows = settings
+            .max_rows
+            .as_deref()
+            .and_then(|v| v.trim().parse().ok());
         match workflow.hold(details).await {
             Ok(Held::Created(r)) => {
                 info!(request = r.id.0, user = %self.user.name, target = %self.target.name, "mysql change request created");
@@ -159,11 +209,7 @@ impl ProtectedGate {
                 HELD_STATE,
                 format!("airlock: request #{} for this statement is still pending approval; nothing was run and no new request was made", r.id.0),
             )),
-            Ok(Held::Approved(r)) => Verdict::Refuse(ErrPacket::new(
-                REFUSED_CODE,
-                REFUSED_STATE,
-                format!("airlock: request #{} is approved, but running approved changes on MySQL targets is not available yet; nothing was run", r.id.0),
-            )),
+            Ok(Held::Approved(r)) => self.run_approved(r.id).await,
             Err(e) => {
                 warn!(error = %e, "holding a mysql statement failed");
                 Verdict::Refuse(ErrPacket::new(
@@ -172,6 +218,164 @@ impl ProtectedGate {
                     format!("airlock could not create the change request ({e}); nothing was run"),
                 ))
             }
+        }
+    }
+}
+
+impl ProtectedGate {
+    /// Answers one of the proxy's own commands (never sent upstream).
+    async fn proxy_command(&mut self, cmd: ProxyCommand) -> Verdict {
+        let ok = |info: String, caps: u32| {
+            Verdict::Answer(vec![crate::messages::OkPacket {
+                status: crate::caps::STATUS_AUTOCOMMIT,
+                info,
+                ..Default::default()
+            }
+            .encode_for(0, caps)])
+        };
+        let actor = airlock_core::Actor::new(self.user.name.clone(), self.user.groups.clone());
+        match cmd {
+            ProxyCommand::Set { key, value } => {
+                let mut next = self.settings.clone();
+                next.set(key, value);
+                let problems = next.problems();
+                if !problems.is_empty() {
+                    return Verdict::Refuse(ErrPacket::new(
+                        NEEDS_INPUT_CODE,
+                        NEEDS_INPUT_STATE,
+                        format!("airlock: {}", problems.join("; ")),
+                    ));
+                }
+                self.settings = next;
+                ok(String::new(), self.capabilities)
+            }
+            ProxyCommand::Reset(key) => {
+                let mut next = Directives::default();
+                for k in DirectiveKey::ALL.into_iter().filter(|k| *k != key) {
+                    if let Some(v) = self.settings.get(k) {
+                        next.set(k, v.to_string());
+                    }
+                }
+                self.settings = next;
+                ok(String::new(), self.capabilities)
+            }
+            ProxyCommand::Show(key) => {
+                let v = self.settings.get(key).map(str::to_string);
+                Verdict::Answer(crate::resultset::encode(
+                    &[&format!("airlock.{}", key.as_str())],
+                    &[vec![v]],
+                    self.capabilities,
+                    self.mariadb_capabilities,
+                ))
+            }
+            ProxyCommand::ShowRequests => {
+                let Some(workflow) = &self.workflow else {
+                    return refuse("no request store");
+                };
+                let filter = airlock_core::request::RequestFilter {
+                    statuses: vec![
+                        airlock_core::RequestStatus::Pending,
+                        airlock_core::RequestStatus::Approved,
+                    ],
+                    requester: Some(self.user.name.clone()),
+                    limit: Some(100),
+                    ..Default::default()
+                };
+                match workflow.list(&filter).await {
+                    Ok(list) => {
+                        let rows: Vec<Vec<Option<String>>> = list
+                            .iter()
+                            .map(|r| {
+                                vec![
+                                    Some(r.id.0.to_string()),
+                                    Some(r.status.as_str().to_string()),
+                                    Some(r.details.target.clone()),
+                                    Some(r.details.summary.clone()),
+                                ]
+                            })
+                            .collect();
+                        Verdict::Answer(crate::resultset::encode(
+                            &["id", "status", "target", "summary"],
+                            &rows,
+                            self.capabilities,
+                            self.mariadb_capabilities,
+                        ))
+                    }
+                    Err(e) => refuse(&format!("listing requests failed: {e}")),
+                }
+            }
+            ProxyCommand::Run(n) => self.run_approved(airlock_core::RequestId(n as i64)).await,
+            ProxyCommand::Rollback(n) => {
+                let Some(runner) = &self.runner else {
+                    return refuse("this airlock process cannot run rollbacks");
+                };
+                let id = airlock_core::RequestId(n as i64);
+                match runner.run_rollback(id, &actor).await {
+                    Ok(report) => match report.result.error {
+                        None => ok(
+                            format!("airlock: the rollback of request #{n} ran"),
+                            self.capabilities,
+                        ),
+                        Some(e) => refuse(&format!("the rollback of request #{n} failed: {e}")),
+                    },
+                    Err(e) => refuse(&format!("request #{n}: {e}")),
+                }
+            }
+            ProxyCommand::Cancel(n) => {
+                let Some(workflow) = &self.workflow else {
+                    return refuse("no request store");
+                };
+                match workflow
+                    .cancel(airlock_core::RequestId(n as i64), &actor, None)
+                    .await
+                {
+                    Ok(_) => ok(
+                        format!("airlock: request #{n} cancelled"),
+                        self.capabilities,
+                    ),
+                    Err(e) => refuse(&format!("request #{n}: {e}")),
+                }
+            }
+            ProxyCommand::Unknown { name } => Verdict::Refuse(ErrPacket::new(
+                NEEDS_INPUT_CODE,
+                NEEDS_INPUT_STATE,
+                format!("airlock: unknown airlock setting or command {name}"),
+            )),
+        }
+    }
+
+    /// Runs approved request `id` (the stored text, never what was
+    /// re-sent) and answers with its result.
+    async fn run_approved(&self, id: airlock_core::RequestId) -> Verdict {
+        let Some(runner) = &self.runner else {
+            return refuse("this airlock process cannot run approved changes");
+        };
+        let actor = airlock_core::Actor::new(self.user.name.clone(), self.user.groups.clone());
+        match runner.run_change(id, &actor).await {
+            Ok(report) => match report.result.error {
+                None => {
+                    let ok = crate::messages::OkPacket {
+                        affected_rows: report.result.rows_affected.unwrap_or(0).max(0) as u64,
+                        status: crate::caps::STATUS_AUTOCOMMIT,
+                        info: format!("airlock: request #{} ran and committed on its own", id.0),
+                        ..Default::default()
+                    };
+                    Verdict::Answer(vec![ok.encode_for(0, self.capabilities)])
+                }
+                Some(e) => Verdict::Refuse(ErrPacket::new(
+                    REFUSED_CODE,
+                    REFUSED_STATE,
+                    format!("airlock: request #{} failed: {e}", id.0),
+                )),
+            },
+            Err(e) => Verdict::Refuse(ErrPacket::new(
+                REFUSED_CODE,
+                REFUSED_STATE,
+                format!(
+                    "airlock: request #{} cannot run: {e}; nothing was run",
+                    id.0
+                ),
+            )),
         }
     }
 }
@@ -309,7 +513,13 @@ pub fn request_details(
         fingerprint: fingerprint_mysql(sql, modes),
         class: verdict.class(),
         statement_count: verdict.statements.len().max(1) as u32,
-        transactional: true,
+        // DDL, privileges and administration commit on their own in MySQL.
+        transactional: !matches!(
+            verdict.class(),
+            airlock_sql::StatementClass::Ddl
+                | airlock_sql::StatementClass::Privilege
+                | airlock_sql::StatementClass::Admin
+        ),
         tables: verdict.tables(),
         summary: airlock_sql::summarize(sql),
         ai_summary: None,

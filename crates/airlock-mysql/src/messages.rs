@@ -377,6 +377,21 @@ impl OkPacket {
         out
     }
 
+    /// Encodes the payload for a session with `capabilities`: under
+    /// `CLIENT_SESSION_TRACK` the info is a length-encoded string.
+    pub fn encode_for(&self, header: u8, capabilities: u32) -> BytesMut {
+        if capabilities & caps::SESSION_TRACK == 0 || self.info.is_empty() {
+            return self.encode(header);
+        }
+        let mut out = OkPacket {
+            info: String::new(),
+            ..self.clone()
+        }
+        .encode(header);
+        put_lenenc_bytes(&mut out, self.info.as_bytes());
+        out
+    }
+
     /// Decodes the fixed part of an OK packet (header 0x00 or 0xFE).
     pub fn decode(payload: &[u8]) -> Result<Self, Malformed> {
         let mut r = Reader::new(payload);

@@ -36,6 +36,9 @@ pub enum Verdict {
     Rewrite(Vec<u8>),
     /// Answer the client with this error; the upstream never sees it.
     Refuse(ErrPacket),
+    /// Answer the client with these payloads (an OK packet or a result
+    /// set the proxy made).
+    Answer(Vec<bytes::BytesMut>),
     /// The client quits: forward and end.
     Quit,
 }
@@ -77,6 +80,18 @@ where
                 if Shape::of(kind) != Shape::None {
                     send_client(client, cmd.last_seq.wrapping_add(1), &err.encode()).await?;
                 }
+                continue;
+            }
+            Verdict::Answer(payloads) => {
+                let mut out = bytes::BytesMut::new();
+                let mut seq = cmd.last_seq.wrapping_add(1);
+                for p in &payloads {
+                    seq = packet::encode(&mut out, seq, p);
+                }
+                client
+                    .write_raw(&out)
+                    .await
+                    .map_err(|e| RelayError::Client(e.into()))?;
                 continue;
             }
             Verdict::Quit => {

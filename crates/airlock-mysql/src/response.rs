@@ -147,6 +147,8 @@ pub struct Response {
     pub failed: bool,
     /// The last OK packet's affected rows, when the response ended with one.
     pub affected_rows: Option<u64>,
+    /// Affected rows summed over every OK packet (all statements of a text).
+    pub affected_total: u64,
 }
 
 impl Response {
@@ -169,6 +171,7 @@ impl Response {
             prepared: None,
             failed: false,
             affected_rows: None,
+            affected_total: 0,
         };
         if shape == Shape::Prepare {
             r.prepared = Some((0, 0, 0));
@@ -310,6 +313,7 @@ impl Response {
         if let Ok(ok) = OkPacket::decode(head) {
             self.status = ok.status;
             self.affected_rows = Some(ok.affected_rows);
+            self.affected_total = self.affected_total.saturating_add(ok.affected_rows);
         }
     }
 

@@ -53,16 +53,27 @@ impl MysqlServer {
             flavor: Mutex::new(flavor),
             next_id: AtomicU32::new(rand::random::<u32>() >> 4 | 1),
             workflow: None,
+            runner: None,
         });
         Ok(Self { ctx, listener })
     }
 
-    /// Audits logins through `workflow`.
+    /// Audits logins, turns held statements into change requests and runs
+    /// approved ones through `workflow`.
     pub fn with_workflow(mut self, workflow: Arc<airlock_core::workflow::Workflow>) -> Self {
         if let Some(ctx) = Arc::get_mut(&mut self.ctx) {
+            ctx.runner = Some(crate::executor::MysqlRunner::new(
+                workflow.clone(),
+                ctx.live.clone(),
+            ));
             ctx.workflow = Some(workflow);
         }
         self
+    }
+
+    /// The executor of approved MySQL changes (after [`MysqlServer::with_workflow`]).
+    pub fn runner(&self) -> Option<crate::executor::MysqlRunner> {
+        self.ctx.runner.clone()
     }
 
     /// The bound address.

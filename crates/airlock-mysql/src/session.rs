@@ -29,8 +29,10 @@ pub struct MysqlContext {
     pub flavor: Mutex<login::Flavor>,
     /// Connection ids handed out in greetings.
     pub next_id: AtomicU32,
-    /// Audit of logins (none in tests without a store).
+    /// Audit of logins and change requests (none in tests without a store).
     pub workflow: Option<Arc<airlock_core::workflow::Workflow>>,
+    /// Runs approved changes.
+    pub runner: Option<crate::executor::MysqlRunner>,
 }
 
 /// Why a session ended badly.
@@ -147,6 +149,9 @@ pub async fn handle(
                     modes,
                 );
                 g.workflow = ctx.workflow.clone();
+                g.runner = ctx.runner.clone();
+                g.capabilities = up.capabilities;
+                g.mariadb_capabilities = logged.response.mariadb_capabilities;
                 g.public_url = config.server.public_url.clone();
                 Box::new(g)
             }

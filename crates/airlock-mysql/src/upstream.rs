@@ -223,11 +223,11 @@ fn token_for(plugin: &str, password: &str, scramble: &[u8]) -> Option<Vec<u8>> {
 }
 
 impl Upstream {
-    /// Runs a one-row, one-column query and returns its value (text).
-    pub async fn query_value(
+    /// Runs a query and returns its rows as text (`None` for NULL).
+    pub async fn query_rows(
         &mut self,
         sql: &str,
-    ) -> Result<Result<Option<String>, ErrPacket>, UpstreamError> {
+    ) -> Result<Result<Vec<Vec<Option<String>>>, ErrPacket>, UpstreamError> {
         let mut payload = Vec::with_capacity(sql.len() + 1);
         payload.push(crate::response::com::QUERY);
         payload.extend_from_slice(sql.as_bytes());
@@ -256,19 +256,41 @@ impl Upstream {
             .lenenc("columns")?
             .unwrap_or(0) as usize;
         let eof = usize::from(self.capabilities & caps::DEPRECATE_EOF == 0);
-        let Some(row) = packets.get(1 + columns + eof) else {
-            return Ok(Ok(None));
-        };
-        if row.first() == Some(&0xfe) && row.len() < 9 {
-            return Ok(Ok(None));
+        let mut rows = Vec::new();
+        // Rows sit between the definitions (and their EOF) and the terminator.
+        let first_row = 1 + columns + eof;
+        for row in packets
+            .iter()
+            .skip(first_row)
+            .take(packets.len().saturating_sub(first_row + 1))
+        {
+            let mut rd = crate::wire::Reader::new(row);
+            let mut values = Vec::with_capacity(columns);
+            for _ in 0..columns {
+                if rd.rest().first() == Some(&0xfb) {
+                    rd.u8("null")?;
+                    values.push(None);
+                } else {
+                    values.push(Some(
+                        String::from_utf8_lossy(rd.lenenc_bytes("value")?).into_owned(),
+                    ));
+                }
+            }
+            rows.push(values);
         }
-        let mut rd = crate::wire::Reader::new(row);
-        if row.first() == Some(&0xfb) {
-            return Ok(Ok(None));
-        }
-        Ok(Ok(Some(
-            String::from_utf8_lossy(rd.lenenc_bytes("value")?).into_owned(),
-        )))
+        Ok(Ok(rows))
+    }
+
+    /// Runs a one-row, one-column query and returns its value (text).
+    pub async fn query_value(
+        &mut self,
+        sql: &str,
+    ) -> Result<Result<Option<String>, ErrPacket>, UpstreamError> {
+        Ok(self.query_rows(sql).await?.map(|rows| {
+            rows.into_iter()
+                .next()
+                .and_then(|r| r.into_iter().next().flatten())
+        }))
     }
 
     /// Runs `sql` and reads its whole answer; an ERR is returned as such.

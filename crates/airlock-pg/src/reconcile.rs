@@ -85,7 +85,10 @@ async fn pass(
         let page = runner.workflow.list(&filter).await?;
         let Some(last) = page.last() else { break };
         before = Some(last.id);
-        todo.extend(page.into_iter().filter(|r| !runner.is_running_here(r.id)));
+        // Runs on other engines are their executors' to settle.
+        todo.extend(page.into_iter().filter(|r| {
+            r.details.engine == airlock_core::Engine::Postgres && !runner.is_running_here(r.id)
+        }));
     }
     undecided.retain(|id, _| todo.iter().any(|r| r.id == *id));
     let mut looks = tokio::task::JoinSet::new();

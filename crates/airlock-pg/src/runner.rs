@@ -378,3 +378,37 @@ fn target_of<'a>(
     let endpoint = targets.endpoint(&target.name)?;
     Some((target, creds, endpoint))
 }
+
+impl airlock_core::Executor for ChangeRunner {
+    fn run<'a>(
+        &'a self,
+        id: RequestId,
+        actor: &'a Actor,
+    ) -> airlock_core::BoxFuture<'a, Result<airlock_core::RunReport, WorkflowError>> {
+        Box::pin(async move {
+            let ran = ChangeRunner::run(self, id, actor).await?;
+            Ok(airlock_core::RunReport {
+                request: ran.request,
+                result: ran.result,
+            })
+        })
+    }
+
+    fn rollback<'a>(
+        &'a self,
+        id: RequestId,
+        actor: &'a Actor,
+    ) -> airlock_core::BoxFuture<'a, Result<airlock_core::RunReport, WorkflowError>> {
+        Box::pin(async move {
+            let ran = ChangeRunner::rollback(self, id, actor).await?;
+            Ok(airlock_core::RunReport {
+                request: ran.request,
+                result: ran.result,
+            })
+        })
+    }
+
+    fn drain(&self, grace: Duration) -> airlock_core::BoxFuture<'_, bool> {
+        Box::pin(ChangeRunner::drain(self, grace))
+    }
+}

@@ -213,7 +213,7 @@ fn starts_with_key(s: &str) -> bool {
     n > 0 && s[n..].trim_start().starts_with('=') && !s[n..].trim_start().starts_with("==")
 }
 
-fn parse_directives(content: &str, d: &mut Directives) {
+pub(crate) fn parse_directives(content: &str, d: &mut Directives) {
     let mut s = content;
     loop {
         s = s.trim_start_matches(|c: char| c.is_whitespace() || c == ';');

@@ -11,7 +11,7 @@ use airlock_core::{
     Actor, ApprovalOutcome, ChangeRequest, Held, LiveConfig, Refusal, RequestFilter, RequestId,
     RequestStatus, RunResult, Workflow, WorkflowError,
 };
-use airlock_pg::runner::{ChangeRunner, Ran};
+use airlock_core::{Executors, RunReport};
 use airlock_sql::{DirectiveKey, Directives};
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
@@ -43,7 +43,7 @@ pub struct ApiState {
     /// the current generation, so a reload applies to the next call).
     live: LiveConfig,
     /// Runs approved requests (absent: `run`/`rollback` answer 503).
-    runner: Option<ChangeRunner>,
+    runner: Option<Executors>,
 }
 
 impl ApiState {
@@ -87,8 +87,9 @@ impl ApiState {
             .map(|u| Actor::new(u.name.clone(), u.groups.clone()))
     }
 
-    /// Lets the API run approved requests and rollbacks with `runner`.
-    pub fn with_runner(mut self, runner: Option<ChangeRunner>) -> Self {
+    /// Lets the API run approved requests and rollbacks with `runner`
+    /// (the executor of each engine).
+    pub fn with_runner(mut self, runner: Option<Executors>) -> Self {
         self.runner = runner;
         self
     }
@@ -162,6 +163,9 @@ impl From<WorkflowError> for ApiError {
             WorkflowError::Store(_) => {
                 tracing::error!(error = %e, "API call failed in the store");
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store_error", message)
+            }
+            WorkflowError::NoExecutor(_) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "runs_unavailable", message)
             }
         }
     }
@@ -434,7 +438,14 @@ async fn submit(
         ));
     }
     let raw = body.sql.unwrap_or_default();
-    let (directives, sql) = airlock_sql::leading_directives(&raw);
+    // A MySQL target's text is read by the MySQL lexer and classifier.
+    let mysql_modes = airlock_sql::mysql_lexer::SqlModes::default();
+    let mysql = target.engine == airlock_core::Engine::Mysql;
+    let (directives, sql) = if mysql {
+        airlock_sql::mysql::leading_directives_mysql(&raw, mysql_modes)
+    } else {
+        airlock_sql::leading_directives(&raw)
+    };
     if let Some(bad) = directives.problems().first() {
         return Err(ApiError::bad_request(format!(
             "bad airlock comment at the start of the statement: {bad}"
@@ -442,14 +453,22 @@ async fn submit(
     }
     let sql = sql.trim();
     let classification = airlock_sql::classify(sql);
-    if sql.is_empty() || classification.statement_count == 0 {
+    let mysql_verdict = mysql.then(|| airlock_sql::mysql::classify_mysql(sql, mysql_modes, &()));
+    let (statement_count, read_only) = match &mysql_verdict {
+        Some(v) => (v.statements.len(), v.passes()),
+        None => (
+            classification.statement_count,
+            classification.read_only && classification.executes.is_empty(),
+        ),
+    };
+    if sql.is_empty() || statement_count == 0 {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "empty_statement",
             "the submission has no SQL statement",
         ));
     }
-    if classification.read_only && classification.executes.is_empty() {
+    if read_only {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "read_only",
@@ -489,15 +508,36 @@ async fn submit(
     } else {
         "airlock api"
     };
-    let details = airlock_pg::holding::request_details(
-        user,
-        target,
-        &caller.addr,
-        application_name,
-        sql,
-        classification.class,
-        &settings,
-    );
+    let details = match &mysql_verdict {
+        Some(v) => {
+            let mut d = airlock_mysql::gate::request_details(
+                user,
+                target,
+                &caller.addr,
+                application_name,
+                sql,
+                v,
+                mysql_modes,
+            );
+            d.reason = settings.reason.clone();
+            d.description = settings.description.clone();
+            d.rollback_sql = settings.rollback.clone();
+            d.max_rows = settings
+                .max_rows
+                .as_deref()
+                .and_then(|m| m.trim().parse().ok());
+            d
+        }
+        None => airlock_pg::holding::request_details(
+            user,
+            target,
+            &caller.addr,
+            application_name,
+            sql,
+            classification.class,
+            &settings,
+        ),
+    };
     let (status, created, request, note) = match state.workflow.hold(details).await {
         Ok(Held::Created(r)) => (StatusCode::CREATED, true, r, None),
         Ok(Held::StillPending(r)) => (
@@ -576,7 +616,7 @@ async fn run_request(
             RunKind::Rollback => runner.rollback(id, &actor).await,
         }
     });
-    let ran: Ran = task.await.map_err(|e| {
+    let ran: RunReport = task.await.map_err(|e| {
         tracing::error!(request = id.0, error = %e, "the run task failed");
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,

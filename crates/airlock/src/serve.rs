@@ -108,7 +108,37 @@ async fn run(live: LiveConfig, path: PathBuf) -> anyhow::Result<()> {
             shutdown.clone(),
         ))
     });
-    let api_state = api::ApiState::new(workflow.clone(), live.clone()).with_runner(runner.clone());
+    let mysql = match &config.server.mysql_listen {
+        Some(addr) => {
+            let server = airlock_mysql::MysqlServer::bind(live.clone(), addr)
+                .await
+                .with_context(|| format!("listen on {addr}"))?
+                .with_workflow(Arc::new(workflow.clone()));
+            info!(mysql = %server.local_addr()?, "mysql listener ready");
+            Some(server)
+        }
+        None => None,
+    };
+    // The API and CLI run approved changes through the executor of each
+    // request's engine.
+    let mut executors = airlock_core::Executors::new(Arc::new(workflow.clone()));
+    if let Some(r) = &runner {
+        executors = executors.with(airlock_core::Engine::Postgres, Arc::new(r.clone()));
+    }
+    let mut mysql_reconcile = None;
+    if let Some(r) = mysql.as_ref().and_then(|m| m.runner()) {
+        mysql_reconcile = Some(tokio::spawn(airlock_mysql::reconcile::run(
+            r.clone(),
+            owner.clone(),
+            config.server.reconcile_interval,
+            shutdown.clone(),
+        )));
+        executors = executors.with(airlock_core::Engine::Mysql, Arc::new(r));
+    }
+    let mysql = mysql
+        .map(|server| tokio::spawn(server.run(shutdown.clone(), config.server.shutdown_grace)));
+    let api_state =
+        api::ApiState::new(workflow.clone(), live.clone()).with_runner(Some(executors.clone()));
     let mut api = api::router(api_state.clone())
         .merge(page::router(api_state))
         .merge(health);
@@ -122,19 +152,6 @@ async fn run(live: LiveConfig, path: PathBuf) -> anyhow::Result<()> {
     if let Some(routes) = slack.as_ref().and_then(|s| s.routes.clone()) {
         api = api.merge(routes);
     }
-    let mysql = match &config.server.mysql_listen {
-        Some(addr) => {
-            let server = airlock_mysql::MysqlServer::bind(live.clone(), addr)
-                .await
-                .with_context(|| format!("listen on {addr}"))?
-                .with_workflow(Arc::new(workflow.clone()));
-            info!(mysql = %server.local_addr()?, "mysql listener ready");
-            Some(tokio::spawn(
-                server.run(shutdown.clone(), config.server.shutdown_grace),
-            ))
-        }
-        None => None,
-    };
     let http_task = tokio::spawn(http::serve(http_listener, api, shutdown.clone()));
     let pg_task = tokio::spawn(pg.run(shutdown.clone(), config.server.shutdown_grace));
     let expiry_task = tokio::spawn(expire_loop(workflow.clone(), shutdown.clone()));
@@ -168,9 +185,12 @@ async fn run(live: LiveConfig, path: PathBuf) -> anyhow::Result<()> {
     if let Some(task) = reconcile_task {
         let _ = task.await;
     }
-    if let Some(runner) = &runner {
+    if let Some(task) = mysql_reconcile {
+        let _ = task.await;
+    }
+    {
         // Runs belong to the service: they finish within the grace.
-        if !runner.drain(config.server.run_grace).await {
+        if !executors.drain(config.server.run_grace).await {
             warn!("grace period over with changes still running; the reconciler of another replica (or of the next start) settles them from the target");
         }
     }

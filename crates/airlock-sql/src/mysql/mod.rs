@@ -210,3 +210,39 @@ pub fn fingerprint_mysql(sql: &str, modes: SqlModes) -> String {
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
     format!("mysql:{hex}")
 }
+
+/// The values of a leading `/* airlock: … */` comment of a MySQL text, as
+/// MySQL's lexer ends it (block comments do not nest there), and the text
+/// after it (what a request stores and runs).
+pub fn leading_directives_mysql(sql: &str, modes: SqlModes) -> (crate::Directives, &str) {
+    let mut d = crate::Directives::default();
+    let Ok(tokens) = mysql_lexer::scan(sql, modes) else {
+        return (d, sql);
+    };
+    let mut rest = None;
+    for t in tokens {
+        match t.kind {
+            TokenKind::LineComment => continue,
+            TokenKind::BlockComment => {
+                let body = sql
+                    .get(t.start + 2..t.end.saturating_sub(2))
+                    .unwrap_or_default();
+                let trimmed = body.trim_start();
+                let Some(content) = trimmed
+                    .get(..8)
+                    .filter(|h| h.eq_ignore_ascii_case("airlock:"))
+                    .map(|_| &trimmed[8..])
+                else {
+                    break;
+                };
+                crate::directives::parse_directives(content, &mut d);
+                rest = Some(t.end);
+            }
+            _ => break,
+        }
+    }
+    match rest {
+        Some(end) => (d, sql[end..].trim_start()),
+        None => (d, sql),
+    }
+}

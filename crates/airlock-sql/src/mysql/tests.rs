@@ -194,3 +194,18 @@ fn fingerprints_ignore_literals_and_spacing() {
         fingerprint_mysql("UPDATE u SET a = 1", m)
     );
 }
+
+#[test]
+fn leading_directives_end_where_mysql_ends_comments() {
+    let m = SqlModes::default();
+    let (d, rest) =
+        leading_directives_mysql("/* airlock: max_rows=1; reason='r' */ DELETE FROM t", m);
+    assert_eq!(d.max_rows.as_deref(), Some("1"));
+    assert_eq!(rest, "DELETE FROM t");
+    // Not nested, as on the server: the DELETE is outside the comment.
+    let (_, rest) = leading_directives_mysql(
+        "/* airlock: reason=x /* */ DELETE FROM t; -- */ SELECT 1",
+        m,
+    );
+    assert_eq!(rest, "DELETE FROM t; -- */ SELECT 1");
+}
