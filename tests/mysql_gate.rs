@@ -293,3 +293,45 @@ fn approved_change_runs_once_on_resend_and_from_the_cli() {
     );
     assert_eq!(var.stdout().trim(), "1", "{}", var.describe());
 }
+
+#[test]
+fn a_held_change_shows_its_earlier_runs_on_the_dev_target() {
+    let dev_schema = "airlock_t_myg_fam_dev";
+    let prod_schema = "airlock_t_myg_fam_prod";
+    for s in [dev_schema, prod_schema] {
+        fresh_schema(s);
+        mariadb_admin(&format!(
+            "CREATE TABLE `{s}`.t (id INT PRIMARY KEY, n INT); INSERT INTO `{s}`.t VALUES (1, 0), (2, 0)"
+        ));
+    }
+    let mut config = ProxyConfig::for_mariadb(dev_schema);
+    config.families = vec![("shop".into(), vec!["dev".into(), "prod".into()])];
+    let mut dev = TargetSpec::mariadb(dev_schema, dev_schema, false);
+    dev.family = Some("shop".into());
+    dev.environment = "dev".into();
+    let mut prod = TargetSpec::mariadb(prod_schema, prod_schema, true);
+    prod.family = Some("shop".into());
+    prod.environment = "prod".into();
+    config.targets = vec![dev, prod];
+    let proxy = Proxy::start(config);
+    let ran = proxy.mysql(
+        "alice",
+        &[dev_schema, "-e", "UPDATE t SET n = n + 1 WHERE id = 2"],
+        None,
+    );
+    ran.assert_success("the change on dev");
+    std::thread::sleep(Duration::from_millis(500));
+    let held = proxy.mysql(
+        "alice",
+        &[prod_schema, "-e", "UPDATE t SET n = n + 5 WHERE id = 1"],
+        None,
+    );
+    assert!(
+        held.stderr().contains(&format!(
+            "Earlier runs: {dev_schema} (dev) by alice: 1 row(s), succeeded"
+        )),
+        "{}\n{}",
+        held.describe(),
+        proxy.stderr()
+    );
+}

@@ -29,7 +29,10 @@ fn setup(schema: &str, store: &str) -> (ProxyConfig, String) {
 }
 
 fn status(store_db: &str, id: &str) -> String {
-    admin_query(store_db, &format!("SELECT status FROM requests WHERE id = {id}"))
+    admin_query(
+        store_db,
+        &format!("SELECT status FROM requests WHERE id = {id}"),
+    )
 }
 
 /// Holds `sql` as alice on `proxy` and has bob approve it; the request number.
@@ -39,7 +42,10 @@ fn held_and_approved(proxy: &Proxy, schema: &str, sql: &str) -> String {
     let at = err
         .find("request #")
         .unwrap_or_else(|| panic!("not held: {}", out.describe()));
-    let id: String = err[at + 9..].chars().take_while(char::is_ascii_digit).collect();
+    let id: String = err[at + 9..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
     requests_cli(proxy, BOB_TOKEN, &["approve", &id]).assert_success("approve");
     id
 }
@@ -68,7 +74,12 @@ fn twenty_racing_runs_over_two_replicas_run_once() {
         .map(|r| r.wait(Duration::from_secs(60)))
         .collect();
     let won = outs.iter().filter(|o| o.success()).count();
-    assert_eq!(won, 1, "exactly one run call wins: {:#?}", outs.iter().map(|o| o.describe()).collect::<Vec<_>>());
+    assert_eq!(
+        won,
+        1,
+        "exactly one run call wins: {:#?}",
+        outs.iter().map(|o| o.describe()).collect::<Vec<_>>()
+    );
     assert_eq!(n(schema), "1", "the change ran once");
     assert_eq!(status(&store_db, &id), "executed");
 }
@@ -102,10 +113,19 @@ fn kill_9_mid_run_is_settled_from_the_target_and_never_rerun() {
     assert!(active, "the run never reached the target");
     signal_pid(runner.pid(), "KILL");
     let _ = run.wait(Duration::from_secs(30));
-    let settled = wait_until(Duration::from_secs(60), || status(&store_db, &id) != "running");
-    assert!(settled, "request #{id} still running: {}", reconciler.stderr());
+    let settled = wait_until(Duration::from_secs(60), || {
+        status(&store_db, &id) != "running"
+    });
+    assert!(
+        settled,
+        "request #{id} still running: {}",
+        reconciler.stderr()
+    );
     assert_eq!(status(&store_db, &id), "failed");
-    let error = admin_query(&store_db, &format!("SELECT coalesce(run_error, '') FROM requests WHERE id = {id}"));
+    let error = admin_query(
+        &store_db,
+        &format!("SELECT coalesce(run_error, '') FROM requests WHERE id = {id}"),
+    );
     assert!(error.contains("never prepared"), "{error}");
     // The server rolled the change back; nothing re-ran it.
     let rolled_back = wait_until(Duration::from_secs(10), || n(schema) == "0");

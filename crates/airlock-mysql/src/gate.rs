@@ -193,14 +193,36 @@ impl ProtectedGate {
                     .as_deref()
                     .map(|u| format!(" {}/requests/{}", u.trim_end_matches('/'), r.id.0))
                     .unwrap_or_default();
+                let earlier: Vec<String> = r
+                    .details
+                    .earlier_runs
+                    .iter()
+                    .map(|e| {
+                        format!(
+                            "{} ({}) by {}: {} row(s), {}",
+                            e.target,
+                            e.environment,
+                            e.who,
+                            e.rows.map_or("?".to_string(), |n| n.to_string()),
+                            if e.success { "succeeded" } else { "failed" }
+                        )
+                    })
+                    .collect();
+                let earlier = if earlier.is_empty() {
+                    String::new()
+                } else {
+                    format!(" Earlier runs: {}.", earlier.join("; "))
+                };
                 Verdict::Refuse(ErrPacket::new(
                     HELD_CODE,
                     HELD_STATE,
                     format!(
-                        "airlock: held for approval as request #{} on protected target '{}'{link}; nothing was run ({}). Re-send the same statement after approval.",
+                        "airlock: held for approval as request #{} on protected target '{}'{link}; nothing was run ({}). Summary: {}.{earlier} Re-send the same statement after approval, or CALL airlock.run({}).",
                         r.id.0,
                         self.target.name,
-                        verdict.reasons().join("; ")
+                        verdict.reasons().join("; "),
+                        r.details.summary,
+                        r.id.0
                     ),
                 ))
             }

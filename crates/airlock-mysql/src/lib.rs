@@ -17,6 +17,7 @@ pub mod login;
 pub mod messages;
 pub mod packet;
 pub mod reconcile;
+pub mod record;
 pub mod relay;
 pub mod response;
 pub mod resultset;

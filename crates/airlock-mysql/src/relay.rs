@@ -101,12 +101,13 @@ where
             Verdict::Forward => send_upstream(upstream, cmd.seq, &cmd.data).await?,
             Verdict::Rewrite(data) => send_upstream(upstream, cmd.seq, &data).await?,
         }
-        relay_response(
+        let response = relay_response(
             client,
             upstream,
             Response::new(Shape::of(kind), capabilities),
         )
         .await?;
+        gate.answered(&cmd.data, &response);
     }
 }
 

@@ -170,8 +170,17 @@ pub async fn handle(
             }
         }
     } else {
+        let recorder = match (&ctx.workflow, &target.family) {
+            (Some(w), Some(_)) => Some(crate::record::Recorder::start(
+                w.clone(),
+                target.clone(),
+                user.clone(),
+            )),
+            _ => None,
+        };
         Box::new(PlainGate {
             target: target.clone(),
+            recorder,
         })
     };
     let ok = OkPacket {
@@ -274,9 +283,10 @@ async fn audit(ctx: &MysqlContext, actor: &str, kind: &str, payload: serde_json:
     }
 }
 
-/// The gate of an unprotected target.
+/// The gate of an unprotected target (recording changes on family targets).
 struct PlainGate {
     target: Target,
+    recorder: Option<crate::record::Recorder>,
 }
 
 impl Gate for PlainGate {
@@ -286,9 +296,21 @@ impl Gate for PlainGate {
         } else if payload.first() == Some(&com::INIT_DB) {
             init_db(&self.target, &payload[1..])
         } else {
+            if payload.first() == Some(&com::QUERY) {
+                if let (Some(r), Ok(sql)) = (&mut self.recorder, std::str::from_utf8(&payload[1..]))
+                {
+                    r.before(sql);
+                }
+            }
             Verdict::Forward
         };
         Box::pin(std::future::ready(v))
+    }
+
+    fn answered(&mut self, _payload: &[u8], response: &crate::response::Response) {
+        if let Some(r) = &mut self.recorder {
+            r.after(response);
+        }
     }
 }
 
