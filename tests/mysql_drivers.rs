@@ -1,0 +1,117 @@
+//! Drivers through the MySQL listener: MariaDB Connector/J (server-side
+//! prepared statements with parameters of several types, DatabaseMetaData,
+//! 100k rows streamed) and mysql-connector-python (binary prepared
+//! statements) see through airlock what they see directly; on a protected
+//! target a prepared read passes and a prepared write changes nothing.
+
+mod common;
+use common::*;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+const MARIADB_JDBC_JAR: &str = "/usr/share/java/mariadb-java-client.jar";
+
+fn seed(schema: &str) {
+    fresh_schema(schema);
+    mariadb_admin(&format!(
+        "CREATE TABLE `{schema}`.kinds (id INT PRIMARY KEY, name VARCHAR(40), price DECIMAL(12,4),
+            at DATETIME(6), blobby BLOB, big BIGINT UNSIGNED);
+         INSERT INTO `{schema}`.kinds VALUES
+            (1, 'héllo 🚀', 1234.5678, '2026-01-02 03:04:05.678901', x'00ff10', 18446744073709551615),
+            (2, NULL, NULL, NULL, NULL, NULL),
+            (3, '', -0.0001, '1000-01-01 00:00:00', '', 0)"
+    ));
+}
+
+#[test]
+fn mariadb_connector_j_sees_the_same_through_airlock() {
+    assert!(
+        Path::new(MARIADB_JDBC_JAR).exists(),
+        "{MARIADB_JDBC_JAR} is missing: apt-get install -y libmariadb-java (done by .ci/run)"
+    );
+    let schema = "airlock_t_myd_jdbc";
+    seed(schema);
+    let proxy = Proxy::start(ProxyConfig::for_mariadb(schema));
+    let dir = tempfile::Builder::new().prefix("airlock-myjdbc-").tempdir().unwrap();
+    let mut javac = Command::new("javac");
+    javac
+        .args(["-encoding", "UTF-8", "-cp", MARIADB_JDBC_JAR, "-d"])
+        .arg(dir.path())
+        .arg(workspace_root().join("tests/jdbc/MysqlCheck.java"));
+    run_with_timeout(javac, None, Duration::from_secs(180)).assert_success("javac MysqlCheck");
+    let run = |port: u16, user: &str, pw: &str| {
+        let mut cmd = Command::new("java");
+        cmd.arg("-Dfile.encoding=UTF-8")
+            .arg("-cp")
+            .arg(format!("{}:{MARIADB_JDBC_JAR}", dir.path().display()))
+            .arg("MysqlCheck")
+            .arg(format!(
+                "jdbc:mariadb://127.0.0.1:{port}/{schema}?useServerPrepStmts=true&characterEncoding=UTF-8"
+            ))
+            .arg(user)
+            .arg(pw);
+        let out = run_with_timeout(cmd, None, Duration::from_secs(120));
+        out.assert_success("MysqlCheck");
+        out.stdout()
+    };
+    let direct = run(MARIADB_PORT, MARIADB_USER, "");
+    assert!(direct.contains("streamed 100000 5000050000"), "{direct}");
+    assert!(direct.contains("error 1146 42S02"), "{direct}");
+    let proxied = run(proxy.mysql_port, "alice", &proxy.config.password("alice"));
+    assert_eq!(proxied, direct);
+}
+
+const PY_PREPARED: &str = r#"
+import sys, json, mysql.connector
+port, user, pw, db, mode = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
+c = mysql.connector.connect(host="127.0.0.1", port=port, user=user, password=pw, database=db,
+                            use_pure=True, autocommit=True)
+out = {}
+cur = c.cursor(prepared=True)
+cur.execute("SELECT id, name, price, at, big FROM kinds WHERE id <= %s ORDER BY id", (3,))
+out["rows"] = [[repr(v) for v in r] for r in cur.fetchall()]
+cur.execute("SELECT %s + 1, CONCAT(%s, 'x')", (41, "é"))
+out["params"] = [repr(v) for v in cur.fetchone()]
+if mode == "write":
+    try:
+        cur.execute("UPDATE kinds SET price = 0 WHERE id = %s", (1,))
+        out["write"] = "ran"
+    except mysql.connector.Error as e:
+        out["write"] = "refused %s %s" % (e.errno, e.sqlstate)
+print(json.dumps(out, sort_keys=True))
+"#;
+
+fn py(port: u16, user: &str, pw: &str, schema: &str, mode: &str) -> serde_json::Value {
+    let mut cmd = Command::new("python3");
+    cmd.arg("-c")
+        .arg(PY_PREPARED)
+        .arg(port.to_string())
+        .arg(user)
+        .arg(pw)
+        .arg(schema)
+        .arg(mode);
+    let out = run_with_timeout(cmd, None, Duration::from_secs(120));
+    out.assert_success("mysql-connector-python");
+    serde_json::from_str(out.stdout().trim()).unwrap_or_else(|e| panic!("{e}: {}", out.describe()))
+}
+
+#[test]
+fn prepared_statements_pass_reads_and_hold_writes_on_a_protected_target() {
+    let schema = "airlock_t_myd_prep";
+    seed(schema);
+    let mut config = ProxyConfig::for_mariadb(schema);
+    config.targets[0].protected = true;
+    config.targets[0].read_only_backstop = Some(false);
+    let proxy = Proxy::start(config);
+    let direct = py(MARIADB_PORT, MARIADB_USER, "", schema, "read");
+    let proxied = py(proxy.mysql_port, "alice", &proxy.config.password("alice"), schema, "write");
+    assert_eq!(proxied["rows"], direct["rows"]);
+    assert_eq!(proxied["params"], direct["params"]);
+    assert_eq!(proxied["write"], "refused 50003 AL003", "{proxied}");
+    assert_eq!(
+        mariadb_admin(&format!("SELECT price FROM `{schema}`.kinds WHERE id = 1")).trim(),
+        "1234.5678",
+        "the prepared write changed nothing"
+    );
+}
