@@ -33,7 +33,10 @@ fn mariadb_connector_j_sees_the_same_through_airlock() {
     let schema = "airlock_t_myd_jdbc";
     seed(schema);
     let proxy = Proxy::start(ProxyConfig::for_mariadb(schema));
-    let dir = tempfile::Builder::new().prefix("airlock-myjdbc-").tempdir().unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("airlock-myjdbc-")
+        .tempdir()
+        .unwrap();
     let mut javac = Command::new("javac");
     javac
         .args(["-encoding", "UTF-8", "-cp", MARIADB_JDBC_JAR, "-d"])
@@ -105,7 +108,13 @@ fn prepared_statements_pass_reads_and_hold_writes_on_a_protected_target() {
     config.targets[0].read_only_backstop = Some(false);
     let proxy = Proxy::start(config);
     let direct = py(MARIADB_PORT, MARIADB_USER, "", schema, "read");
-    let proxied = py(proxy.mysql_port, "alice", &proxy.config.password("alice"), schema, "write");
+    let proxied = py(
+        proxy.mysql_port,
+        "alice",
+        &proxy.config.password("alice"),
+        schema,
+        "write",
+    );
     assert_eq!(proxied["rows"], direct["rows"]);
     assert_eq!(proxied["params"], direct["params"]);
     assert_eq!(proxied["write"], "refused 50003 AL003", "{proxied}");

@@ -272,3 +272,75 @@ print(json.dumps(out, default=str, sort_keys=True))
     );
     assert_eq!(p, d);
 }
+
+#[test]
+fn mysql_cli_over_tls_matches_direct_and_tls_can_be_required() {
+    let schema = "airlock_t_my_tls";
+    fresh_schema(schema);
+    mariadb_admin(&format!(
+        "CREATE TABLE `{schema}`.t (id INT PRIMARY KEY, v VARCHAR(20)); INSERT INTO `{schema}`.t VALUES (1, 'héllo'), (2, NULL)"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let pki = make_pki(dir.path(), "my-");
+    let ca = pki.ca_cert.to_string_lossy().into_owned();
+    let proxy = Proxy::start(ProxyConfig::for_mariadb(schema).with_tls(
+        &pki.server_cert,
+        &pki.server_key,
+        true,
+    ));
+    let sql = "SELECT * FROM t ORDER BY id; SELECT seq FROM seq_1_to_20000; SHOW STATUS LIKE 'Ssl_cipher'";
+    let tls = proxy.mysql(
+        "alice",
+        &[
+            "--ssl",
+            "--ssl-ca",
+            &ca,
+            "--ssl-verify-server-cert",
+            "-B",
+            schema,
+            "-e",
+            sql,
+        ],
+        None,
+    );
+    tls.assert_success("mysql --ssl through airlock");
+    let direct = mysql_direct(
+        &[
+            "-B",
+            schema,
+            "-e",
+            "SELECT * FROM t ORDER BY id; SELECT seq FROM seq_1_to_20000",
+        ],
+        None,
+    );
+    assert!(
+        tls.stdout().starts_with(&direct.stdout()),
+        "{}",
+        tls.describe()
+    );
+    // The client's session to airlock is encrypted (the cipher the proxy
+    // negotiated is airlock's, the upstream's own status is relayed as is).
+    let cipher = proxy.mysql(
+        "alice",
+        &["--ssl", "--ssl-ca", &ca, "-N", schema, "-e", "\\s"],
+        None,
+    );
+    assert!(
+        cipher.stdout().contains("Cipher in use") || cipher.stdout().contains("SSL:"),
+        "{}",
+        cipher.describe()
+    );
+    assert!(
+        !cipher.stdout().contains("Not in use"),
+        "{}",
+        cipher.describe()
+    );
+    // With [tls] require = true a plaintext login is refused.
+    let plain = proxy.mysql("alice", &["--skip-ssl", schema, "-e", "SELECT 1"], None);
+    assert!(!plain.success());
+    assert!(
+        plain.stderr().contains("requires an encrypted connection"),
+        "{}",
+        plain.describe()
+    );
+}

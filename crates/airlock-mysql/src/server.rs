@@ -15,6 +15,22 @@ use tracing::{debug, info, warn};
 /// The version announced before any upstream was seen.
 const DEFAULT_VERSION: &str = "10.11.0-MariaDB-airlock";
 
+/// Why the listener could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// TLS files or settings.
+    #[error("TLS: {0}")]
+    Tls(#[from] airlock_tls::TlsError),
+    /// Binding the listener.
+    #[error("listen on {addr}: {source}")]
+    Bind {
+        /// Address.
+        addr: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+}
+
 /// How long the startup probe of an upstream's version may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -25,9 +41,22 @@ pub struct MysqlServer {
 }
 
 impl MysqlServer {
-    /// Binds `addr`.
-    pub async fn bind(live: LiveConfig, addr: &str) -> std::io::Result<Self> {
-        let listener = TcpListener::bind(addr).await?;
+    /// Binds `addr`, with TLS from `[tls]` when configured.
+    pub async fn bind(live: LiveConfig, addr: &str) -> Result<Self, ServerError> {
+        let tls = match &live.current().tls {
+            Some(t) => Some(airlock_tls::server_acceptor(
+                &t.cert_file,
+                &t.key_file,
+                &[],
+            )?),
+            None => None,
+        };
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServerError::Bind {
+                addr: addr.to_string(),
+                source,
+            })?;
         // Clients read the server's version from the greeting, before the
         // target is known: announce the upstreams' (the first that answers;
         // later sessions announce the one last connected to).
@@ -50,6 +79,7 @@ impl MysqlServer {
         }
         let ctx = Arc::new(MysqlContext {
             live,
+            tls,
             flavor: Mutex::new(flavor),
             next_id: AtomicU32::new(rand::random::<u32>() >> 4 | 1),
             workflow: None,

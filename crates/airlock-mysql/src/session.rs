@@ -12,6 +12,7 @@ use crate::upstream::{self, UpstreamSpec};
 use airlock_core::audit::kinds;
 use airlock_core::{LiveConfig, Target};
 use airlock_sql::mysql_lexer::SqlModes;
+use airlock_tls::stream::MaybeTlsStream;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -25,6 +26,8 @@ pub const UNKNOWN_ERROR: u16 = 1105;
 pub struct MysqlContext {
     /// The configuration in force.
     pub live: LiveConfig,
+    /// TLS for clients (`[tls]`), when configured.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
     /// What the greeting announces (the upstream last connected to).
     pub flavor: Mutex<login::Flavor>,
     /// Connection ids handed out in greetings.
@@ -63,25 +66,62 @@ pub async fn handle(
         Ok(f) => f.clone(),
         Err(p) => p.into_inner().clone(),
     };
-    let greeting = login::greeting(&flavor, id, &scramble, false);
-    let mut client = PacketConn::new(tcp);
+    let greeting = login::greeting(&flavor, id, &scramble, ctx.tls.is_some());
+    let require_tls = config.tls.as_ref().is_some_and(|t| t.require);
+    let mut plain = PacketConn::new(tcp);
+    let tls = ctx.tls.clone();
     let login = async {
-        client.write_payload(0, &greeting.encode()).await?;
-        let (response, seq) = match login::read_first(&mut client).await? {
-            First::Response(r, seq) => (*r, seq),
-            First::Ssl(seq) => {
+        plain.write_payload(0, &greeting.encode()).await?;
+        let first = login::read_first(&mut plain).await?;
+        let (mut client, response, seq) = match (first, tls) {
+            (First::Ssl(_), Some(acceptor)) => {
+                if !plain.buf.is_empty() {
+                    return Err(Refusal::Broken("bytes after the SSL request".into()));
+                }
+                let stream = acceptor
+                    .accept(plain.stream)
+                    .await
+                    .map_err(|e| Refusal::Broken(format!("TLS handshake: {e}")))?;
+                let mut client = PacketConn::new(MaybeTlsStream::ServerTls(Box::new(stream)));
+                let (response, seq) = login::read_response(&mut client).await?;
+                (client, response, seq)
+            }
+            (First::Ssl(seq), None) => {
                 let err = ErrPacket::new(
                     login::HANDSHAKE_ERROR,
                     "08S01",
                     "TLS is not configured on airlock's MySQL listener",
                 );
-                client
+                plain
                     .write_payload(seq.wrapping_add(1), &err.encode())
                     .await?;
                 return Err(Refusal::Broken("SSL request without TLS configured".into()));
             }
+            (First::Response(r, seq), _) => {
+                let mut client = PacketConn {
+                    stream: MaybeTlsStream::Plain(plain.stream),
+                    buf: plain.buf,
+                };
+                if require_tls {
+                    let err = ErrPacket::new(
+                        login::ACCESS_DENIED,
+                        "28000",
+                        "airlock requires an encrypted connection (--ssl, sslMode=REQUIRED or stronger)",
+                    );
+                    client
+                        .write_payload(seq.wrapping_add(1), &err.encode())
+                        .await?;
+                    return Err(Refusal::Sent {
+                        user: r.user.clone(),
+                        reason: "TLS required".into(),
+                    });
+                }
+                (client, *r, seq)
+            }
         };
-        login::authenticate(&mut client, &config, &scramble, response, seq, &greeting).await
+        let logged =
+            login::authenticate(&mut client, &config, &scramble, response, seq, &greeting).await?;
+        Ok((client, logged))
     };
     let logged = match tokio::time::timeout(config.server.auth_timeout, login).await {
         Err(_) => return Err(SessionError::Login("authentication timed out".into())),
@@ -100,6 +140,7 @@ pub async fn handle(
         }
         Ok(Ok(l)) => l,
     };
+    let (mut client, logged) = logged;
     let user = logged.user.name.clone();
     let target = logged.target.clone();
     let spec = upstream_spec(&target, &logged, config.server.auth_timeout);
