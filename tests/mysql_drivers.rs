@@ -124,3 +124,32 @@ fn prepared_statements_pass_reads_and_hold_writes_on_a_protected_target() {
         "the prepared write changed nothing"
     );
 }
+
+#[test]
+fn reset_connection_keeps_the_backstop_and_the_label() {
+    let schema = "airlock_t_myd_reset";
+    seed(schema);
+    let mut config = ProxyConfig::for_mariadb(schema);
+    config.targets[0].protected = true;
+    let proxy = Proxy::start(config);
+    let script = r#"
+import sys, json, mysql.connector
+port, pw, db = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+c = mysql.connector.connect(host="127.0.0.1", port=port, user="alice", password=pw, database=db, use_pure=True)
+cur = c.cursor()
+cur.execute("SET @x = 5")
+c.cmd_reset_connection()
+cur = c.cursor()
+cur.execute("SELECT @@session.tx_read_only, @airlock_developer, @x IS NULL")
+print(json.dumps([str(v) for v in cur.fetchone()]))
+"#;
+    let mut cmd = Command::new("python3");
+    cmd.arg("-c")
+        .arg(script)
+        .arg(proxy.mysql_port.to_string())
+        .arg(proxy.config.password("alice"))
+        .arg(schema);
+    let out = run_with_timeout(cmd, None, Duration::from_secs(60));
+    out.assert_success("reset connection");
+    assert_eq!(out.stdout().trim(), r#"["1", "alice", "1"]"#);
+}

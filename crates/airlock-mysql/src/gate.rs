@@ -66,6 +66,9 @@ pub struct ProtectedGate {
     pub capabilities: u32,
     /// Its MariaDB extended capabilities (the shape of column definitions).
     pub mariadb_capabilities: u32,
+    /// What the upstream session is set up with again after a reset.
+    pub reset_setup: Vec<String>,
+    initial_modes: SqlModes,
     /// The session's lexing modes.
     pub modes: SqlModes,
     statements: HashMap<u32, bool>,
@@ -95,6 +98,8 @@ impl ProtectedGate {
             runner: None,
             capabilities: 0,
             mariadb_capabilities: 0,
+            reset_setup: Vec::new(),
+            initial_modes: modes,
             modes,
             statements: HashMap::new(),
             names: Names(HashMap::new()),
@@ -456,10 +461,12 @@ impl Gate for ProtectedGate {
                 com::STMT_SEND_LONG_DATA | com::STMT_RESET | com::STMT_FETCH | com::FIELD_LIST
                 | com::PING | com::STATISTICS | com::SET_OPTION => Verdict::Forward,
                 com::INIT_DB => init_db(&self.target, &payload[1..]),
-                com::CHANGE_USER | com::RESET_CONNECTION => Verdict::Refuse(ErrPacket::new(
+                // The relay sets the backstop and the label again after it.
+                com::RESET_CONNECTION => Verdict::Forward,
+                com::CHANGE_USER => Verdict::Refuse(ErrPacket::new(
                     NOT_SUPPORTED,
                     "42000",
-                    "airlock: changing user or resetting a session on a protected target is not supported yet; reconnect instead",
+                    "airlock: COM_CHANGE_USER is not supported on a protected target yet; reconnect as the other user",
                 )),
                 _ => match plain_verdict(payload) {
                     Some(v) => v,
@@ -471,6 +478,16 @@ impl Gate for ProtectedGate {
                 },
             }
         })
+    }
+
+    fn after_reset(&mut self) -> Vec<String> {
+        self.statements.clear();
+        self.names.0.clear();
+        self.settings = Directives::default();
+        self.pending_effects.clear();
+        self.pending_prepare = None;
+        self.modes = self.initial_modes;
+        self.reset_setup.clone()
     }
 
     fn answered(&mut self, _payload: &[u8], response: &Response) {

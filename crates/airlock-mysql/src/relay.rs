@@ -26,6 +26,9 @@ pub enum RelayError {
     /// The upstream side failed or closed.
     #[error("upstream: {0}")]
     Upstream(ReadError),
+    /// The session could not be set up again after a reset.
+    #[error("after COM_RESET_CONNECTION: {0}")]
+    Setup(String),
 }
 
 /// What the session decided about one command.
@@ -50,6 +53,13 @@ pub trait Gate: Send {
 
     /// Learns how the upstream answered a forwarded command.
     fn answered(&mut self, _payload: &[u8], _response: &Response) {}
+
+    /// Statements to run upstream after a successful COM_RESET_CONNECTION
+    /// (the label and the read-only backstop the reset cleared); the gate
+    /// forgets the session state the reset cleared.
+    fn after_reset(&mut self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Relays until the client quits or a side closes.
@@ -107,8 +117,42 @@ where
             Response::new(Shape::of(kind), capabilities),
         )
         .await?;
+        if kind == com::RESET_CONNECTION && !response.failed {
+            for sql in gate.after_reset() {
+                setup(upstream, &sql, capabilities).await?;
+            }
+        }
         gate.answered(&cmd.data, &response);
     }
+}
+
+/// Runs one of the proxy's own statements upstream, its answer swallowed;
+/// an error ends the session (the backstop must hold).
+async fn setup<U: AsyncRead + AsyncWrite + Unpin>(
+    upstream: &mut PacketConn<U>,
+    sql: &str,
+    capabilities: u32,
+) -> Result<(), RelayError> {
+    let mut payload = vec![com::QUERY];
+    payload.extend_from_slice(sql.as_bytes());
+    send_upstream(upstream, 0, &payload).await?;
+    let mut r = Response::new(Shape::Results, capabilities);
+    loop {
+        let p = upstream
+            .read_payload(crate::MAX_COMMAND)
+            .await
+            .map_err(RelayError::Upstream)?;
+        let head = &p.data[..p.data.len().min(HEAD)];
+        match r.packet(p.data.len(), head) {
+            Step::Done => break,
+            Step::More => {}
+            Step::LocalInfile => return Err(RelayError::Setup(format!("{sql}: asked for a file"))),
+        }
+    }
+    if r.failed {
+        return Err(RelayError::Setup(format!("{sql} failed")));
+    }
+    Ok(())
 }
 
 /// Waits for the client's next command; whatever the upstream says

@@ -19,6 +19,9 @@ use std::sync::{Arc, Mutex};
 use tokio::net::TcpStream;
 use tracing::{info, warn};
 
+/// The read-only backstop of protected sessions.
+const READ_ONLY: &str = "SET SESSION TRANSACTION READ ONLY";
+
 /// ER_UNKNOWN_ERROR, for the proxy's own failures.
 pub const UNKNOWN_ERROR: u16 = 1105;
 
@@ -193,6 +196,10 @@ pub async fn handle(
                 g.runner = ctx.runner.clone();
                 g.capabilities = up.capabilities;
                 g.mariadb_capabilities = logged.response.mariadb_capabilities;
+                if target.read_only_backstop {
+                    g.reset_setup.push(READ_ONLY.to_string());
+                }
+                g.reset_setup.push(label.clone());
                 g.public_url = config.server.public_url.clone();
                 Box::new(g)
             }
@@ -222,6 +229,7 @@ pub async fn handle(
         Box::new(PlainGate {
             target: target.clone(),
             recorder,
+            label: label.clone(),
         })
     };
     let ok = OkPacket {
@@ -248,7 +256,7 @@ pub async fn handle(
 /// `sql_mode`, which decides how statements are lexed.
 async fn protect(up: &mut upstream::Upstream, target: &Target) -> Result<SqlModes, String> {
     if target.read_only_backstop {
-        match up.simple_query("SET SESSION TRANSACTION READ ONLY").await {
+        match up.simple_query(READ_ONLY).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(format!("SET SESSION TRANSACTION READ ONLY: {}", e.message)),
             Err(e) => return Err(e.to_string()),
@@ -268,6 +276,10 @@ impl Gate for Box<dyn Gate> {
 
     fn answered(&mut self, payload: &[u8], response: &crate::response::Response) {
         (**self).answered(payload, response)
+    }
+
+    fn after_reset(&mut self) -> Vec<String> {
+        (**self).after_reset()
     }
 }
 
@@ -328,6 +340,7 @@ async fn audit(ctx: &MysqlContext, actor: &str, kind: &str, payload: serde_json:
 struct PlainGate {
     target: Target,
     recorder: Option<crate::record::Recorder>,
+    label: String,
 }
 
 impl Gate for PlainGate {
@@ -346,6 +359,10 @@ impl Gate for PlainGate {
             Verdict::Forward
         };
         Box::pin(std::future::ready(v))
+    }
+
+    fn after_reset(&mut self) -> Vec<String> {
+        vec![self.label.clone()]
     }
 
     fn answered(&mut self, _payload: &[u8], response: &crate::response::Response) {
