@@ -344,3 +344,38 @@ fn mysql_cli_over_tls_matches_direct_and_tls_can_be_required() {
         plain.describe()
     );
 }
+
+#[test]
+fn upstream_tls_verify_full_is_used_and_a_wrong_ca_refused() {
+    let schema = "airlock_t_my_uptls";
+    fresh_schema(schema);
+    let ca = std::path::PathBuf::from("/etc/mysql/airlock-ssl/ca.pem");
+    assert!(
+        ca.exists(),
+        "tests/setup-mariadb.sh enables TLS on the local MariaDB"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let other = make_pki(dir.path(), "wrong-");
+    let mut config = ProxyConfig::for_mariadb(schema);
+    config.targets[0].tls = "verify-full".into();
+    config.targets[0].ca_file = Some(ca);
+    let mut wrong = TargetSpec::mariadb("wrong_ca", schema, false);
+    wrong.tls = "verify-full".into();
+    wrong.ca_file = Some(other.ca_cert.clone());
+    config.targets.push(wrong);
+    let proxy = Proxy::start(config);
+    let out = proxy.mysql(
+        "alice",
+        &["-N", schema, "-e", "SHOW SESSION STATUS LIKE 'Ssl_version'"],
+        None,
+    );
+    out.assert_success("a session over upstream TLS");
+    assert!(
+        out.stdout().contains("TLSv1."),
+        "the upstream session is encrypted: {}",
+        out.describe()
+    );
+    let refused = proxy.mysql("alice", &["wrong_ca", "-e", "SELECT 1"], None);
+    assert!(!refused.success());
+    assert!(refused.stderr().contains("TLS"), "{}", refused.describe());
+}

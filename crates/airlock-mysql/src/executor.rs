@@ -211,6 +211,8 @@ impl MysqlRunner {
                 ("airlock_request".into(), request.id.0.to_string()),
             ],
             timeout: CONNECT_TIMEOUT,
+            tls: target.upstream.tls,
+            ca_file: target.upstream.ca_file.clone(),
         };
         let mut up = match upstream::connect(&spec).await {
             Ok(u) => u,

@@ -103,6 +103,8 @@ async fn connect(target: &Target) -> Result<Upstream, String> {
         max_packet: 1 << 24,
         attributes: vec![("program_name".into(), "airlock:reconciler".into())],
         timeout: Duration::from_secs(10),
+        tls: target.upstream.tls,
+        ca_file: target.upstream.ca_file.clone(),
     };
     upstream::connect(&spec).await.map_err(|e| e.to_string())
 }

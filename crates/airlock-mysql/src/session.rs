@@ -323,6 +323,8 @@ fn upstream_spec(
         max_packet: logged.response.max_packet,
         attributes,
         timeout,
+        tls: target.upstream.tls,
+        ca_file: target.upstream.ca_file.clone(),
     }
 }
 

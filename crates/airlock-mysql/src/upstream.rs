@@ -9,6 +9,8 @@ use crate::conn::{PacketConn, ReadError};
 use crate::login::Flavor;
 use crate::messages::{AuthReply, ErrPacket, Greeting, HandshakeResponse};
 use crate::response::{Response, Shape, Step, HEAD};
+use airlock_core::UpstreamTlsMode;
+use airlock_tls::stream::MaybeTlsStream;
 use std::time::Duration;
 use tokio::net::TcpStream;
 
@@ -63,12 +65,16 @@ pub struct UpstreamSpec {
     pub attributes: Vec<(String, String)>,
     /// Connect and authentication timeout.
     pub timeout: Duration,
+    /// TLS towards the server (`[targets.upstream] tls`).
+    pub tls: UpstreamTlsMode,
+    /// CA bundle for `verify-full`.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// An authenticated upstream session.
 pub struct Upstream {
     /// The connection.
-    pub conn: PacketConn<TcpStream>,
+    pub conn: PacketConn<MaybeTlsStream>,
     /// The server's greeting (version, thread id).
     pub greeting: Greeting,
     /// Capabilities in force on this session.
@@ -114,8 +120,8 @@ const ALWAYS: u32 = caps::LONG_PASSWORD
 async fn connect_inner(spec: &UpstreamSpec) -> Result<Upstream, UpstreamError> {
     let tcp = TcpStream::connect((spec.host.as_str(), spec.port)).await?;
     tcp.set_nodelay(true)?;
-    let mut conn = PacketConn::new(tcp);
-    let first = conn.read_payload(HANDSHAKE_LIMIT).await?;
+    let mut plain = PacketConn::new(tcp);
+    let first = plain.read_payload(HANDSHAKE_LIMIT).await?;
     if first.data.first() == Some(&0xff) {
         return Err(UpstreamError::Refused(ErrPacket::decode(&first.data)?));
     }
@@ -155,6 +161,44 @@ async fn connect_inner(spec: &UpstreamSpec) -> Result<Upstream, UpstreamError> {
             auth::native_token(password, &greeting.scramble),
         ),
     };
+    // TLS: the SSL request (the response's first 32 bytes), the handshake,
+    // then the response over TLS.
+    let connector = airlock_tls::upstream_connector(spec.tls, spec.ca_file.as_deref())
+        .map_err(|e| UpstreamError::Unsupported(format!("TLS setup: {e}")))?;
+    let offers_tls = greeting.capabilities & caps::SSL != 0;
+    let mut seq = first.seq.wrapping_add(1);
+    let mut conn = match connector {
+        Some(connector) if offers_tls => {
+            capabilities |= caps::SSL;
+            let mut req = bytes::BytesMut::new();
+            HandshakeResponse {
+                capabilities,
+                max_packet: spec.max_packet,
+                charset: spec.charset,
+                mariadb_capabilities: spec.mariadb_capabilities,
+                ..HandshakeResponse::default()
+            }
+            .encode_prefix(&mut req);
+            seq = plain.write_payload(seq, &req).await?;
+            let name = airlock_tls::server_name(&spec.host)
+                .map_err(|e| UpstreamError::Unsupported(e.to_string()))?;
+            let stream = connector
+                .connect(name, plain.stream)
+                .await
+                .map_err(|e| UpstreamError::Unsupported(format!("TLS to the upstream: {e}")))?;
+            PacketConn::new(MaybeTlsStream::ClientTls(Box::new(stream)))
+        }
+        Some(_) if spec.tls != UpstreamTlsMode::Prefer => {
+            return Err(UpstreamError::Unsupported(
+                "the target is configured with TLS but the server does not offer it".into(),
+            ))
+        }
+        _ => PacketConn {
+            stream: MaybeTlsStream::Plain(plain.stream),
+            buf: plain.buf,
+        },
+    };
+    let tls = matches!(conn.stream, MaybeTlsStream::ClientTls(_));
     let response = HandshakeResponse {
         capabilities,
         max_packet: spec.max_packet,
@@ -166,8 +210,7 @@ async fn connect_inner(spec: &UpstreamSpec) -> Result<Upstream, UpstreamError> {
         auth_plugin: Some(plugin.clone()),
         attributes: spec.attributes.clone(),
     };
-    conn.write_payload(first.seq.wrapping_add(1), &response.encode())
-        .await?;
+    conn.write_payload(seq, &response.encode()).await?;
     let mut plugin = plugin;
     loop {
         let reply = conn.read_payload(HANDSHAKE_LIMIT).await?;
@@ -186,10 +229,15 @@ async fn connect_inner(spec: &UpstreamSpec) -> Result<Upstream, UpstreamError> {
             }
             AuthReply::More(data) if plugin == auth::CACHING_SHA2 => match data.first() {
                 Some(&auth::FAST_AUTH_OK) => {}
+                Some(&auth::FULL_AUTH) if tls => {
+                    // The password itself, which only TLS may carry.
+                    let mut pw = password.as_bytes().to_vec();
+                    pw.push(0);
+                    conn.write_payload(seq, &pw).await?;
+                }
                 Some(&auth::FULL_AUTH) => {
-                    // The password itself, which only a TLS connection may carry.
                     return Err(UpstreamError::Unsupported(
-                        "the server asks for caching_sha2_password full authentication, which needs TLS to the upstream or a cached login (connect once with the mysql client over TLS, or use mysql_native_password)".into(),
+                        "the server asks for caching_sha2_password full authentication, which airlock sends only over TLS: set tls = \"require\" or \"verify-full\" on the target (or use mysql_native_password)".into(),
                     ));
                 }
                 _ => {
