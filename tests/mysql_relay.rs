@@ -379,3 +379,56 @@ fn upstream_tls_verify_full_is_used_and_a_wrong_ca_refused() {
     assert!(!refused.success());
     assert!(refused.stderr().contains("TLS"), "{}", refused.describe());
 }
+
+#[test]
+fn kill_query_reaches_only_the_users_own_sessions() {
+    let (proxy, schema) = setup("kill");
+    let schema = schema.as_str();
+    let mut sleeper_cmd = mysql_cmd(proxy.mysql_port, "alice", &proxy.config.password("alice"));
+    sleeper_cmd.args([schema, "-e", "SELECT SLEEP(30)"]);
+    let sleeper = Background::spawn(sleeper_cmd);
+    let mut thread = String::new();
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            thread = mariadb_admin(
+                "SELECT ID FROM information_schema.PROCESSLIST WHERE INFO = 'SELECT SLEEP(30)'",
+            )
+            .trim()
+            .to_string();
+            !thread.is_empty()
+        }),
+        "the sleep never reached the upstream"
+    );
+    // Bob may use the target, but the session is alice's.
+    let bob = proxy.mysql(
+        "bob",
+        &[schema, "-e", &format!("KILL QUERY {thread}")],
+        None,
+    );
+    assert!(bob.stderr().contains("ERROR 1094"), "{}", bob.describe());
+    // Relaying the number would have ended another user's thread upstream.
+    let root_thread = mariadb_admin("SELECT CONNECTION_ID()").trim().to_string();
+    let other = proxy.mysql(
+        "alice",
+        &[schema, "-e", &format!("KILL {root_thread}")],
+        None,
+    );
+    assert!(
+        other.stderr().contains("ERROR 1094"),
+        "{}",
+        other.describe()
+    );
+    let kill = proxy.mysql(
+        "alice",
+        &[schema, "-e", &format!("KILL QUERY {thread}")],
+        None,
+    );
+    kill.assert_success("alice kills her own query");
+    let out = sleeper.wait(Duration::from_secs(20));
+    assert!(
+        out.stdout().contains('1') || out.stderr().contains("1317"),
+        "the sleep was interrupted: {}",
+        out.describe()
+    );
+    assert!(out.elapsed < Duration::from_secs(25), "{}", out.describe());
+}

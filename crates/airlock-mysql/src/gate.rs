@@ -62,6 +62,8 @@ pub struct ProtectedGate {
     pub public_url: Option<String>,
     /// Runs approved changes when the requester re-sends them.
     pub runner: Option<crate::executor::MysqlRunner>,
+    /// Answers KILL of the user's own sessions.
+    pub killer: Option<crate::kill::Killer>,
     /// The session's capabilities (the shape of the OK packets it gets).
     pub capabilities: u32,
     /// Its MariaDB extended capabilities (the shape of column definitions).
@@ -96,6 +98,7 @@ impl ProtectedGate {
             workflow: None,
             public_url: None,
             runner: None,
+            killer: None,
             capabilities: 0,
             mariadb_capabilities: 0,
             reset_setup: Vec::new(),
@@ -213,11 +216,18 @@ impl ProtectedGate {
                         )
                     })
                     .collect();
-                let earlier = if earlier.is_empty() {
+                let mut earlier = if earlier.is_empty() {
                     String::new()
                 } else {
                     format!(" Earlier runs: {}.", earlier.join("; "))
                 };
+                if settings
+                    .wait
+                    .as_deref()
+                    .is_some_and(|w| !w.trim().eq_ignore_ascii_case("off"))
+                {
+                    earlier.push_str(" airlock.wait is not available on MySQL yet: the statement did not wait for a decision.");
+                }
                 Verdict::Refuse(ErrPacket::new(
                     HELD_CODE,
                     HELD_STATE,
@@ -434,6 +444,12 @@ impl Gate for ProtectedGate {
             let Some(&kind) = payload.first() else {
                 return refuse("an empty command");
             };
+            if let (Some(kill), Some(killer)) = (
+                crate::kill::of_command(payload, self.modes),
+                self.killer.clone(),
+            ) {
+                return killer.answer(kill, self.capabilities).await;
+            }
             match kind {
                 com::QUERY => self.query(payload).await,
                 com::STMT_PREPARE => {

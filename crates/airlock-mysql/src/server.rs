@@ -84,6 +84,7 @@ impl MysqlServer {
             next_id: AtomicU32::new(rand::random::<u32>() >> 4 | 1),
             workflow: None,
             runner: None,
+            sessions: Arc::default(),
         });
         Ok(Self { ctx, listener })
     }

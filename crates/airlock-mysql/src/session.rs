@@ -39,6 +39,8 @@ pub struct MysqlContext {
     pub workflow: Option<Arc<airlock_core::workflow::Workflow>>,
     /// Runs approved changes.
     pub runner: Option<crate::executor::MysqlRunner>,
+    /// Live sessions, for KILL.
+    pub sessions: Arc<crate::kill::Registry>,
 }
 
 /// Why a session ended badly.
@@ -166,6 +168,20 @@ pub async fn handle(
     if let Ok(mut f) = ctx.flavor.lock() {
         *f = upstream::flavor_of(&up.greeting);
     }
+    ctx.sessions.insert(
+        id,
+        crate::kill::Entry {
+            user: user.clone(),
+            target: target.name.clone(),
+            upstream_thread: up.greeting.connection_id,
+        },
+    );
+    let _listed = Listed(&ctx.sessions, id);
+    let killer = crate::kill::Killer {
+        registry: ctx.sessions.clone(),
+        live: ctx.live.clone(),
+        user: user.clone(),
+    };
     let label = format!(
         "SET @airlock_developer = '{}'",
         user.replace('\\', "\\\\").replace('\'', "''")
@@ -193,6 +209,7 @@ pub async fn handle(
                     modes,
                 );
                 g.workflow = ctx.workflow.clone();
+                g.killer = Some(killer.clone());
                 g.runner = ctx.runner.clone();
                 g.capabilities = up.capabilities;
                 g.mariadb_capabilities = logged.response.mariadb_capabilities;
@@ -230,6 +247,8 @@ pub async fn handle(
             target: target.clone(),
             recorder,
             label: label.clone(),
+            killer: killer.clone(),
+            capabilities: up.capabilities,
         })
     };
     let ok = OkPacket {
@@ -343,10 +362,26 @@ struct PlainGate {
     target: Target,
     recorder: Option<crate::record::Recorder>,
     label: String,
+    killer: crate::kill::Killer,
+    capabilities: u32,
+}
+
+/// Takes a session off the KILL registry when it ends.
+struct Listed<'a>(&'a crate::kill::Registry, u32);
+
+impl Drop for Listed<'_> {
+    fn drop(&mut self) {
+        self.0.remove(self.1);
+    }
 }
 
 impl Gate for PlainGate {
     fn judge<'a>(&'a mut self, payload: &'a [u8]) -> airlock_core::BoxFuture<'a, Verdict> {
+        if let Some(kill) = crate::kill::of_command(payload, SqlModes::default()) {
+            let killer = self.killer.clone();
+            let caps = self.capabilities;
+            return Box::pin(async move { killer.answer(kill, caps).await });
+        }
         let v = if let Some(v) = relay::plain_verdict(payload) {
             v
         } else if payload.first() == Some(&com::INIT_DB) {
