@@ -223,15 +223,15 @@ impl Killer {
 /// The KILL a command asks for, if it is one: COM_PROCESS_KILL or a
 /// `KILL …` text query.
 pub fn of_command(payload: &[u8], modes: SqlModes) -> Option<Kill> {
-    match payload.first()? {
-        &crate::response::com::PROCESS_KILL => {
+    match *payload.first()? {
+        crate::response::com::PROCESS_KILL => {
             let b = payload.get(1..5)?;
             Some(Kill {
                 query_only: false,
                 id: u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])),
             })
         }
-        &crate::response::com::QUERY => {
+        crate::response::com::QUERY => {
             let sql = std::str::from_utf8(&payload[1..]).ok()?;
             // Cheap first look: most texts are not KILLs.
             let head = sql.trim_start().get(..4)?;
