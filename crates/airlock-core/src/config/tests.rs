@@ -483,3 +483,38 @@ fn redaction_patterns_must_compile() {
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert_eq!(problems[0].path, "redaction.patterns[1]");
 }
+
+#[test]
+fn mysql_targets_need_the_listener_and_valid_verifiers() {
+    let mysql = r#"
+[[targets]]
+name = "shop"
+engine = "mariadb"
+protected = true
+allowed_groups = ["developers"]
+trusted_functions = ["app.f"]
+upstream = { host = "127.0.0.1", database = "shop" }
+read_credentials = { user = "reader" }
+"#;
+    let text = good().replace(
+        &format!("scram_verifier = \"{VERIFIER}\""),
+        &format!("scram_verifier = \"{VERIFIER}\"\nmysql_native_verifier = \"14E6\"\nmysql_sha2_verifier = \"zz\""),
+    ) + mysql;
+    let err = Config::load(&text, Path::new("/"), &NoSecrets).expect_err("invalid");
+    let paths: Vec<String> = err.problems().into_iter().map(|p| p.path).collect();
+    assert_eq!(
+        paths,
+        vec![
+            "server.mysql_listen",
+            "users[0].mysql_native_verifier",
+            "users[0].mysql_sha2_verifier",
+            "targets[1].trusted_functions",
+        ]
+    );
+    let ok = good()
+        + "\n[server]\nmysql_listen = \"127.0.0.1:3307\"\n"
+        + &mysql.replace("trusted_functions = [\"app.f\"]\n", "");
+    let config = Config::load(&ok, Path::new("/"), &NoSecrets).expect("valid");
+    let t = config.target("shop").unwrap();
+    assert_eq!((t.engine, t.upstream_port()), (Engine::Mysql, 3306));
+}

@@ -201,6 +201,12 @@ impl Config {
                     "required on a protected target (sessions use the read role)".into(),
                 );
             }
+            if t.engine == Engine::Mysql && !t.trusted_functions.is_empty() {
+                problem(
+                    at("trusted_functions"),
+                    "not available on MySQL targets: only built-ins on airlock's read-only list pass there".into(),
+                );
+            }
             let mut trusted = BTreeSet::new();
             for (k, entry) in t.trusted_functions.iter().enumerate() {
                 let key = at(&format!("trusted_functions[{k}]"));
