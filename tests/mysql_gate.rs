@@ -335,3 +335,63 @@ fn a_held_change_shows_its_earlier_runs_on_the_dev_target() {
         proxy.stderr()
     );
 }
+
+#[test]
+fn an_executed_change_rolls_back_and_the_audit_chain_verifies() {
+    let schema = "airlock_t_myg_rollback".to_string();
+    fresh_schema(&schema);
+    mariadb_admin(&format!(
+        "CREATE TABLE `{schema}`.t (id INT PRIMARY KEY, v INT); INSERT INTO `{schema}`.t VALUES (1, 10), (2, 20)"
+    ));
+    let mut config = ProxyConfig::for_mariadb(&schema)
+        .with_api_token("alice", ALICE_TOKEN)
+        .with_api_token("bob", BOB_TOKEN);
+    config.targets[0].protected = true;
+    let proxy = Proxy::start(config);
+    let held = proxy.mysql(
+        "alice",
+        &["--force", schema.as_str()],
+        Some(b"SET @airlock_rollback = 'UPDATE t SET v = v - 5';\nSET @airlock_reason = 'bump';\nUPDATE t SET v = v + 5;\n"),
+    );
+    let id = request_number(&held.stderr());
+    requests_cli(&proxy, BOB_TOKEN, &["approve", &id]).assert_success("approve");
+    proxy
+        .mysql(
+            "alice",
+            &[schema.as_str(), "-e", &format!("CALL airlock.run({id})")],
+            None,
+        )
+        .assert_success("run");
+    let values = || {
+        mariadb_admin(&format!(
+            "SELECT GROUP_CONCAT(v ORDER BY id) FROM `{schema}`.t"
+        ))
+        .trim()
+        .to_string()
+    };
+    assert_eq!(values(), "15,25");
+    proxy
+        .mysql(
+            "alice",
+            &[
+                schema.as_str(),
+                "-e",
+                &format!("CALL airlock.rollback({id})"),
+            ],
+            None,
+        )
+        .assert_success("rollback");
+    assert_eq!(values(), "10,20", "the approved rollback ran");
+    let show = requests_cli(&proxy, BOB_TOKEN, &["show", &id]);
+    assert!(
+        show.stdout().contains("rolled_back") || show.stdout().contains("rolled back"),
+        "{}",
+        show.describe()
+    );
+    let mut verify = Command::new(airlock_bin());
+    verify
+        .args(["audit", "verify", "--config"])
+        .arg(&proxy.config_path)
+        .env_remove("AIRLOCK_CONFIG");
+    run_with_timeout(verify, None, Duration::from_secs(60)).assert_success("audit verify");
+}
