@@ -153,3 +153,42 @@ print(json.dumps([str(v) for v in cur.fetchone()]))
     out.assert_success("reset connection");
     assert_eq!(out.stdout().trim(), r#"["1", "alice", "1"]"#);
 }
+
+#[test]
+fn change_user_authenticates_the_new_user_and_resets_the_session() {
+    let schema = "airlock_t_myd_chuser";
+    seed(schema);
+    let mut config = ProxyConfig::for_mariadb(schema);
+    config.targets[0].protected = true;
+    let proxy = Proxy::start(config);
+    let script = r#"
+import sys, json, mysql.connector
+port, alice, bob, db = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+c = mysql.connector.connect(host="127.0.0.1", port=port, user="alice", password=alice, database=db, use_pure=True)
+cur = c.cursor()
+cur.execute("SET @x = 1")
+c.cmd_change_user(username="bob", password=bob, database=db)
+cur = c.cursor()
+cur.execute("SELECT @airlock_developer, @@session.tx_read_only, @x IS NULL")
+out = {"after": [str(v) for v in cur.fetchone()]}
+try:
+    c.cmd_change_user(username="alice", password="wrong", database=db)
+    out["wrong"] = "accepted"
+except mysql.connector.Error as e:
+    out["wrong"] = e.errno
+print(json.dumps(out))
+"#;
+    let mut cmd = Command::new("python3");
+    cmd.arg("-c")
+        .arg(script)
+        .arg(proxy.mysql_port.to_string())
+        .arg(proxy.config.password("alice"))
+        .arg(proxy.config.password("bob"))
+        .arg(schema);
+    let out = run_with_timeout(cmd, None, Duration::from_secs(60));
+    out.assert_success("change user");
+    assert_eq!(
+        out.stdout().trim(),
+        r#"{"after": ["bob", "1", "1"], "wrong": 1045}"#
+    );
+}

@@ -19,6 +19,17 @@ pub enum ReadError {
     Frame(#[from] FrameError),
 }
 
+async fn read_exact<S: AsyncRead + Unpin>(stream: &mut S, buf: &mut [u8]) -> Result<(), ReadError> {
+    if buf.is_empty() {
+        return Ok(());
+    }
+    match stream.read_exact(buf).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(ReadError::Closed),
+        Err(e) => Err(ReadError::Io(e)),
+    }
+}
+
 /// A stream with a read buffer.
 pub struct PacketConn<S> {
     /// The stream.
@@ -55,6 +66,35 @@ impl<S: AsyncRead + AsyncWrite + Unpin> PacketConn<S> {
             }
             self.fill().await?;
         }
+    }
+
+    /// Reads exactly one packet (at most `limit` bytes), never a byte more:
+    /// for the client's first packet, which may be an SSL request followed
+    /// at once by the TLS handshake that must reach the TLS acceptor.
+    pub async fn read_packet_exact(&mut self, limit: usize) -> Result<Payload, ReadError> {
+        if let Some(p) = packet::take_payload(&mut self.buf, limit)? {
+            return Ok(p);
+        }
+        let mut head = [0u8; 4];
+        let have = self.buf.len().min(4);
+        head[..have].copy_from_slice(&self.buf[..have]);
+        let _ = self.buf.split_to(have);
+        read_exact(&mut self.stream, &mut head[have..]).await?;
+        let h = packet::Header::peek(&head).ok_or(ReadError::Closed)?;
+        if h.len > limit || h.continued() {
+            return Err(ReadError::Frame(FrameError::TooLong { len: h.len, limit }));
+        }
+        let mut data = vec![0u8; h.len];
+        let have = self.buf.len().min(h.len);
+        data[..have].copy_from_slice(&self.buf[..have]);
+        let _ = self.buf.split_to(have);
+        read_exact(&mut self.stream, &mut data[have..]).await?;
+        Ok(Payload {
+            seq: h.seq,
+            last_seq: h.seq,
+            data,
+            wire_len: 4 + h.len,
+        })
     }
 
     /// Writes `payload` as packets from sequence id `seq`; returns the next id.

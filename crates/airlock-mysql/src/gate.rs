@@ -4,7 +4,7 @@
 //! (SPEC §4), or a refusal saying why — never a blind acknowledgement.
 
 use crate::messages::ErrPacket;
-use crate::relay::{plain_verdict, Gate, Verdict, NOT_SUPPORTED, UNKNOWN_COMMAND};
+use crate::relay::{plain_verdict, Gate, Verdict, UNKNOWN_COMMAND};
 use crate::response::{com, Response};
 use crate::session::init_db;
 use airlock_core::request::{Engine, RequestDetails, RiskLevel};
@@ -462,7 +462,9 @@ impl Gate for ProtectedGate {
                     Verdict::Forward
                 }
                 com::STMT_EXECUTE | com::STMT_BULK_EXECUTE => {
-                    let id = payload.get(1..5).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+                    let id = payload
+                        .get(1..5)
+                        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
                     match id.and_then(|id| self.statements.get(&id)) {
                         Some(true) => Verdict::Forward,
                         _ => refuse("held: this prepared statement is not provably read-only, and prepared changes cannot become requests yet; send it as a text query to create a change request"),
@@ -470,26 +472,30 @@ impl Gate for ProtectedGate {
                 }
                 com::STMT_CLOSE => {
                     if let Some(b) = payload.get(1..5) {
-                        self.statements.remove(&u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+                        self.statements
+                            .remove(&u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
                     }
                     Verdict::Forward
                 }
-                com::STMT_SEND_LONG_DATA | com::STMT_RESET | com::STMT_FETCH | com::FIELD_LIST
-                | com::PING | com::STATISTICS | com::SET_OPTION => Verdict::Forward,
+                com::STMT_SEND_LONG_DATA
+                | com::STMT_RESET
+                | com::STMT_FETCH
+                | com::FIELD_LIST
+                | com::PING
+                | com::STATISTICS
+                | com::SET_OPTION => Verdict::Forward,
                 com::INIT_DB => init_db(&self.target, &payload[1..]),
                 // The relay sets the backstop and the label again after it.
                 com::RESET_CONNECTION => Verdict::Forward,
-                com::CHANGE_USER => Verdict::Refuse(ErrPacket::new(
-                    NOT_SUPPORTED,
-                    "42000",
-                    "airlock: COM_CHANGE_USER is not supported on a protected target yet; reconnect as the other user",
-                )),
+                com::CHANGE_USER => Verdict::ChangeUser,
                 _ => match plain_verdict(payload) {
                     Some(v) => v,
                     None => Verdict::Refuse(ErrPacket::new(
                         UNKNOWN_COMMAND,
                         "08S01",
-                        format!("airlock: command {kind:#04x} is not relayed on a protected target"),
+                        format!(
+                            "airlock: command {kind:#04x} is not relayed on a protected target"
+                        ),
                     )),
                 },
             }

@@ -113,7 +113,8 @@ pub enum First {
 pub async fn read_first<S: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut PacketConn<S>,
 ) -> Result<First, Refusal> {
-    let p = conn.read_payload(LOGIN_LIMIT).await?;
+    // Exactly one packet: TLS handshake bytes may follow an SSL request.
+    let p = conn.read_packet_exact(LOGIN_LIMIT).await?;
     if HandshakeResponse::is_ssl_request(&p.data) {
         return Ok(First::Ssl(p.seq));
     }

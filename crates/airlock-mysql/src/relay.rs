@@ -44,6 +44,16 @@ pub enum Verdict {
     Answer(Vec<bytes::BytesMut>),
     /// The client quits: forward and end.
     Quit,
+    /// COM_CHANGE_USER: the session authenticates the new user itself.
+    ChangeUser,
+}
+
+/// How the relay ended without an error.
+pub enum Ended {
+    /// The client quit or closed.
+    Quit,
+    /// The client asked to change user (this command).
+    ChangeUser(packet::Payload),
 }
 
 /// Decides what happens to each command before it is relayed.
@@ -68,7 +78,7 @@ pub async fn run<C, U, G>(
     upstream: &mut PacketConn<U>,
     capabilities: u32,
     gate: &mut G,
-) -> Result<(), RelayError>
+) -> Result<Ended, RelayError>
 where
     C: AsyncRead + AsyncWrite + Unpin,
     U: AsyncRead + AsyncWrite + Unpin,
@@ -77,7 +87,7 @@ where
     loop {
         let cmd = match next_command(client, upstream).await? {
             Some(c) => c,
-            None => return Ok(()),
+            None => return Ok(Ended::Quit),
         };
         let Some(&kind) = cmd.data.first() else {
             // An empty command: the server would say "malformed".
@@ -106,8 +116,9 @@ where
             }
             Verdict::Quit => {
                 let _ = upstream.write_payload(cmd.seq, &cmd.data).await;
-                return Ok(());
+                return Ok(Ended::Quit);
             }
+            Verdict::ChangeUser => return Ok(Ended::ChangeUser(cmd)),
             Verdict::Forward => send_upstream(upstream, cmd.seq, &cmd.data).await?,
             Verdict::Rewrite(data) => send_upstream(upstream, cmd.seq, &data).await?,
         }
@@ -344,11 +355,7 @@ pub fn plain_verdict(payload: &[u8]) -> Option<Verdict> {
                 "airlock does not relay replication or shutdown commands",
             )))
         }
-        Some(com::CHANGE_USER) => Some(Verdict::Refuse(ErrPacket::new(
-            NOT_SUPPORTED,
-            "42000",
-            "COM_CHANGE_USER through airlock: reconnect as the other user instead",
-        ))),
+        Some(com::CHANGE_USER) => Some(Verdict::ChangeUser),
         _ => None,
     }
 }

@@ -182,6 +182,201 @@ pub async fn handle(
         live: ctx.live.clone(),
         user: user.clone(),
     };
+    let gate = match open_gate(&ctx, &config, &mut up, &logged, peer, &killer).await {
+        Ok(g) => g,
+        Err(why) => {
+            warn!(%user, target = %target.name, %why, "upstream session setup failed");
+            let err = ErrPacket::new(
+                UNKNOWN_ERROR,
+                "HY000",
+                format!("airlock cannot start a session on {}: {why}", target.name),
+            );
+            client.write_payload(logged.seq, &err.encode()).await?;
+            return Err(SessionError::Login(why));
+        }
+    };
+    let ok = OkPacket {
+        status: crate::caps::STATUS_AUTOCOMMIT,
+        ..Default::default()
+    };
+    client.write_payload(logged.seq, &ok.encode(0)).await?;
+    info!(%user, target = %target.name, %peer, upstream_thread = up.greeting.connection_id, "mysql session started");
+    audit(
+        &ctx,
+        &user,
+        kinds::LOGIN,
+        serde_json::json!({
+            "target": target.name, "client_addr": peer.to_string(), "protocol": "mysql",
+        }),
+    )
+    .await;
+    let mut gate = gate;
+    let mut logged = logged;
+    loop {
+        let cmd = match relay::run(&mut client, &mut up.conn, up.capabilities, &mut gate).await? {
+            relay::Ended::Quit => return Ok(()),
+            relay::Ended::ChangeUser(cmd) => cmd,
+        };
+        // A failed change of user ends the session, as on the server.
+        let next = change_user(
+            &config,
+            &mut client,
+            &mut up,
+            &scramble,
+            &greeting,
+            &logged,
+            &cmd,
+        )
+        .await
+        .map_err(SessionError::Login)?;
+        let killer = crate::kill::Killer {
+            registry: ctx.sessions.clone(),
+            live: ctx.live.clone(),
+            user: next.user.name.clone(),
+        };
+        gate = match open_gate(&ctx, &config, &mut up, &next, peer, &killer).await {
+            Ok(g) => g,
+            Err(why) => {
+                let err = ErrPacket::new(UNKNOWN_ERROR, "HY000", format!("airlock: {why}"));
+                client.write_payload(next.seq, &err.encode()).await?;
+                return Err(SessionError::Login(why));
+            }
+        };
+        ctx.sessions.insert(
+            id,
+            crate::kill::Entry {
+                user: next.user.name.clone(),
+                target: next.target.name.clone(),
+                upstream_thread: up.greeting.connection_id,
+            },
+        );
+        let ok = OkPacket {
+            status: crate::caps::STATUS_AUTOCOMMIT,
+            ..Default::default()
+        };
+        client.write_payload(next.seq, &ok.encode(0)).await?;
+        info!(from = %logged.user.name, to = %next.user.name, target = %next.target.name, "mysql session changed user");
+        audit(
+            &ctx,
+            &next.user.name,
+            kinds::LOGIN,
+            serde_json::json!({
+                "target": next.target.name, "client_addr": peer.to_string(), "protocol": "mysql",
+                "changed_from": logged.user.name,
+            }),
+        )
+        .await;
+        logged = next;
+    }
+}
+
+/// COM_CHANGE_USER: the new user authenticates against the users table
+/// (with the greeting's scramble, as the client computed it), on the same
+/// target; the upstream session is reset. The client has its ERR when this
+/// fails.
+async fn change_user(
+    config: &airlock_core::Config,
+    client: &mut PacketConn<MaybeTlsStream>,
+    up: &mut upstream::Upstream,
+    scramble: &[u8],
+    greeting: &crate::messages::Greeting,
+    current: &login::LoggedIn,
+    cmd: &crate::packet::Payload,
+) -> Result<login::LoggedIn, String> {
+    let caps = current.response.capabilities;
+    let parsed = (|| {
+        let mut r = crate::wire::Reader::new(&cmd.data[1..]);
+        let user = String::from_utf8(r.nul_terminated("user")?.to_vec())
+            .map_err(|_| crate::wire::Malformed("user"))?;
+        let auth = if caps & crate::caps::SECURE_CONNECTION != 0 {
+            let n = r.u8("auth length")?;
+            r.bytes(usize::from(n), "auth")?.to_vec()
+        } else {
+            r.nul_bytes().to_vec()
+        };
+        let db = String::from_utf8_lossy(r.nul_bytes()).into_owned();
+        let charset = if r.rest().len() >= 2 {
+            r.u16("charset")? as u8
+        } else {
+            current.response.charset
+        };
+        let plugin = (caps & crate::caps::PLUGIN_AUTH != 0 && !r.is_empty())
+            .then(|| String::from_utf8_lossy(r.nul_bytes()).into_owned());
+        Ok::<_, crate::wire::Malformed>((user, auth, db, charset, plugin))
+    })();
+    let Ok((user, auth, db, charset, plugin)) = parsed else {
+        let err = ErrPacket::new(
+            login::HANDSHAKE_ERROR,
+            "08S01",
+            "Bad COM_CHANGE_USER packet",
+        );
+        let _ = client
+            .write_payload(cmd.last_seq.wrapping_add(1), &err.encode())
+            .await;
+        return Err("malformed COM_CHANGE_USER".into());
+    };
+    let response = crate::messages::HandshakeResponse {
+        user,
+        auth_response: auth,
+        database: Some(if db.is_empty() {
+            current.target.name.clone()
+        } else {
+            db
+        }),
+        auth_plugin: plugin,
+        charset,
+        ..current.response.clone()
+    };
+    let next = match login::authenticate(client, config, scramble, response, cmd.last_seq, greeting)
+        .await
+    {
+        Ok(l) => l,
+        Err(Refusal::Sent { reason, .. }) => return Err(format!("change user refused: {reason}")),
+        Err(Refusal::Broken(why)) => return Err(why),
+    };
+    if next.target.name != current.target.name {
+        let err = ErrPacket::new(
+            login::DB_ACCESS_DENIED,
+            "42000",
+            format!("airlock: COM_CHANGE_USER cannot move the session from target '{}' to '{}'; connect anew", current.target.name, next.target.name),
+        );
+        let _ = client.write_payload(next.seq, &err.encode()).await;
+        return Err("change user onto another target".into());
+    }
+    // Reset the upstream session: nothing of the old user's state survives.
+    up.conn
+        .write_payload(0, &[crate::response::com::RESET_CONNECTION])
+        .await
+        .map_err(|e| e.to_string())?;
+    let reply = up
+        .conn
+        .read_payload(crate::MAX_COMMAND)
+        .await
+        .map_err(|e| e.to_string())?;
+    if reply.data.first() == Some(&0xff) {
+        let err = ErrPacket::new(
+            UNKNOWN_ERROR,
+            "HY000",
+            "airlock: resetting the upstream session failed",
+        );
+        let _ = client.write_payload(next.seq, &err.encode()).await;
+        return Err("upstream reset failed".into());
+    }
+    Ok(next)
+}
+
+/// Labels the upstream session with the developer, starts it read-only on
+/// a protected target, and makes the session's gate.
+async fn open_gate(
+    ctx: &Arc<MysqlContext>,
+    config: &airlock_core::Config,
+    up: &mut upstream::Upstream,
+    logged: &login::LoggedIn,
+    peer: SocketAddr,
+    killer: &crate::kill::Killer,
+) -> Result<Box<dyn Gate>, String> {
+    let user = logged.user.name.clone();
+    let target = logged.target.clone();
     let label = format!(
         "SET @airlock_developer = '{}'",
         user.replace('\\', "\\\\").replace('\'', "''")
@@ -189,10 +384,10 @@ pub async fn handle(
     match up.simple_query(&label).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => warn!(%user, error = %e.message, "labelling the upstream session failed"),
-        Err(e) => return Err(SessionError::Login(e.to_string())),
+        Err(e) => return Err(e.to_string()),
     }
     let gate: Box<dyn Gate> = if target.protected {
-        match protect(&mut up, &target).await {
+        match protect(up, &target).await {
             Ok(modes) => {
                 let program = logged
                     .response
@@ -220,19 +415,7 @@ pub async fn handle(
                 g.public_url = config.server.public_url.clone();
                 Box::new(g)
             }
-            Err(why) => {
-                warn!(%user, target = %target.name, %why, "protected session setup failed");
-                let err = ErrPacket::new(
-                    UNKNOWN_ERROR,
-                    "HY000",
-                    format!(
-                        "airlock cannot start a read-only session on {}: {why}",
-                        target.name
-                    ),
-                );
-                client.write_payload(logged.seq, &err.encode()).await?;
-                return Err(SessionError::Login(why));
-            }
+            Err(why) => return Err(format!("cannot start a read-only session: {why}")),
         }
     } else {
         let recorder = match (&ctx.workflow, &target.family) {
@@ -251,24 +434,7 @@ pub async fn handle(
             capabilities: up.capabilities,
         })
     };
-    let ok = OkPacket {
-        status: crate::caps::STATUS_AUTOCOMMIT,
-        ..Default::default()
-    };
-    client.write_payload(logged.seq, &ok.encode(0)).await?;
-    info!(%user, target = %target.name, %peer, upstream_thread = up.greeting.connection_id, "mysql session started");
-    audit(
-        &ctx,
-        &user,
-        kinds::LOGIN,
-        serde_json::json!({
-            "target": target.name, "client_addr": peer.to_string(), "protocol": "mysql",
-        }),
-    )
-    .await;
-    let mut gate = gate;
-    relay::run(&mut client, &mut up.conn, up.capabilities, &mut gate).await?;
-    Ok(())
+    Ok(gate)
 }
 
 /// Starts a protected session read-only (the backstop) and learns its
