@@ -236,7 +236,7 @@ impl ProtectedGate {
                         r.id.0,
                         self.target.name,
                         verdict.reasons().join("; "),
-                        r.details.summary,
+                        r.details.summary.trim_end_matches('.'),
                         r.id.0
                     ),
                 ))
