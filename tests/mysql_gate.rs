@@ -71,18 +71,7 @@ SELECT * FROM nope;
     assert_eq!(proxied.stdout(), direct.stdout());
     assert_eq!(proxied.stderr(), direct.stderr());
     let dump = |port: u16, user: &str, pw: &str| {
-        let mut cmd = Command::new("mysqldump");
-        cmd.args(["--no-defaults", "--protocol=tcp", "-h", MARIADB_HOST, "-P"])
-            .arg(port.to_string())
-            .arg("-u")
-            .arg(user)
-            .arg("--skip-dump-date")
-            .arg("--single-transaction");
-        if !pw.is_empty() {
-            cmd.arg(format!("-p{pw}"));
-        }
-        cmd.arg(&schema);
-        run_with_timeout(cmd, None, Duration::from_secs(120))
+        mysqldump(port, user, pw, &schema, &["--single-transaction"])
     };
     let d = dump(MARIADB_PORT, MARIADB_USER, "");
     d.assert_success("direct mysqldump");

@@ -106,20 +106,7 @@ fn mysql_cli_dash_e_and_a_large_result_match_direct() {
 fn mysqldump_through_the_proxy_matches_direct() {
     let (proxy, schema) = setup("dump");
     let schema = schema.as_str();
-    let dump = |port: u16, user: &str, pw: &str| {
-        let mut cmd = Command::new("mysqldump");
-        cmd.args(["--no-defaults", "--protocol=tcp", "-h", MARIADB_HOST, "-P"])
-            .arg(port.to_string())
-            .arg("-u")
-            .arg(user)
-            .arg("--skip-dump-date")
-            .arg("--routines");
-        if !pw.is_empty() {
-            cmd.arg(format!("-p{pw}"));
-        }
-        cmd.arg(schema);
-        run_with_timeout(cmd, None, Duration::from_secs(120))
-    };
+    let dump = |port: u16, user: &str, pw: &str| mysqldump(port, user, pw, schema, &["--routines"]);
     let direct = dump(MARIADB_PORT, MARIADB_USER, "");
     direct.assert_success("direct mysqldump");
     let proxied = dump(proxy.mysql_port, "alice", &proxy.config.password("alice"));

@@ -77,3 +77,20 @@ impl Proxy {
         run_with_timeout(cmd, stdin, Duration::from_secs(120))
     }
 }
+
+/// Runs `mysqldump <extra> <schema>` against `port` as `user` (no option
+/// files read; the dump date left out so two dumps compare equal).
+pub fn mysqldump(port: u16, user: &str, password: &str, schema: &str, extra: &[&str]) -> Out {
+    let mut cmd = Command::new("mysqldump");
+    cmd.args(["--no-defaults", "--protocol=tcp", "-h", MARIADB_HOST, "-P"])
+        .arg(port.to_string())
+        .arg("-u")
+        .arg(user)
+        .arg("--skip-dump-date")
+        .args(extra);
+    if !password.is_empty() {
+        cmd.arg(format!("-p{password}"));
+    }
+    cmd.arg(schema);
+    run_with_timeout(cmd, None, Duration::from_secs(120))
+}

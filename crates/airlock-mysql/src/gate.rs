@@ -7,7 +7,7 @@ use crate::messages::ErrPacket;
 use crate::relay::{plain_verdict, Gate, Verdict, UNKNOWN_COMMAND};
 use crate::response::{com, Response};
 use crate::session::init_db;
-use airlock_core::request::{Engine, RequestDetails, RiskLevel};
+use airlock_core::request::{Engine, RequestDetails};
 use airlock_core::workflow::{Held, Workflow};
 use airlock_core::{BoxFuture, Target, User};
 use airlock_sql::mysql::{
@@ -537,15 +537,6 @@ impl Gate for ProtectedGate {
     }
 }
 
-fn risk_of(level: airlock_sql::RiskLevel) -> RiskLevel {
-    match level {
-        airlock_sql::RiskLevel::Low => RiskLevel::Low,
-        airlock_sql::RiskLevel::Medium => RiskLevel::Medium,
-        airlock_sql::RiskLevel::High => RiskLevel::High,
-        airlock_sql::RiskLevel::Critical => RiskLevel::Critical,
-    }
-}
-
 /// The change request for a held MySQL text.
 pub fn request_details(
     user: &User,
@@ -584,7 +575,7 @@ pub fn request_details(
         tables: verdict.tables(),
         summary: airlock_sql::summarize(sql),
         ai_summary: None,
-        risk: risk_of(risk.level),
+        risk: risk.level.into(),
         risk_reasons: reasons,
         row_estimate: None,
         earlier_runs: Vec::new(),

@@ -144,26 +144,11 @@ async fn setup<U: AsyncRead + AsyncWrite + Unpin>(
     sql: &str,
     capabilities: u32,
 ) -> Result<(), RelayError> {
-    let mut payload = vec![com::QUERY];
-    payload.extend_from_slice(sql.as_bytes());
-    send_upstream(upstream, 0, &payload).await?;
-    let mut r = Response::new(Shape::Results, capabilities);
-    loop {
-        let p = upstream
-            .read_payload(crate::MAX_COMMAND)
-            .await
-            .map_err(RelayError::Upstream)?;
-        let head = &p.data[..p.data.len().min(HEAD)];
-        match r.packet(p.data.len(), head) {
-            Step::Done => break,
-            Step::More => {}
-            Step::LocalInfile => return Err(RelayError::Setup(format!("{sql}: asked for a file"))),
-        }
+    match crate::upstream::run_query(upstream, capabilities, sql).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(RelayError::Setup(format!("{sql} failed: {}", e.message))),
+        Err(e) => Err(RelayError::Setup(format!("{sql}: {e}"))),
     }
-    if r.failed {
-        return Err(RelayError::Setup(format!("{sql} failed")));
-    }
-    Ok(())
 }
 
 /// Waits for the client's next command; whatever the upstream says

@@ -12,6 +12,7 @@ use crate::response::{Response, Shape, Step, HEAD};
 use airlock_core::UpstreamTlsMode;
 use airlock_tls::stream::MaybeTlsStream;
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 /// Largest packet accepted during the upstream handshake.
@@ -346,31 +347,41 @@ impl Upstream {
         &mut self,
         sql: &str,
     ) -> Result<Result<(), ErrPacket>, UpstreamError> {
-        let mut payload = Vec::with_capacity(sql.len() + 1);
-        payload.push(crate::response::com::QUERY);
-        payload.extend_from_slice(sql.as_bytes());
-        self.conn.write_payload(0, &payload).await?;
-        let mut r = Response::new(Shape::Results, self.capabilities);
-        let mut err = None;
-        loop {
-            let p = self.conn.read_payload(crate::MAX_COMMAND).await?;
-            if p.data.first() == Some(&0xff) && err.is_none() {
-                err = Some(ErrPacket::decode(&p.data)?);
-            }
-            let head = &p.data[..p.data.len().min(HEAD)];
-            match r.packet(p.data.len(), head) {
-                Step::Done => break,
-                Step::More => {}
-                Step::LocalInfile => {
-                    return Err(UpstreamError::Unsupported(
-                        "a setup statement asked for a local file".into(),
-                    ))
-                }
+        run_query(&mut self.conn, self.capabilities, sql).await
+    }
+}
+
+/// Runs `sql` on `conn` (a session with `capabilities`) and reads its whole
+/// answer, rows discarded; an ERR is returned as such.
+pub async fn run_query<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut PacketConn<S>,
+    capabilities: u32,
+    sql: &str,
+) -> Result<Result<(), ErrPacket>, UpstreamError> {
+    let mut payload = Vec::with_capacity(sql.len() + 1);
+    payload.push(crate::response::com::QUERY);
+    payload.extend_from_slice(sql.as_bytes());
+    conn.write_payload(0, &payload).await?;
+    let mut r = Response::new(Shape::Results, capabilities);
+    let mut err = None;
+    loop {
+        let p = conn.read_payload(crate::MAX_COMMAND).await?;
+        if p.data.first() == Some(&0xff) && err.is_none() {
+            err = Some(ErrPacket::decode(&p.data)?);
+        }
+        let head = &p.data[..p.data.len().min(HEAD)];
+        match r.packet(p.data.len(), head) {
+            Step::Done => break,
+            Step::More => {}
+            Step::LocalInfile => {
+                return Err(UpstreamError::Unsupported(
+                    "a setup statement asked for a local file".into(),
+                ))
             }
         }
-        Ok(match err {
-            Some(e) => Err(e),
-            None => Ok(()),
-        })
     }
+    Ok(match err {
+        Some(e) => Err(e),
+        None => Ok(()),
+    })
 }

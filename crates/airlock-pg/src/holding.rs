@@ -13,7 +13,7 @@ use crate::gate::Judgement;
 use crate::relay::{BoxFuture, Reply, ReplyKind, SessionHooks};
 use airlock_core::ports::StoreEvent;
 use airlock_core::request::{
-    ChangeRequest, Engine, RequestDetails, RequestFilter, RequestId, RequestStatus, RiskLevel,
+    ChangeRequest, Engine, RequestDetails, RequestFilter, RequestId, RequestStatus,
 };
 use airlock_core::workflow::{Held, RunResult, Workflow, WorkflowError};
 use airlock_core::{Actor, Config, Target, User};
@@ -98,15 +98,6 @@ fn success(frames: BytesMut) -> Reply {
     }
 }
 
-fn risk_of(level: airlock_sql::RiskLevel) -> RiskLevel {
-    match level {
-        airlock_sql::RiskLevel::Low => RiskLevel::Low,
-        airlock_sql::RiskLevel::Medium => RiskLevel::Medium,
-        airlock_sql::RiskLevel::High => RiskLevel::High,
-        airlock_sql::RiskLevel::Critical => RiskLevel::Critical,
-    }
-}
-
 /// Builds the change request for `sql` (one statement, or a whole script as
 /// one request) held for `user` on `target`: classification, fingerprint,
 /// summary, risk, and the `airlock.*` settings given with it. The session and
@@ -144,7 +135,7 @@ pub fn request_details(
         tables: classification.tables.clone(),
         summary: airlock_sql::summarize(sql),
         ai_summary: None,
-        risk: risk_of(risk.level),
+        risk: risk.level.into(),
         risk_reasons: risk.reasons,
         row_estimate: None,
         earlier_runs: Vec::new(),
@@ -821,15 +812,6 @@ mod tests {
         );
         assert_eq!(wait_limit(Some("30s")), Ok(Some(Duration::from_secs(30))));
         assert!(wait_limit(Some("soon")).is_err());
-    }
-
-    #[test]
-    fn risk_levels_map_one_to_one() {
-        assert_eq!(
-            risk_of(airlock_sql::RiskLevel::Critical),
-            RiskLevel::Critical
-        );
-        assert_eq!(risk_of(airlock_sql::RiskLevel::Low), RiskLevel::Low);
     }
 
     #[test]

@@ -102,6 +102,17 @@ pub enum RiskLevel {
     Critical,
 }
 
+impl From<airlock_sql::RiskLevel> for RiskLevel {
+    fn from(level: airlock_sql::RiskLevel) -> Self {
+        match level {
+            airlock_sql::RiskLevel::Low => RiskLevel::Low,
+            airlock_sql::RiskLevel::Medium => RiskLevel::Medium,
+            airlock_sql::RiskLevel::High => RiskLevel::High,
+            airlock_sql::RiskLevel::Critical => RiskLevel::Critical,
+        }
+    }
+}
+
 impl RiskLevel {
     /// Lowercase name.
     pub fn as_str(self) -> &'static str {
@@ -590,6 +601,15 @@ pub struct RequestFilter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn risk_levels_map_one_to_one() {
+        assert_eq!(
+            RiskLevel::from(airlock_sql::RiskLevel::Critical),
+            RiskLevel::Critical
+        );
+        assert_eq!(RiskLevel::from(airlock_sql::RiskLevel::Low), RiskLevel::Low);
+    }
 
     #[test]
     fn request_id_parsing() {
