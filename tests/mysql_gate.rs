@@ -120,6 +120,36 @@ fn a_held_change_becomes_a_request_and_says_so() {
         Some(b"UPDATE t SET v = 12;\nSELECT v FROM t;\n"),
     );
     assert_eq!(both.stdout().trim(), "10", "{}", both.describe());
+    // SHOW WARNINGS after a held statement: the error, then its context.
+    let warned = proxy.mysql(
+        "alice",
+        &["-N", "--force", schema.as_str()],
+        Some(b"UPDATE t SET v = 13 WHERE id = 1;\nSHOW WARNINGS;\nSHOW ERRORS;\nSELECT 1;\nSHOW WARNINGS;\n"),
+    );
+    let stdout = warned.stdout();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        lines.len() >= 5
+            && lines[0].starts_with("Error\t50001\tairlock: held for approval as request #")
+            && lines[1].starts_with("Note\t50001\tairlock: request #")
+            && lines
+                .iter()
+                .any(|l| l.starts_with("Note\t50001\tairlock: risk "))
+            && lines
+                .iter()
+                .any(|l| l.contains("no earlier run of this statement")),
+        "{}",
+        warned.describe()
+    );
+    let errors: Vec<&&str> = lines.iter().filter(|l| l.starts_with("Error\t")).collect();
+    assert_eq!(
+        errors.len(),
+        2,
+        "SHOW ERRORS lists the error only: {}",
+        warned.describe()
+    );
+    // After a statement the upstream answered, SHOW WARNINGS is the server's.
+    assert_eq!(lines.last(), Some(&"1"), "{}", warned.describe());
 }
 
 const ALICE_TOKEN: &str = "alk_alice_mysql_token_0123456789";

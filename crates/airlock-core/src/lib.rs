@@ -15,6 +15,7 @@ pub mod policy;
 pub mod ports;
 pub mod request;
 pub mod time;
+pub mod waiting;
 pub mod workflow;
 
 pub use audit::{

@@ -8,13 +8,15 @@ use crate::relay::{plain_verdict, Gate, Verdict, UNKNOWN_COMMAND};
 use crate::response::{com, Response};
 use crate::session::init_db;
 use airlock_core::request::{Engine, RequestDetails};
+use airlock_core::waiting::{self, WaitTiming, Waited};
 use airlock_core::workflow::{Held, Workflow};
+use airlock_core::RequestStatus;
 use airlock_core::{BoxFuture, Target, User};
 use airlock_sql::mysql::{
     classify_mysql, fingerprint_mysql, leading_directives_mysql, Effect, MysqlVerdict,
     PreparedNames,
 };
-use airlock_sql::mysql_lexer::{self, SqlModes};
+use airlock_sql::mysql_lexer::{self, SqlModes, TokenKind};
 use airlock_sql::{DirectiveKey, Directives, ProxyCommand};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -34,6 +36,8 @@ pub const NEEDS_INPUT_STATE: &str = "AL002";
 pub const REFUSED_CODE: u16 = 50003;
 /// SQLSTATE of a refusal.
 pub const REFUSED_STATE: &str = "AL003";
+/// The server's "Query execution was interrupted" (what a KILL QUERY gives).
+pub const QUERY_INTERRUPTED: u16 = 1317;
 /// Error number of the proxy's own failure.
 pub const INTERNAL_CODE: u16 = 50000;
 
@@ -64,6 +68,10 @@ pub struct ProtectedGate {
     pub runner: Option<crate::executor::MysqlRunner>,
     /// Answers KILL of the user's own sessions.
     pub killer: Option<crate::kill::Killer>,
+    /// What ends a wait for a decision (KILL QUERY, the client closing).
+    pub interrupts: crate::interrupt::Interrupts,
+    /// The safety-net poll of a wait (`server.wait_safety_poll`).
+    pub wait_safety_poll: Duration,
     /// The session's capabilities (the shape of the OK packets it gets).
     pub capabilities: u32,
     /// Its MariaDB extended capabilities (the shape of column definitions).
@@ -79,6 +87,18 @@ pub struct ProtectedGate {
     settings: Directives,
     pending_prepare: Option<bool>,
     pending_effects: Vec<Effect>,
+    /// What `SHOW WARNINGS` answers after the proxy refused or held the
+    /// last statement: the error and the request's context.
+    warnings: Vec<Warning>,
+    /// Context notes of the request just held, for `warnings`.
+    notes: Vec<String>,
+}
+
+/// One row of `SHOW WARNINGS`.
+struct Warning {
+    level: &'static str,
+    code: u16,
+    message: String,
 }
 
 impl ProtectedGate {
@@ -99,6 +119,8 @@ impl ProtectedGate {
             public_url: None,
             runner: None,
             killer: None,
+            interrupts: Default::default(),
+            wait_safety_poll: Duration::from_secs(5),
             capabilities: 0,
             mariadb_capabilities: 0,
             reset_setup: Vec::new(),
@@ -109,6 +131,8 @@ impl ProtectedGate {
             settings: Directives::default(),
             pending_prepare: None,
             pending_effects: Vec::new(),
+            warnings: Vec::new(),
+            notes: Vec::new(),
         }
     }
 
@@ -174,8 +198,18 @@ impl ProtectedGate {
     }
 
     async fn hold(&mut self, sql: &str, verdict: &MysqlVerdict, settings: &Directives) -> Verdict {
-        let Some(workflow) = &self.workflow else {
+        let Some(workflow) = self.workflow.clone() else {
             return held_without_request(verdict);
+        };
+        let wait = match airlock_core::waiting::wait_limit(settings.wait.as_deref()) {
+            Ok(w) => w,
+            Err(bad) => {
+                return Verdict::Refuse(ErrPacket::new(
+                    NEEDS_INPUT_CODE,
+                    NEEDS_INPUT_STATE,
+                    format!("airlock: airlock.wait must be a duration such as '10min' or 'off', not {bad:?}; nothing was run"),
+                ))
+            }
         };
         let mut details = request_details(
             &self.user,
@@ -193,7 +227,17 @@ impl ProtectedGate {
             .max_rows
             .as_deref()
             .and_then(|v| v.trim().parse().ok());
+        // Listening for a KILL before the request exists: none is missed.
+        let cancel = self.interrupts.cancel.clone();
+        let cancelled = cancel.notified();
+        tokio::pin!(cancelled);
+        cancelled.as_mut().enable();
         match workflow.hold(details).await {
+            Ok(Held::Created(r) | Held::StillPending(r)) if wait.is_some() => {
+                info!(request = r.id.0, user = %self.user.name, target = %self.target.name, "mysql change request held; the client waits");
+                self.wait_for_decision(&workflow, r.id, wait.unwrap_or_default(), cancelled)
+                    .await
+            }
             Ok(Held::Created(r)) => {
                 info!(request = r.id.0, user = %self.user.name, target = %self.target.name, "mysql change request created");
                 let link = self
@@ -216,18 +260,12 @@ impl ProtectedGate {
                         )
                     })
                     .collect();
-                let mut earlier = if earlier.is_empty() {
+                self.notes = held_notes(&r, &link);
+                let earlier = if earlier.is_empty() {
                     String::new()
                 } else {
                     format!(" Earlier runs: {}.", earlier.join("; "))
                 };
-                if settings
-                    .wait
-                    .as_deref()
-                    .is_some_and(|w| !w.trim().eq_ignore_ascii_case("off"))
-                {
-                    earlier.push_str(" airlock.wait is not available on MySQL yet: the statement did not wait for a decision.");
-                }
                 Verdict::Refuse(ErrPacket::new(
                     HELD_CODE,
                     HELD_STATE,
@@ -260,6 +298,93 @@ impl ProtectedGate {
 }
 
 impl ProtectedGate {
+    /// Blocks until request `id` is decided (then runs it, if approved),
+    /// the limit passes, the client's KILL QUERY cancels the request, or the
+    /// client goes away (the request is cancelled unless `airlock.on_disconnect
+    /// = 'keep'`). MySQL has no message to send meanwhile: the socket's TCP
+    /// keepalives keep the idle connection up.
+    async fn wait_for_decision(
+        &mut self,
+        workflow: &Workflow,
+        id: airlock_core::RequestId,
+        limit: Duration,
+        cancelled: std::pin::Pin<&mut tokio::sync::futures::Notified<'_>>,
+    ) -> Verdict {
+        let gone = self.interrupts.gone.clone();
+        let timing = WaitTiming {
+            limit,
+            safety_poll: self.wait_safety_poll,
+            tick_every: Duration::from_secs(60),
+        };
+        let waited = waiting::wait_for_decision(
+            workflow,
+            id,
+            timing,
+            cancelled,
+            gone.cancelled(),
+            |waited| {
+                info!(
+                    request = id.0,
+                    waited_s = waited.as_secs(),
+                    "a mysql session still waits for a decision"
+                )
+            },
+        )
+        .await;
+        let actor = airlock_core::Actor::new(self.user.name.clone(), self.user.groups.clone());
+        let cancel_request = |note: &'static str| async move {
+            match workflow.cancel(id, &actor, Some(note)).await {
+                Ok(_) => format!("request #{} was cancelled", id.0),
+                Err(e) => format!("request #{} could not be cancelled: {e}", id.0),
+            }
+        };
+        match waited {
+            Waited::Decided(r) => match r.status {
+                RequestStatus::Approved => self.run_approved(id).await,
+                RequestStatus::Rejected => refuse(&format!(
+                    "request #{} was rejected by {}: {}",
+                    id.0,
+                    r.decided_by.as_deref().unwrap_or("a reviewer"),
+                    r.decision_reason.as_deref().unwrap_or("no reason given")
+                )),
+                other => refuse(&format!("request #{} is {}", id.0, other.as_str())),
+            },
+            Waited::TimedOut => Verdict::Refuse(ErrPacket::new(
+                HELD_CODE,
+                HELD_STATE,
+                format!(
+                    "airlock: no decision on request #{} within {}; it stays pending and nothing was run. Re-send the statement after approval, or CALL airlock.run({}).",
+                    id.0,
+                    humantime::format_duration(limit),
+                    id.0
+                ),
+            )),
+            Waited::Cancelled => {
+                let outcome = cancel_request("cancelled by the client (KILL QUERY) while waiting").await;
+                Verdict::Refuse(ErrPacket::new(
+                    QUERY_INTERRUPTED,
+                    "70100",
+                    format!("Query execution was interrupted: airlock: {outcome}; nothing was run"),
+                ))
+            }
+            Waited::Gone => {
+                let keep = self
+                    .settings
+                    .get(DirectiveKey::OnDisconnect)
+                    .and_then(airlock_sql::on_disconnect_keeps)
+                    .unwrap_or(false);
+                if keep {
+                    info!(request = id.0, "the mysql client went away while waiting; the request stays pending (airlock.on_disconnect = keep)");
+                } else {
+                    let outcome = cancel_request("the client disconnected while waiting").await;
+                    info!(request = id.0, %outcome, "the mysql client went away while waiting");
+                }
+                refuse("the client went away")
+            }
+            Waited::Failed(e) => refuse(&format!("waiting on request #{}: {e}", id.0)),
+        }
+    }
+
     /// Answers one of the proxy's own commands (never sent upstream).
     async fn proxy_command(&mut self, cmd: ProxyCommand) -> Verdict {
         let ok = |info: String, caps: u32| {
@@ -417,6 +542,43 @@ impl ProtectedGate {
     }
 }
 
+/// The context of a held request, one `SHOW WARNINGS` note each (what the
+/// Postgres side sends as NOTICEs).
+fn held_notes(r: &airlock_core::ChangeRequest, link: &str) -> Vec<String> {
+    let d = &r.details;
+    let mut notes = vec![format!("airlock: request #{}: {}", r.id.0, d.summary)];
+    notes.push(format!(
+        "airlock: risk {}{}",
+        d.risk.as_str(),
+        if d.risk_reasons.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", d.risk_reasons.join("; "))
+        }
+    ));
+    if let Some(n) = d.row_estimate {
+        notes.push(format!("airlock: the planner estimates {n:.0} row(s)"));
+    }
+    for e in &d.earlier_runs {
+        notes.push(format!(
+            "airlock: earlier run on {} ({}) by {} at {}: {} row(s), {}",
+            e.target,
+            e.environment,
+            e.who,
+            e.when,
+            e.rows.map_or("?".to_string(), |n| n.to_string()),
+            if e.success { "succeeded" } else { "failed" }
+        ));
+    }
+    if d.earlier_runs.is_empty() {
+        notes.push("airlock: no earlier run of this statement on a dev or QA target".into());
+    }
+    if !link.trim().is_empty() {
+        notes.push(format!("airlock: review it at{link}"));
+    }
+    notes
+}
+
 fn refuse(why: &str) -> Verdict {
     Verdict::Refuse(ErrPacket::new(
         REFUSED_CODE,
@@ -436,6 +598,59 @@ fn held_without_request(verdict: &MysqlVerdict) -> Verdict {
     ))
 }
 
+/// `Some(errors_only)` if `payload` is `SHOW WARNINGS` or `SHOW ERRORS`
+/// (one statement, any `LIMIT` ignored: the proxy's list is short).
+fn show_warnings(payload: &[u8], modes: SqlModes) -> Option<bool> {
+    let sql = std::str::from_utf8(payload.get(1..)?).ok()?;
+    let tokens = mysql_lexer::scan(sql, modes).ok()?;
+    let mut words = tokens
+        .iter()
+        .filter(|t| !matches!(t.kind, TokenKind::LineComment | TokenKind::BlockComment))
+        .map(|t| &sql[t.start..t.end])
+        .filter(|w| *w != ";");
+    if !words.next()?.eq_ignore_ascii_case("SHOW") {
+        return None;
+    }
+    let which = words.next()?;
+    let errors_only = if which.eq_ignore_ascii_case("WARNINGS") {
+        false
+    } else if which.eq_ignore_ascii_case("ERRORS") {
+        true
+    } else {
+        return None;
+    };
+    match words.next() {
+        None => Some(errors_only),
+        Some(w) if w.eq_ignore_ascii_case("LIMIT") => Some(errors_only),
+        Some(_) => None,
+    }
+}
+
+impl ProtectedGate {
+    /// `SHOW WARNINGS` after the proxy answered the last statement itself:
+    /// its error, then the request's context, as the server lists them.
+    fn answer_warnings(&self, errors_only: bool) -> Verdict {
+        let rows: Vec<Vec<Option<String>>> = self
+            .warnings
+            .iter()
+            .filter(|w| !errors_only || w.level == "Error")
+            .map(|w| {
+                vec![
+                    Some(w.level.to_string()),
+                    Some(w.code.to_string()),
+                    Some(w.message.clone()),
+                ]
+            })
+            .collect();
+        Verdict::Answer(crate::resultset::encode(
+            &["Level", "Code", "Message"],
+            &rows,
+            self.capabilities,
+            self.mariadb_capabilities,
+        ))
+    }
+}
+
 impl Gate for ProtectedGate {
     fn judge<'a>(&'a mut self, payload: &'a [u8]) -> BoxFuture<'a, Verdict> {
         Box::pin(async move {
@@ -451,7 +666,30 @@ impl Gate for ProtectedGate {
                 return killer.answer(kill, self.capabilities).await;
             }
             match kind {
-                com::QUERY => self.query(payload).await,
+                com::QUERY => {
+                    if let Some(errors_only) = show_warnings(payload, self.modes) {
+                        if !self.warnings.is_empty() {
+                            return self.answer_warnings(errors_only);
+                        }
+                    }
+                    self.notes.clear();
+                    let verdict = self.query(payload).await;
+                    self.warnings = match &verdict {
+                        Verdict::Refuse(err) => std::iter::once(Warning {
+                            level: "Error",
+                            code: err.code,
+                            message: err.message.clone(),
+                        })
+                        .chain(self.notes.drain(..).map(|n| Warning {
+                            level: "Note",
+                            code: err.code,
+                            message: n,
+                        }))
+                        .collect(),
+                        _ => Vec::new(),
+                    };
+                    verdict
+                }
                 com::STMT_PREPARE => {
                     let Ok(sql) = std::str::from_utf8(&payload[1..]) else {
                         return refuse("the statement is not valid UTF-8");

@@ -57,6 +57,9 @@ pub struct Entry {
     pub target: String,
     /// Its upstream thread id.
     pub upstream_thread: u32,
+    /// Wakes the session if it waits for a decision (`airlock.wait`): a
+    /// KILL of it cancels the request it waits on.
+    pub cancel: std::sync::Arc<tokio::sync::Notify>,
 }
 
 /// The live sessions of a listener, by the connection id of airlock's greeting.
@@ -174,6 +177,7 @@ mod tests {
                 user: "alice".into(),
                 target: "t".into(),
                 upstream_thread: 7,
+                cancel: Default::default(),
             },
         );
         assert_eq!(r.find("alice", 100).map(|e| e.upstream_thread), Some(7));
@@ -209,6 +213,9 @@ impl Killer {
                 ),
             ));
         };
+        // A session waiting for a decision runs nothing upstream: the KILL
+        // is for its wait (the mysql CLI's Ctrl-C), which cancels the request.
+        victim.cancel.notify_waiters();
         match execute(&self.live, &victim, kill).await {
             Ok(()) => crate::relay::Verdict::Answer(vec![OkPacket::default().encode_for(0, caps)]),
             Err(e) => crate::relay::Verdict::Refuse(ErrPacket::new(

@@ -13,6 +13,7 @@ pub mod conn;
 pub mod ed25519;
 pub mod executor;
 pub mod gate;
+pub mod interrupt;
 pub mod kill;
 pub mod login;
 pub mod messages;

@@ -9,6 +9,7 @@ use crate::packet::{self, Header};
 use crate::response::{com, Response, Shape, Step, HEAD};
 use bytes::Buf;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_util::sync::CancellationToken;
 
 /// ER_NOT_SUPPORTED_YET.
 pub const NOT_SUPPORTED: u16 = 1235;
@@ -78,6 +79,7 @@ pub async fn run<C, U, G>(
     upstream: &mut PacketConn<U>,
     capabilities: u32,
     gate: &mut G,
+    gone: &CancellationToken,
 ) -> Result<Ended, RelayError>
 where
     C: AsyncRead + AsyncWrite + Unpin,
@@ -95,7 +97,8 @@ where
             send_client(client, cmd.last_seq.wrapping_add(1), &err.encode()).await?;
             continue;
         };
-        match gate.judge(&cmd.data).await {
+        let verdict = judged(client, gone, gate.judge(&cmd.data)).await;
+        match verdict {
             Verdict::Refuse(err) => {
                 if Shape::of(kind) != Shape::None {
                     send_client(client, cmd.last_seq.wrapping_add(1), &err.encode()).await?;
@@ -134,6 +137,32 @@ where
             }
         }
         gate.answered(&cmd.data, &response);
+    }
+}
+
+/// Awaits a verdict while watching the client: a client that closes while
+/// its statement waits for a decision cancels `gone`, so the wait ends. What
+/// a pipelining client sends meanwhile stays buffered (up to one command's
+/// limit, then it is read only after the verdict).
+async fn judged<C, F>(client: &mut PacketConn<C>, gone: &CancellationToken, judge: F) -> Verdict
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+    F: std::future::Future<Output = Verdict>,
+{
+    tokio::pin!(judge);
+    let mut watching = true;
+    loop {
+        tokio::select! {
+            biased;
+            v = &mut judge => return v,
+            r = client.fill(), if watching => match r {
+                Ok(_) => watching = client.buf.len() <= crate::MAX_COMMAND,
+                Err(_) => {
+                    gone.cancel();
+                    watching = false;
+                }
+            },
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 use crate::auth;
 use crate::conn::PacketConn;
 use crate::gate::ProtectedGate;
+use crate::interrupt::Interrupts;
 use crate::login::{self, First, Refusal};
 use crate::messages::{ErrPacket, OkPacket};
 use crate::relay::{self, Gate, Verdict};
@@ -16,6 +17,7 @@ use airlock_tls::stream::MaybeTlsStream;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::net::TcpStream;
 use tracing::{info, warn};
 
@@ -64,6 +66,15 @@ pub async fn handle(
     peer: SocketAddr,
 ) -> Result<(), SessionError> {
     tcp.set_nodelay(true)?;
+    // A statement waiting for a decision sends nothing for minutes: TCP
+    // keepalives keep NAT entries and firewalls from dropping the session
+    // and notice a client that vanished.
+    socket2::SockRef::from(&tcp).set_tcp_keepalive(
+        &socket2::TcpKeepalive::new()
+            .with_time(Duration::from_secs(30))
+            .with_interval(Duration::from_secs(10))
+            .with_retries(3),
+    )?;
     let config = ctx.live.current();
     let id = ctx.next_id.fetch_add(1, Ordering::Relaxed);
     let scramble = auth::new_scramble();
@@ -168,12 +179,14 @@ pub async fn handle(
     if let Ok(mut f) = ctx.flavor.lock() {
         *f = upstream::flavor_of(&up.greeting);
     }
+    let interrupts = Interrupts::default();
     ctx.sessions.insert(
         id,
         crate::kill::Entry {
             user: user.clone(),
             target: target.name.clone(),
             upstream_thread: up.greeting.connection_id,
+            cancel: interrupts.cancel.clone(),
         },
     );
     let _listed = Listed(&ctx.sessions, id);
@@ -182,7 +195,7 @@ pub async fn handle(
         live: ctx.live.clone(),
         user: user.clone(),
     };
-    let gate = match open_gate(&ctx, &config, &mut up, &logged, peer, &killer).await {
+    let gate = match open_gate(&ctx, &config, &mut up, &logged, peer, &killer, &interrupts).await {
         Ok(g) => g,
         Err(why) => {
             warn!(%user, target = %target.name, %why, "upstream session setup failed");
@@ -213,7 +226,15 @@ pub async fn handle(
     let mut gate = gate;
     let mut logged = logged;
     loop {
-        let cmd = match relay::run(&mut client, &mut up.conn, up.capabilities, &mut gate).await? {
+        let cmd = match relay::run(
+            &mut client,
+            &mut up.conn,
+            up.capabilities,
+            &mut gate,
+            &interrupts.gone,
+        )
+        .await?
+        {
             relay::Ended::Quit => return Ok(()),
             relay::Ended::ChangeUser(cmd) => cmd,
         };
@@ -234,7 +255,7 @@ pub async fn handle(
             live: ctx.live.clone(),
             user: next.user.name.clone(),
         };
-        gate = match open_gate(&ctx, &config, &mut up, &next, peer, &killer).await {
+        gate = match open_gate(&ctx, &config, &mut up, &next, peer, &killer, &interrupts).await {
             Ok(g) => g,
             Err(why) => {
                 let err = ErrPacket::new(UNKNOWN_ERROR, "HY000", format!("airlock: {why}"));
@@ -248,6 +269,7 @@ pub async fn handle(
                 user: next.user.name.clone(),
                 target: next.target.name.clone(),
                 upstream_thread: up.greeting.connection_id,
+                cancel: interrupts.cancel.clone(),
             },
         );
         let ok = OkPacket {
@@ -374,6 +396,7 @@ async fn open_gate(
     logged: &login::LoggedIn,
     peer: SocketAddr,
     killer: &crate::kill::Killer,
+    interrupts: &Interrupts,
 ) -> Result<Box<dyn Gate>, String> {
     let user = logged.user.name.clone();
     let target = logged.target.clone();
@@ -405,6 +428,8 @@ async fn open_gate(
                 );
                 g.workflow = ctx.workflow.clone();
                 g.killer = Some(killer.clone());
+                g.interrupts = interrupts.clone();
+                g.wait_safety_poll = config.server.wait_safety_poll;
                 g.runner = ctx.runner.clone();
                 g.capabilities = up.capabilities;
                 g.mariadb_capabilities = logged.response.mariadb_capabilities;

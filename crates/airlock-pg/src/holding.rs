@@ -11,17 +11,16 @@ use crate::frame::{
 };
 use crate::gate::Judgement;
 use crate::relay::{BoxFuture, Reply, ReplyKind, SessionHooks};
-use airlock_core::ports::StoreEvent;
 use airlock_core::request::{
     ChangeRequest, Engine, RequestDetails, RequestFilter, RequestId, RequestStatus,
 };
+use airlock_core::waiting::{self, wait_limit, WaitTiming, Waited};
 use airlock_core::workflow::{Held, RunResult, Workflow, WorkflowError};
 use airlock_core::{Actor, Config, Target, User};
 use airlock_sql::{DirectiveKey, Directives, ProxyCommand};
 use bytes::{Bytes, BytesMut};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-use tokio::sync::broadcast::error::RecvError;
+use std::time::Duration;
 use tracing::{info, warn};
 
 /// SQLSTATE: held for approval (a request exists).
@@ -476,85 +475,59 @@ impl ProtectedHooks {
 
     /// Blocks until request `id` is decided, the limit passes, or the client
     /// cancels or goes away; sends a NOTICE now and then. Approved: runs it
-    /// and answers with the real result. Woken by the store's events (a
-    /// decision on any replica), with a slow poll as a safety net.
+    /// and answers with the real result.
     async fn wait_for_decision(&mut self, id: RequestId, limit: Duration) -> Reply {
-        let started = Instant::now();
-        let deadline = started + limit;
-        let mut last_notice = Instant::now();
         let _ = self.notices.try_send(notice(&format!(
             "airlock: waiting up to {} for a decision on request #{}; cancel (Ctrl-C) to stop waiting and cancel the request",
             humantime::format_duration(limit),
             id.0
         )));
-        // Subscribed before the first look, so no decision falls in between.
-        let mut events = Some(self.workflow.store().subscribe());
         let cancel = self.cancel.clone();
         let cancelled = cancel.notified();
         tokio::pin!(cancelled);
         cancelled.as_mut().enable();
         let gone = self.client_gone.clone();
-        let mut look = true;
-        loop {
-            if look {
-                let r = match self.workflow.get(id).await {
-                    Ok(r) => r,
-                    Err(e) => return self.refusal_reply(&e),
-                };
-                if let Some(reply) = self.decided(&r).await {
-                    return reply;
-                }
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return error_reply(
-                    HELD,
-                    &format!(
-                        "airlock: no decision on request #{} within {}; it stays pending and nothing was run",
-                        id.0,
-                        humantime::format_duration(limit)
-                    ),
-                    Some("Re-send the statement after approval, or CALL airlock.run(N)."),
-                );
-            }
-            if now.duration_since(last_notice) >= WAIT_NOTICE_EVERY {
-                last_notice = now;
-                let _ = self.notices.try_send(notice(&format!(
+        let notices = self.notices.clone();
+        let timing = WaitTiming {
+            limit,
+            safety_poll: self.config.server.wait_safety_poll,
+            tick_every: WAIT_NOTICE_EVERY,
+        };
+        let waited = waiting::wait_for_decision(
+            &self.workflow,
+            id,
+            timing,
+            cancelled,
+            gone.cancelled(),
+            |waited| {
+                let _ = notices.try_send(notice(&format!(
                     "airlock: still waiting for a decision on request #{} ({}s)",
                     id.0,
-                    started.elapsed().as_secs()
+                    waited.as_secs()
                 )));
+            },
+        )
+        .await;
+        match waited {
+            Waited::Decided(r) => match self.decided(&r).await {
+                Some(reply) => reply,
+                None => error_reply(HELD, "airlock: the request is still pending", None),
+            },
+            Waited::TimedOut => error_reply(
+                HELD,
+                &format!(
+                    "airlock: no decision on request #{} within {}; it stays pending and nothing was run",
+                    id.0,
+                    humantime::format_duration(limit)
+                ),
+                Some("Re-send the statement after approval, or CALL airlock.run(N)."),
+            ),
+            Waited::Cancelled => {
+                self.cancel_waiting(id, "cancelled by the client while waiting")
+                    .await
             }
-            let wake = deadline
-                .min(last_notice + WAIT_NOTICE_EVERY)
-                .min(now + self.config.server.wait_safety_poll);
-            let event = async {
-                match events.as_mut() {
-                    Some(rx) => Some(rx.recv().await),
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                _ = &mut cancelled => {
-                    return self.cancel_waiting(id, "cancelled by the client while waiting").await;
-                }
-                _ = gone.cancelled() => {
-                    return self.client_went_away(id).await;
-                }
-                ev = event => {
-                    look = match ev {
-                        Some(Ok(StoreEvent::Request(changed))) => changed == id,
-                        Some(Ok(StoreEvent::Outbox)) => false,
-                        Some(Ok(StoreEvent::Resync)) | Some(Err(RecvError::Lagged(_))) => true,
-                        // The store's announcer is gone: poll from now on.
-                        Some(Err(RecvError::Closed)) | None => {
-                            events = None;
-                            true
-                        }
-                    };
-                }
-                _ = tokio::time::sleep_until(wake.into()) => look = true,
-            }
+            Waited::Gone => self.client_went_away(id).await,
+            Waited::Failed(e) => self.refusal_reply(&e),
         }
     }
 
@@ -767,25 +740,6 @@ impl SessionHooks for ProtectedHooks {
 /// How often a waiting session is told it still waits.
 const WAIT_NOTICE_EVERY: Duration = Duration::from_secs(10);
 
-/// `airlock.wait`: `None` for no wait (unset, `off`, `0`), else the limit.
-fn wait_limit(value: Option<&str>) -> Result<Option<Duration>, String> {
-    let Some(v) = value.map(str::trim) else {
-        return Ok(None);
-    };
-    if v.is_empty()
-        || ["off", "false", "no", "0"]
-            .iter()
-            .any(|o| v.eq_ignore_ascii_case(o))
-    {
-        return Ok(None);
-    }
-    match humantime::parse_duration(v) {
-        Ok(d) if d.is_zero() => Ok(None),
-        Ok(d) => Ok(Some(d)),
-        Err(_) => Err(v.to_string()),
-    }
-}
-
 fn notice(message: &str) -> Bytes {
     let mut out = BytesMut::new();
     put_notice(&mut out, message);
@@ -800,19 +754,6 @@ pub fn plain_refusal(message: &str, detail: Option<&str>) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn wait_values() {
-        assert_eq!(wait_limit(None), Ok(None));
-        assert_eq!(wait_limit(Some("off")), Ok(None));
-        assert_eq!(wait_limit(Some("0")), Ok(None));
-        assert_eq!(
-            wait_limit(Some("10min")),
-            Ok(Some(Duration::from_secs(600)))
-        );
-        assert_eq!(wait_limit(Some("30s")), Ok(Some(Duration::from_secs(30))));
-        assert!(wait_limit(Some("soon")).is_err());
-    }
 
     #[test]
     fn refusal_frames_carry_the_held_sqlstate() {
