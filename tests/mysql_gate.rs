@@ -414,3 +414,49 @@ fn an_executed_change_rolls_back_and_the_audit_chain_verifies() {
         .env_remove("AIRLOCK_CONFIG");
     run_with_timeout(verify, None, Duration::from_secs(60)).assert_success("audit verify");
 }
+
+#[test]
+fn a_held_change_carries_the_planner_estimate() {
+    let schema = "airlock_t_myg_estimate".to_string();
+    fresh_schema(&schema);
+    mariadb_admin(&format!(
+        "CREATE TABLE `{schema}`.t (id INT PRIMARY KEY, v INT);
+         INSERT INTO `{schema}`.t SELECT seq, seq FROM `{schema}`.seq_1_to_200;
+         ANALYZE TABLE `{schema}`.t"
+    ));
+    let mut config = ProxyConfig::for_mariadb(&schema).with_api_token("bob", BOB_TOKEN);
+    config.targets[0].protected = true;
+    let proxy = Proxy::start(config);
+    let estimate_of = |sql: &str| -> (String, Option<f64>) {
+        let out = proxy.mysql("alice", &[schema.as_str(), "-e", sql], None);
+        assert!(out.stderr().contains("ERROR 50001"), "{}", out.describe());
+        let id = request_number(&out.stderr());
+        let shown = requests_cli(&proxy, BOB_TOKEN, &["show", &id, "--json"]);
+        shown.assert_success("show");
+        let v: serde_json::Value = serde_json::from_str(&shown.stdout()).expect("json");
+        (out.stderr(), v["request"]["row_estimate"].as_f64())
+    };
+    // A primary-key range: the planner knows it closely.
+    let (said, rows) = estimate_of("UPDATE t SET v = 0 WHERE id <= 50");
+    assert!(rows.is_some_and(|r| (40.0..=60.0).contains(&r)), "{rows:?}");
+    assert!(said.contains("The planner estimates"), "{said}");
+    assert_eq!(
+        estimate_of("DELETE FROM t WHERE v > 0 LIMIT 5").1,
+        Some(5.0)
+    );
+    assert_eq!(
+        estimate_of("INSERT INTO t VALUES (1001, 1), (1002, 2), (1003, 3)").1,
+        Some(3.0)
+    );
+    assert_eq!(estimate_of("DELETE FROM t WHERE id = 7").1, Some(1.0));
+    // A side-effect function: nothing derived from it is sent anywhere.
+    assert_eq!(
+        estimate_of("UPDATE t SET v = GET_LOCK('airlock_est', 0)").1,
+        None
+    );
+    assert_eq!(
+        mariadb_admin(&format!("SELECT COUNT(*), SUM(v) FROM `{schema}`.t")).trim(),
+        "200\t20100",
+        "nothing ran"
+    );
+}

@@ -232,7 +232,13 @@ impl ProtectedGate {
         let cancelled = cancel.notified();
         tokio::pin!(cancelled);
         cancelled.as_mut().enable();
-        match workflow.hold(details).await {
+        let estimate = airlock_sql::mysql::estimate_query_mysql(sql, self.modes);
+        let (target, modes) = (self.target.clone(), self.modes);
+        let estimated = |_: &RequestDetails| async move {
+            let query = estimate?;
+            crate::estimate::estimate_rows(&target, &query, modes, Duration::from_secs(2)).await
+        };
+        match workflow.hold_estimated(details, estimated).await {
             Ok(Held::Created(r) | Held::StillPending(r)) if wait.is_some() => {
                 info!(request = r.id.0, user = %self.user.name, target = %self.target.name, "mysql change request held; the client waits");
                 self.wait_for_decision(&workflow, r.id, wait.unwrap_or_default(), cancelled)
@@ -261,6 +267,11 @@ impl ProtectedGate {
                     })
                     .collect();
                 self.notes = held_notes(&r, &link);
+                let estimate = r
+                    .details
+                    .row_estimate
+                    .map(|n| format!(" The planner estimates {n:.0} row(s)."))
+                    .unwrap_or_default();
                 let earlier = if earlier.is_empty() {
                     String::new()
                 } else {
@@ -270,7 +281,7 @@ impl ProtectedGate {
                     HELD_CODE,
                     HELD_STATE,
                     format!(
-                        "airlock: held for approval as request #{} on protected target '{}'{link}; nothing was run ({}). Summary: {}.{earlier} Re-send the same statement after approval, or CALL airlock.run({}).",
+                        "airlock: held for approval as request #{} on protected target '{}'{link}; nothing was run ({}). Summary: {}.{estimate}{earlier} Re-send the same statement after approval, or CALL airlock.run({}).",
                         r.id.0,
                         self.target.name,
                         verdict.reasons().join("; "),

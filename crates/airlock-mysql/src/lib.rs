@@ -11,6 +11,7 @@ pub mod auth;
 pub mod caps;
 pub mod conn;
 pub mod ed25519;
+pub mod estimate;
 pub mod executor;
 pub mod gate;
 pub mod interrupt;

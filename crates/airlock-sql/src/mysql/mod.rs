@@ -178,6 +178,9 @@ fn classify_one(
     out
 }
 
+mod estimate;
+pub use estimate::{estimate_query_mysql, EstimateQuery};
+
 #[cfg(test)]
 mod tests;
 

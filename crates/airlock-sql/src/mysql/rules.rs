@@ -161,10 +161,7 @@ pub(super) fn judge(
                 t.kind == TokenKind::Other && text[t.start..t.end].eq_ignore_ascii_case("WRITE")
             });
             return if write {
-                hold(
-                    C::Privilege,
-                    "START TRANSACTION READ WRITE lifts read-only mode",
-                )
+                hold(C::Write, "LOCK TABLES … WRITE takes write locks")
             } else {
                 pass(C::Transaction)
             };
@@ -540,10 +537,36 @@ fn tables(statement: &Statement) -> Vec<String> {
     v.0
 }
 
+/// The statement of `canonical_text` if the planner may be asked about
+/// it: exactly one INSERT, UPDATE or DELETE in which nothing but tables,
+/// columns, literals and read-only built-ins appear — no call, locking
+/// read, `INTO` or nested statement that planning could evaluate.
+pub(crate) fn plannable(canonical_text: &str) -> Option<Statement> {
+    let mut parsed = Parser::parse_sql(&MySqlDialect {}, canonical_text).ok()?;
+    if parsed.len() != 1 {
+        return None;
+    }
+    let statement = parsed.pop()?;
+    if !matches!(
+        statement,
+        Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_)
+    ) {
+        return None;
+    }
+    let mut f = Findings {
+        top_is_allowed: true,
+        ..Findings::default()
+    };
+    let _ = statement.visit(&mut f);
+    f.reasons.is_empty().then_some(statement)
+}
+
 /// Everything in a tree that is not read-only.
 struct Findings {
     reasons: Vec<String>,
     class: StatementClass,
+    /// The tree's own top statement is not "nested" (a DML asked about).
+    top_is_allowed: bool,
 }
 
 impl Default for Findings {
@@ -551,6 +574,7 @@ impl Default for Findings {
         Self {
             reasons: Vec::new(),
             class: C::Read,
+            top_is_allowed: false,
         }
     }
 }
@@ -586,6 +610,9 @@ impl Visitor for Findings {
     }
 
     fn pre_visit_statement(&mut self, s: &Statement) -> ControlFlow<()> {
+        if std::mem::take(&mut self.top_is_allowed) {
+            return ControlFlow::Continue(());
+        }
         if !matches!(s, Statement::Query(_)) {
             // Nested statements inside a query (none are reads).
             self.reasons.push("a statement nested in a query".into());

@@ -209,3 +209,31 @@ fn leading_directives_end_where_mysql_ends_comments() {
     );
     assert_eq!(rest, "DELETE FROM t; -- */ SELECT 1");
 }
+
+#[test]
+fn only_plain_dml_is_planned() {
+    let m = SqlModes::default();
+    for sql in [
+        "UPDATE t SET v = v + 1 WHERE id < 10",
+        "DELETE FROM t WHERE created < NOW() - INTERVAL 1 DAY",
+        "INSERT INTO t (id, v) VALUES (1, 'a'), (2, 'b')",
+        "INSERT INTO t SELECT id, v FROM u WHERE v IS NOT NULL",
+        "/* why */ UPDATE t SET v = CONCAT(v, 'x') WHERE id IN (SELECT id FROM u)",
+    ] {
+        assert!(estimate_query_mysql(sql, m).is_some(), "{sql}");
+    }
+    for sql in [
+        "SELECT 1",
+        "UPDATE t SET v = 1; UPDATE t SET v = 2",
+        "UPDATE t SET v = GET_LOCK('x', 10)",
+        "DELETE FROM t WHERE id = (SELECT my_func(1))",
+        "UPDATE t SET v = (SELECT v FROM u FOR UPDATE)",
+        "INSERT INTO t SELECT NEXTVAL(s), 1",
+        "UPDATE t SET v = 1 /*! , w = GET_LOCK('x', 1) */",
+        "DROP TABLE t",
+        "CALL p()",
+        "LOAD DATA INFILE '/tmp/x' INTO TABLE t",
+    ] {
+        assert!(estimate_query_mysql(sql, m).is_none(), "{sql}");
+    }
+}
