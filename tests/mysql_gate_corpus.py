@@ -1,12 +1,16 @@
 """Tricky statements on a protected MariaDB target (tests/mysql_gate.rs).
 
 Each case is run directly (as root, which can write) and must change the
-schema's state there; then through airlock as a text query, and inside a
-multi-statement packet, where it must fail and change nothing — with read
-credentials that can write, so the classifier alone holds it.
-Prints one JSON line: {"checked": n, "failures": [...]}.
+schema's state there; then through airlock as a text query, inside a
+multi-statement packet, and as a binary prepared statement
+(COM_STMT_PREPARE + COM_STMT_EXECUTE, by mysql-connector-python), where it
+must fail and change nothing — with read credentials that can write, so the
+classifier alone holds it. A case the server itself cannot prepare changes
+nothing as a prepared statement anywhere; those are counted apart.
+Prints one JSON line: {"checked": n, "unpreparable": [...], "failures": [...]}.
 """
 import json, sys, pymysql
+import mysql.connector
 
 proxy_port, user, password, schema = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 
@@ -18,6 +22,42 @@ def proxied():
     return pymysql.connect(host="127.0.0.1", port=proxy_port, user=user, password=password,
                            database=schema, autocommit=True,
                            client_flag=pymysql.constants.CLIENT.MULTI_STATEMENTS)
+
+def connector(port, who, pw):
+    return mysql.connector.connect(host="127.0.0.1", port=port, user=who, password=pw,
+                                   database=schema, use_pure=True, autocommit=True)
+
+def run(sql, mode, port, who, pw):
+    """Runs the case in `mode`: (the error's args or None, the connection,
+    left open so that what it holds — a lock — shows in the state)."""
+    if mode == "prepared":
+        c = connector(port, who, pw)
+        try:
+            cur = c.cursor(prepared=True)
+            cur.execute(sql)
+            try:
+                cur.fetchall()
+            except mysql.connector.Error:
+                pass
+            return None, c
+        except mysql.connector.Error as e:
+            return (e.errno, e.sqlstate, e.msg), c
+    c = root() if port == 3306 else proxied()
+    try:
+        text = sql if mode == "text" else "SELECT 1; " + sql
+        cur = c.cursor()
+        cur.execute(text)
+        while cur.nextset():
+            pass
+        return None, c
+    except pymysql.MySQLError as e:
+        return e.args, c
+
+def close(c):
+    try:
+        c.close()
+    except Exception:
+        pass
 
 def reset():
     c = root()
@@ -150,42 +190,31 @@ CASES = [
 ]
 
 failures = []
+unpreparable = []
 checked = 0
 for sql in CASES:
-    for mode in ["text", "multi"]:
+    for mode in ["text", "multi", "prepared"]:
         reset()
         before = state(None)
-        d = root()
-        try:
-            text = sql if mode == "text" else "SELECT 1; " + sql
-            cur = d.cursor()
-            cur.execute(text)
-            while cur.nextset():
-                pass
-        except pymysql.MySQLError:
-            pass
+        direct_err, d = run(sql, mode, 3306, "root", "")
         changed = state(None) != before
-        d.close()
+        close(d)
+        if not changed and mode == "prepared" and direct_err is not None:
+            # The server refuses to prepare it (several statements, or a
+            # statement kind that cannot be prepared): nothing to prove.
+            unpreparable.append({"sql": sql, "err": direct_err})
+            continue
         if not changed:
             failures.append({"sql": sql, "mode": mode, "why": "does not change state directly: not a proof"})
             continue
         reset()
         before = state(None)
-        p = proxied()
-        err = None
-        try:
-            text = sql if mode == "text" else "SELECT 1; " + sql
-            cur = p.cursor()
-            cur.execute(text)
-            while cur.nextset():
-                pass
-        except pymysql.MySQLError as e:
-            err = e.args
+        err, p = run(sql, mode, proxy_port, user, password)
         after = state(None)
-        p.close()
+        close(p)
         checked += 1
         if after != before:
             failures.append({"sql": sql, "mode": mode, "why": "changed state through airlock", "err": err})
         elif err is None:
             failures.append({"sql": sql, "mode": mode, "why": "no error through airlock"})
-print(json.dumps({"checked": checked, "failures": failures}, default=str))
+print(json.dumps({"checked": checked, "unpreparable": unpreparable, "failures": failures}, default=str))

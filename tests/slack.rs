@@ -44,7 +44,12 @@ fn states(db: &str) -> String {
 /// scheduled retry) woke the deliverer; everyone but a stranger is
 /// mapped to a Slack user; reviews go to `CHANNEL`; `approvals` approvers.
 fn config(db: &str, fake: &fake_slack::FakeSlack, approvals: u32) -> ProxyConfig {
-    let mut cfg = ProxyConfig::for_db(db).with_api_token("bob", BOB_API_TOKEN);
+    with_slack(ProxyConfig::for_db(db), fake, approvals)
+}
+
+/// `cfg` with the Slack settings of [`config`].
+fn with_slack(cfg: ProxyConfig, fake: &fake_slack::FakeSlack, approvals: u32) -> ProxyConfig {
+    let mut cfg = cfg.with_api_token("bob", BOB_API_TOKEN);
     cfg.users.push(UserSpec {
         name: "carol".into(),
         team: "platform".into(),
@@ -916,4 +921,117 @@ fn a_review_message_deleted_in_slack_is_posted_again() {
     let out = hold(&proxy, db, "alice", "r", update);
     assert!(out.stdout().contains("UPDATE 1"), "{}", out.describe());
     wait_update(&fake, &new_ts, "Executed* — 1 row(s)");
+}
+
+/// The whole flow on a protected MariaDB target, reviewed in Slack: the
+/// held UPDATE's review message carries the earlier run on the dev target,
+/// bob's signed click approves it, alice's re-send returns the affected
+/// rows, the message and her DM say so, the rollback restores the rows,
+/// and the audit chain verifies.
+#[test]
+fn a_mysql_change_is_approved_in_slack_and_runs_on_resend() {
+    let (dev_schema, prod_schema) = ("airlock_t_slack_my_dev", "airlock_t_slack_my_prod");
+    for s in [dev_schema, prod_schema] {
+        fresh_schema(s);
+        mariadb_admin(&format!(
+            "CREATE TABLE `{s}`.orders (id INT PRIMARY KEY, state VARCHAR(20));
+             INSERT INTO `{s}`.orders VALUES (1, 'new'), (2, 'new'), (3, 'new')"
+        ));
+    }
+    let fake = fake_slack::FakeSlack::start();
+    let mut base = ProxyConfig::for_mariadb(dev_schema);
+    base.families = vec![("shop".into(), vec!["dev".into(), "prod".into()])];
+    let mut dev = TargetSpec::mariadb(dev_schema, dev_schema, false);
+    dev.family = Some("shop".into());
+    dev.environment = "dev".into();
+    let mut prod = TargetSpec::mariadb(prod_schema, prod_schema, true);
+    prod.family = Some("shop".into());
+    prod.environment = "prod".into();
+    base.targets = vec![dev, prod];
+    let proxy = Proxy::start(with_slack(base, &fake, 1));
+    let states = || {
+        mariadb_admin(&format!(
+            "SELECT GROUP_CONCAT(CONCAT(id, '=', state) ORDER BY id) FROM `{prod_schema}`.orders"
+        ))
+        .trim()
+        .to_string()
+    };
+
+    proxy
+        .mysql(
+            "alice",
+            &[
+                dev_schema,
+                "-e",
+                "UPDATE orders SET state = 'new' WHERE id = 3",
+            ],
+            None,
+        )
+        .assert_success("the run on dev");
+    assert!(
+        common::requests::wait_for_executions(&proxy, dev_schema, 1),
+        "the dev run was not recorded"
+    );
+    let update = "UPDATE orders SET state = 'shipped' WHERE id = 1";
+    let script = format!(
+        "SET @airlock_reason = 'ship order 1 for OPS-9';\n\
+         SET @airlock_rollback = 'UPDATE orders SET state = ''new'' WHERE id = 1';\n{update};\n"
+    );
+    let held = proxy.mysql("alice", &["--force", prod_schema], Some(script.as_bytes()));
+    assert!(
+        held.stderr().contains("ERROR 50001 (AL001)")
+            && held
+                .stderr()
+                .contains("https://airlock.example.test/requests/1"),
+        "{}",
+        held.describe()
+    );
+
+    let post = review_post(&fake, 1);
+    let blocks = blocks_text(&post);
+    for needle in [
+        update,
+        "alice",
+        prod_schema,
+        "ship order 1 for OPS-9",
+        "Earlier runs in lower environments",
+        &format!("dev on {dev_schema} by alice"),
+        APPROVE,
+    ] {
+        assert!(blocks.contains(needle), "{needle:?} missing: {blocks}");
+    }
+    let ts = post.response["ts"].as_str().expect("ts").to_string();
+    let (st, body) = click(&proxy, BOB, APPROVE, 1, &ts);
+    assert_eq!(st, 200, "{body}");
+    wait_update(&fake, &ts, "Approved* by bob");
+    wait_dm(&fake, ALICE, "approved by bob");
+    assert_eq!(states(), "1=new,2=new,3=new", "approval alone runs nothing");
+
+    let ran = proxy.mysql("alice", &["-vvv", prod_schema, "-e", update], None);
+    ran.assert_success("the re-send");
+    assert!(
+        ran.stdout().contains("1 row affected"),
+        "{}",
+        ran.describe()
+    );
+    assert_eq!(states(), "1=shipped,2=new,3=new");
+    wait_update(&fake, &ts, "Executed* — 1 row(s)");
+    wait_dm(&fake, ALICE, "was executed: 1 row(s)");
+
+    proxy
+        .mysql(
+            "alice",
+            &[prod_schema, "-e", "CALL airlock.rollback(1)"],
+            None,
+        )
+        .assert_success("the rollback");
+    assert_eq!(states(), "1=new,2=new,3=new");
+    assert_eq!(status(&proxy, 1), "rolled_back");
+    let mut verify = Command::new(airlock_bin());
+    verify
+        .args(["audit", "verify", "--config"])
+        .arg(&proxy.config_path)
+        .env_remove("AIRLOCK_CONFIG")
+        .envs(proxy.config.env.iter().map(|(k, v)| (k, v)));
+    run_with_timeout(verify, None, Duration::from_secs(60)).assert_success("audit verify");
 }
