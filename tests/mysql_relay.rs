@@ -419,3 +419,117 @@ fn kill_query_reaches_only_the_users_own_sessions() {
     );
     assert!(out.elapsed < Duration::from_secs(25), "{}", out.describe());
 }
+
+/// A Python snippet's stdout (its exit status is part of the answer).
+fn py_login(script: &str, port: u16, user: &str, pw: &str, schema: &str) -> Out {
+    let mut cmd = Command::new("python3");
+    cmd.arg("-c")
+        .arg(script)
+        .arg(port.to_string())
+        .arg(user)
+        .arg(pw)
+        .arg(schema);
+    run_with_timeout(cmd, None, Duration::from_secs(60))
+}
+
+const PYMYSQL_LOGIN: &str = r#"
+import sys, pymysql
+port, user, pw, db = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+try:
+    c = pymysql.connect(host="127.0.0.1", port=port, user=user, password=pw, database=db)
+    cur = c.cursor()
+    cur.execute("SELECT 40 + 2")
+    print("ok", cur.fetchone()[0], c._auth_plugin_name)
+except pymysql.MySQLError as e:
+    print("error", e.args[0], e.args[1])
+"#;
+
+const CONNECTOR_LOGIN: &str = r#"
+import sys, mysql.connector
+port, user, pw, db = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+try:
+    c = mysql.connector.connect(host="127.0.0.1", port=port, user=user, password=pw, database=db,
+                                use_pure=True, ssl_disabled=True)
+    cur = c.cursor()
+    cur.execute("SELECT 40 + 2")
+    print("ok", cur.fetchone()[0])
+except Exception as e:
+    print("error", type(e).__name__, e)
+"#;
+
+#[test]
+fn caching_sha2_full_authentication_over_tls_and_rsa() {
+    let schema = "airlock_t_my_fullauth";
+    fresh_schema(schema);
+    let dir = tempfile::tempdir().unwrap();
+    let pki = make_pki(dir.path(), "fa-");
+    let ca = pki.ca_cert.to_string_lossy().into_owned();
+    let mut config =
+        ProxyConfig::for_mariadb(schema).with_tls(&pki.server_cert, &pki.server_key, false);
+    config.salted_mysql_users = vec!["alice".into()];
+    let pw = config.password("alice");
+    let proxy = Proxy::start(config.clone());
+    let cli = |args: &[&str]| {
+        let mut all = vec!["-N"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&[schema, "-e", "SELECT 40 + 2"]);
+        proxy.mysql("alice", &all, None)
+    };
+    let connector = |port: u16, pw: &str| {
+        let out = py_login(CONNECTOR_LOGIN, port, "alice", pw, schema);
+        out.assert_success("mysql-connector-python");
+        out.stdout().trim().to_string()
+    };
+    let pymysql = |port: u16, pw: &str| {
+        let out = py_login(PYMYSQL_LOGIN, port, "alice", pw, schema);
+        out.assert_success("pymysql");
+        out.stdout().trim().to_string()
+    };
+    // A fresh process cannot vouch for a scramble under a salted hash: it
+    // asks for the password, and a client that would send it in clear on
+    // a plain connection (mysql-connector-python without TLS) is refused.
+    let first = connector(proxy.mysql_port, &pw);
+    assert!(
+        first.contains("1045") && first.contains("needs TLS or the RSA public-key exchange"),
+        "{first}"
+    );
+    // Over TLS the mysql CLI sends it, and it is checked against the hash.
+    let tls = cli(&["--ssl", "--ssl-ca", &ca]);
+    tls.assert_success("mysql --ssl");
+    assert_eq!(tls.stdout().trim(), "42");
+    // Now the process knows alice: the fast path answers, even in plain.
+    assert_eq!(connector(proxy.mysql_port, &pw), "ok 42");
+    assert!(connector(proxy.mysql_port, "wrong").contains("1045"));
+
+    // Another fresh process: on plain connections PyMySQL and the mysql
+    // CLI ask for airlock's RSA key and send the password encrypted.
+    let mut other = Proxy::start(config);
+    assert_eq!(
+        pymysql(other.mysql_port, &pw),
+        "ok 42 caching_sha2_password"
+    );
+    assert!(pymysql(other.mysql_port, "wrong").starts_with("error 1045"));
+    let plain = other.mysql(
+        "alice",
+        &["-N", "--skip-ssl", schema, "-e", "SELECT 40 + 2"],
+        None,
+    );
+    plain.assert_success("mysql over plain TCP");
+    assert_eq!(plain.stdout().trim(), "42");
+    other.assert_alive("full authentication");
+
+    // Without TLS on the listener the mysql CLI answers with the password
+    // in clear: never accepted on a plain connection.
+    let mut no_tls = ProxyConfig::for_mariadb(schema);
+    no_tls.salted_mysql_users = vec!["alice".into()];
+    let bare = Proxy::start(no_tls);
+    let clear = bare.mysql("alice", &[schema, "-e", "SELECT 1"], None);
+    assert!(
+        !clear.success()
+            && clear
+                .stderr()
+                .contains("never a clear password on a plain connection"),
+        "{}",
+        clear.describe()
+    );
+}

@@ -143,6 +143,16 @@ pub fn verifier(password: &str) -> String {
         .to_string()
 }
 
+/// The salted `mysql_sha2_verifier = "$A$005$…"` line `airlock passwd`
+/// prints as a comment, uncommented.
+pub fn salted_sha2_verifier_line(password: &str) -> String {
+    let out = passwd_output(password);
+    out.lines()
+        .find_map(|l| l.trim().strip_prefix("# mysql_sha2_verifier = "))
+        .map(|v| format!("mysql_sha2_verifier = {v}"))
+        .unwrap_or_else(|| panic!("airlock passwd printed no salted verifier: {out}"))
+}
+
 /// The MySQL verifier lines (`mysql_… = "…"`) `airlock passwd` prints.
 pub fn mysql_verifier_lines(password: &str) -> Vec<String> {
     passwd_output(password)

@@ -127,6 +127,9 @@ pub struct ProxyConfig {
     pub slack_ids: Vec<(String, String)>,
     /// Port of the MySQL listener (chosen at start when a target is MySQL).
     pub mysql_port: u16,
+    /// Users whose `mysql_sha2_verifier` is the salted `$A$005$…` form
+    /// (and who have no native verifier).
+    pub salted_mysql_users: Vec<String>,
 }
 
 /// TOML basic string.
@@ -191,6 +194,7 @@ impl ProxyConfig {
             extra_toml: String::new(),
             slack_ids: vec![],
             mysql_port: 0,
+            salted_mysql_users: vec![],
         }
     }
 
@@ -294,8 +298,12 @@ impl ProxyConfig {
             writeln!(s, "team = {}", toml_str(&u.team)).unwrap();
             writeln!(s, "groups = {}", toml_list(&u.groups)).unwrap();
             writeln!(s, "scram_verifier = {}", toml_str(&verifier(&u.password))).unwrap();
-            for line in mysql_verifier_lines(&u.password) {
-                writeln!(s, "{line}").unwrap();
+            if self.salted_mysql_users.contains(&u.name) {
+                writeln!(s, "{}", salted_sha2_verifier_line(&u.password)).unwrap();
+            } else {
+                for line in mysql_verifier_lines(&u.password) {
+                    writeln!(s, "{line}").unwrap();
+                }
             }
             for (_, token) in self.api_tokens.iter().filter(|(n, _)| *n == u.name) {
                 use sha2::Digest;

@@ -15,6 +15,7 @@ mod mysql_verifiers;
 mod policy;
 mod scram;
 mod settings;
+pub mod sha2_crypt;
 mod slack;
 mod targets;
 mod trust;
@@ -27,6 +28,7 @@ pub use settings::{
     redact_url, AuditConfig, LogFormat, RedactionConfig, ServerConfig, StoreConfig, TlsConfig,
     DEFAULT_STATE_FILE,
 };
+pub use sha2_crypt::StoredHash;
 pub use slack::{is_channel_id, is_user_id, SecretRef, SlackConfig, SlackMode, SLACK_API_URL};
 pub use targets::{
     Credentials, Family, SecretSource, Target, UpstreamConfig, UpstreamTlsMode, User,

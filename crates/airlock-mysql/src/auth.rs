@@ -25,7 +25,8 @@ fn xor(a: &[u8], b: &[u8]) -> Vec<u8> {
     a.iter().zip(b).map(|(x, y)| x ^ y).collect()
 }
 
-fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+/// Constant-time equality.
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -36,7 +37,12 @@ pub fn native_verifier(password: &str) -> [u8; 20] {
 
 /// `caching_sha2_password`'s verifier: SHA256(SHA256(password)).
 pub fn sha2_verifier(password: &str) -> [u8; 32] {
-    Sha256::digest(Sha256::digest(password.as_bytes())).into()
+    sha2_verifier_bytes(password.as_bytes())
+}
+
+/// [`sha2_verifier`] of a password's bytes.
+pub fn sha2_verifier_bytes(password: &[u8]) -> [u8; 32] {
+    Sha256::digest(Sha256::digest(password)).into()
 }
 
 /// The client's `mysql_native_password` answer to `scramble` (empty for an

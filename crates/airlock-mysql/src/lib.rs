@@ -13,6 +13,7 @@ pub mod conn;
 pub mod ed25519;
 pub mod estimate;
 pub mod executor;
+pub mod full_auth;
 pub mod gate;
 pub mod interrupt;
 pub mod kill;

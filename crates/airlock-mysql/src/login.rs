@@ -8,13 +8,14 @@
 use crate::auth;
 use crate::caps;
 use crate::conn::{PacketConn, ReadError};
-use crate::messages::{auth_more, auth_switch, ErrPacket, Greeting, HandshakeResponse};
+use crate::full_auth::{self, Sha2Auth};
+use crate::messages::{auth_switch, ErrPacket, Greeting, HandshakeResponse};
 use airlock_core::config::{NativeVerifier, Sha2Verifier};
 use airlock_core::{Config, Engine, Target, User};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 /// Largest packet accepted before authentication.
-const LOGIN_LIMIT: usize = 16 * 1024;
+pub const LOGIN_LIMIT: usize = 16 * 1024;
 
 /// `utf8mb4_general_ci`, the greeting's collation.
 const UTF8MB4: u8 = 45;
@@ -149,11 +150,13 @@ pub async fn read_response<S: AsyncRead + AsyncWrite + Unpin>(
 pub async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut PacketConn<S>,
     config: &Config,
-    scramble: &[u8],
     mut response: HandshakeResponse,
     response_seq: u8,
     greeting: &Greeting,
+    tls: bool,
+    sha2_auth: &Sha2Auth,
 ) -> Result<LoggedIn, Refusal> {
+    let scramble = greeting.scramble.as_slice();
     response.capabilities &= greeting.capabilities | caps::LONG_PASSWORD;
     // Extended capabilities count only from a client without CLIENT_MYSQL.
     if response.capabilities & caps::LONG_PASSWORD != 0 {
@@ -203,9 +206,22 @@ pub async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
         }
     };
     let ok = match plugin {
-        auth::CACHING_SHA2 => sha2
-            .as_ref()
-            .is_some_and(|v| auth::sha2_check(&v.0, scramble, &token)),
+        auth::CACHING_SHA2 => {
+            let name = user.map_or(response.user.as_str(), |u| u.name.as_str());
+            let checked = full_auth::check(
+                conn,
+                seq,
+                tls,
+                sha2_auth,
+                name,
+                sha2.as_ref(),
+                scramble,
+                &token,
+            )
+            .await?;
+            seq = checked.seq;
+            checked.ok
+        }
         _ => native
             .as_ref()
             .is_some_and(|v| auth::native_check(&v.0, scramble, &token)),
@@ -220,11 +236,6 @@ pub async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
         };
         return refuse(conn, seq, &response, &reason).await;
     };
-    if plugin == auth::CACHING_SHA2 {
-        seq = conn
-            .write_payload(seq, &auth_more(&[auth::FAST_AUTH_OK]))
-            .await?;
-    }
     // Only now, authenticated, may the client learn anything about targets.
     // Without a schema (mysqldump connects so, then selects the schema),
     // the one MySQL target the user may reach is the session's target.

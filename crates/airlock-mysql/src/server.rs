@@ -85,6 +85,7 @@ impl MysqlServer {
             workflow: None,
             runner: None,
             sessions: Arc::default(),
+            sha2_auth: Default::default(),
         });
         Ok(Self { ctx, listener })
     }

@@ -43,6 +43,8 @@ pub struct MysqlContext {
     pub runner: Option<crate::executor::MysqlRunner>,
     /// Live sessions, for KILL.
     pub sessions: Arc<crate::kill::Registry>,
+    /// `caching_sha2_password` full authentication: learnt verifiers, RSA key.
+    pub sha2_auth: crate::full_auth::Sha2Auth,
 }
 
 /// Why a session ended badly.
@@ -135,8 +137,17 @@ pub async fn handle(
                 (client, *r, seq)
             }
         };
-        let logged =
-            login::authenticate(&mut client, &config, &scramble, response, seq, &greeting).await?;
+        let tls = client.stream.is_tls();
+        let logged = login::authenticate(
+            &mut client,
+            &config,
+            response,
+            seq,
+            &greeting,
+            tls,
+            &ctx.sha2_auth,
+        )
+        .await?;
         Ok((client, logged))
     };
     let logged = match tokio::time::timeout(config.server.auth_timeout, login).await {
@@ -243,10 +254,10 @@ pub async fn handle(
             &config,
             &mut client,
             &mut up,
-            &scramble,
             &greeting,
             &logged,
             &cmd,
+            &ctx.sha2_auth,
         )
         .await
         .map_err(SessionError::Login)?;
@@ -300,10 +311,10 @@ async fn change_user(
     config: &airlock_core::Config,
     client: &mut PacketConn<MaybeTlsStream>,
     up: &mut upstream::Upstream,
-    scramble: &[u8],
     greeting: &crate::messages::Greeting,
     current: &login::LoggedIn,
     cmd: &crate::packet::Payload,
+    sha2_auth: &crate::full_auth::Sha2Auth,
 ) -> Result<login::LoggedIn, String> {
     let caps = current.response.capabilities;
     let parsed = (|| {
@@ -349,8 +360,17 @@ async fn change_user(
         charset,
         ..current.response.clone()
     };
-    let next = match login::authenticate(client, config, scramble, response, cmd.last_seq, greeting)
-        .await
+    let tls = client.stream.is_tls();
+    let next = match login::authenticate(
+        client,
+        config,
+        response,
+        cmd.last_seq,
+        greeting,
+        tls,
+        sha2_auth,
+    )
+    .await
     {
         Ok(l) => l,
         Err(Refusal::Sent { reason, .. }) => return Err(format!("change user refused: {reason}")),

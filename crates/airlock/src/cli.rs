@@ -99,6 +99,14 @@ fn passwd() -> anyhow::Result<ExitCode> {
         "mysql_native_verifier = \"*{}\"",
         hex::encode_upper(airlock_mysql::auth::native_verifier(password))
     );
+    let alphabet = airlock_core::config::sha2_crypt::SALT_ALPHABET;
+    let salt: [u8; airlock_core::config::sha2_crypt::SALT_LEN] =
+        std::array::from_fn(|_| alphabet[usize::from(rand::random::<u8>() & 0x3f)]);
+    let stored = airlock_core::config::StoredHash::make(password.as_bytes(), &salt, 5000);
+    println!(
+        "# or salted, as MySQL stores it (a user's first MySQL login to each airlock process then sends the password over TLS or RSA):\n# mysql_sha2_verifier = \"{}\"",
+        String::from_utf8_lossy(&stored)
+    );
     Ok(ExitCode::SUCCESS)
 }
 
