@@ -125,6 +125,18 @@ fn a_held_change_becomes_a_request_and_says_so() {
         Some(b"UPDATE t SET v = 12;\nSELECT v FROM t;\n"),
     );
     assert_eq!(both.stdout().trim(), "10", "{}", both.describe());
+    // Under another sql_mode than the server's, an approved change would
+    // be read otherwise when it runs: no request.
+    let moded = proxy.mysql(
+        "alice",
+        &["--force", schema.as_str()],
+        Some(b"SET SESSION sql_mode = 'STRICT_TRANS_TABLES,NO_BACKSLASH_ESCAPES';\nUPDATE t SET v = 14 WHERE id = 1;\n"),
+    );
+    assert!(
+        moded.stderr().contains("ERROR 50002 (AL002)") && moded.stderr().contains("sql_mode"),
+        "{}",
+        moded.describe()
+    );
     // SHOW WARNINGS after a held statement: the error, then its context.
     let warned = proxy.mysql(
         "alice",

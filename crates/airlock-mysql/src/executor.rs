@@ -218,6 +218,18 @@ impl MysqlRunner {
             Ok(u) => u,
             Err(e) => return Outcome::NotStarted(format!("connecting to {}: {e}", target.name)),
         };
+        // Held only under the server's own lexing modes (the gate sees to
+        // it): a run session that reads quotes otherwise does not start.
+        match up.lexing_modes().await {
+            Ok((session, global)) if session == global => {}
+            Ok(_) => {
+                return Outcome::NotStarted(format!(
+                    "the write session on {} starts with a sql_mode that reads quotes or backslashes unlike the server's default (init_connect?): the change would not mean what was reviewed",
+                    target.name
+                ))
+            }
+            Err(e) => return Outcome::NotStarted(e),
+        }
         let during = match which {
             Which::Change => RequestStatus::Running,
             Which::Rollback => RequestStatus::RollingBack,

@@ -81,6 +81,9 @@ pub struct ProtectedGate {
     initial_modes: SqlModes,
     /// The session's lexing modes.
     pub modes: SqlModes,
+    /// The lexing modes of the server's global `sql_mode`: what the
+    /// executor's session reads an approved change under.
+    pub server_modes: SqlModes,
     statements: HashMap<u32, bool>,
     names: Names,
     /// `SET @airlock_reason = …` and the other session values.
@@ -126,6 +129,7 @@ impl ProtectedGate {
             reset_setup: Vec::new(),
             initial_modes: modes,
             modes,
+            server_modes: modes,
             statements: HashMap::new(),
             names: Names(HashMap::new()),
             settings: Directives::default(),
@@ -201,6 +205,15 @@ impl ProtectedGate {
         let Some(workflow) = self.workflow.clone() else {
             return held_without_request(verdict);
         };
+        // The approved change runs on a new session under the server's
+        // sql_mode: held under another, its text would be read otherwise.
+        if self.modes != self.server_modes {
+            return Verdict::Refuse(ErrPacket::new(
+                NEEDS_INPUT_CODE,
+                NEEDS_INPUT_STATE,
+                "airlock: this session's sql_mode reads quotes or backslashes differently from the server's default (ANSI_QUOTES / NO_BACKSLASH_ESCAPES), under which an approved change runs; set sql_mode back to the default, or send the change from a new session; nothing was run",
+            ));
+        }
         let wait = match airlock_core::waiting::wait_limit(settings.wait.as_deref()) {
             Ok(w) => w,
             Err(bad) => {

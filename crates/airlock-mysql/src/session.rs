@@ -431,7 +431,7 @@ async fn open_gate(
     }
     let gate: Box<dyn Gate> = if target.protected {
         match protect(up, &target).await {
-            Ok(modes) => {
+            Ok((modes, server_modes)) => {
                 let program = logged
                     .response
                     .attributes
@@ -448,6 +448,7 @@ async fn open_gate(
                 );
                 g.workflow = ctx.workflow.clone();
                 g.killer = Some(killer.clone());
+                g.server_modes = server_modes;
                 g.interrupts = interrupts.clone();
                 g.wait_safety_poll = config.server.wait_safety_poll;
                 g.runner = ctx.runner.clone();
@@ -484,7 +485,10 @@ async fn open_gate(
 
 /// Starts a protected session read-only (the backstop) and learns its
 /// `sql_mode`, which decides how statements are lexed.
-async fn protect(up: &mut upstream::Upstream, target: &Target) -> Result<SqlModes, String> {
+async fn protect(
+    up: &mut upstream::Upstream,
+    target: &Target,
+) -> Result<(SqlModes, SqlModes), String> {
     if target.read_only_backstop {
         match up.simple_query(READ_ONLY).await {
             Ok(Ok(())) => {}
@@ -492,11 +496,7 @@ async fn protect(up: &mut upstream::Upstream, target: &Target) -> Result<SqlMode
             Err(e) => return Err(e.to_string()),
         }
     }
-    match up.query_value("SELECT @@SESSION.sql_mode").await {
-        Ok(Ok(mode)) => Ok(SqlModes::from_sql_mode(&mode.unwrap_or_default())),
-        Ok(Err(e)) => Err(format!("reading sql_mode: {}", e.message)),
-        Err(e) => Err(e.to_string()),
-    }
+    up.lexing_modes().await
 }
 
 impl Gate for Box<dyn Gate> {

@@ -10,6 +10,7 @@ use crate::login::Flavor;
 use crate::messages::{AuthReply, ErrPacket, Greeting, HandshakeResponse};
 use crate::response::{Response, Shape, Step, HEAD};
 use airlock_core::UpstreamTlsMode;
+use airlock_sql::mysql_lexer::SqlModes;
 use airlock_tls::stream::MaybeTlsStream;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -272,6 +273,25 @@ fn token_for(plugin: &str, password: &str, scramble: &[u8]) -> Option<Vec<u8>> {
 }
 
 impl Upstream {
+    /// The lexing modes of this session's `sql_mode` and of the server's
+    /// global one (what a new session starts with).
+    pub async fn lexing_modes(&mut self) -> Result<(SqlModes, SqlModes), String> {
+        match self
+            .query_rows("SELECT @@SESSION.sql_mode, @@GLOBAL.sql_mode")
+            .await
+        {
+            Ok(Ok(rows)) => {
+                let row = rows.first().ok_or("no sql_mode row")?;
+                let mode = |i: usize| {
+                    SqlModes::from_sql_mode(row.get(i).cloned().flatten().as_deref().unwrap_or(""))
+                };
+                Ok((mode(0), mode(1)))
+            }
+            Ok(Err(e)) => Err(format!("reading sql_mode: {}", e.message)),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
     /// Runs a query and returns its rows as text (`None` for NULL).
     pub async fn query_rows(
         &mut self,
