@@ -10,6 +10,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+const BOB_TOKEN: &str = "alk_bob_mydrivers_token_0123456789";
+
 const MARIADB_JDBC_JAR: &str = "/usr/share/java/mariadb-java-client.jar";
 
 fn seed(schema: &str) {
@@ -76,12 +78,17 @@ cur.execute("SELECT id, name, price, at, big FROM kinds WHERE id <= %s ORDER BY 
 out["rows"] = [[repr(v) for v in r] for r in cur.fetchall()]
 cur.execute("SELECT %s + 1, CONCAT(%s, 'x')", (41, "é"))
 out["params"] = [repr(v) for v in cur.fetchone()]
-if mode == "write":
+if mode in ("write", "resend"):
+    import datetime, decimal
+    params = (decimal.Decimal("0.5000"), "it's \\ é", datetime.datetime(2024, 1, 2, 3, 4, 5, 600),
+              b"\x00\xfe", None, 1)
     try:
-        cur.execute("UPDATE kinds SET price = 0 WHERE id = %s", (1,))
-        out["write"] = "ran"
+        cur.execute("UPDATE kinds SET price = %s, name = %s, at = %s, blobby = %s, big = %s WHERE id = %s",
+                    params)
+        out["write"] = "ran %d" % cur.rowcount
     except mysql.connector.Error as e:
         out["write"] = "refused %s %s" % (e.errno, e.sqlstate)
+        out["message"] = e.msg
 print(json.dumps(out, sort_keys=True))
 "#;
 
@@ -103,7 +110,7 @@ fn py(port: u16, user: &str, pw: &str, schema: &str, mode: &str) -> serde_json::
 fn prepared_statements_pass_reads_and_hold_writes_on_a_protected_target() {
     let schema = "airlock_t_myd_prep";
     seed(schema);
-    let mut config = ProxyConfig::for_mariadb(schema);
+    let mut config = ProxyConfig::for_mariadb(schema).with_api_token("bob", BOB_TOKEN);
     config.targets[0].protected = true;
     config.targets[0].read_only_backstop = Some(false);
     let proxy = Proxy::start(config);
@@ -117,11 +124,42 @@ fn prepared_statements_pass_reads_and_hold_writes_on_a_protected_target() {
     );
     assert_eq!(proxied["rows"], direct["rows"]);
     assert_eq!(proxied["params"], direct["params"]);
-    assert_eq!(proxied["write"], "refused 50003 AL003", "{proxied}");
+    // The prepared change is held as the text it means, its parameters as
+    // literals.
+    assert_eq!(proxied["write"], "refused 50001 AL001", "{proxied}");
+    let row = || {
+        mariadb_admin(&format!(
+            "SELECT price, name, at, HEX(blobby), big FROM `{schema}`.kinds WHERE id = 1"
+        ))
+        .trim()
+        .to_string()
+    };
     assert_eq!(
-        mariadb_admin(&format!("SELECT price FROM `{schema}`.kinds WHERE id = 1")).trim(),
-        "1234.5678",
+        row(),
+        "1234.5678\théllo 🚀\t2026-01-02 03:04:05.678901\t00FF10\t18446744073709551615",
         "the prepared write changed nothing"
+    );
+    let shown = common::requests::requests_cli(&proxy, BOB_TOKEN, &["show", "1", "--json"]);
+    shown.assert_success("show");
+    let v: serde_json::Value = serde_json::from_str(&shown.stdout()).expect("json");
+    assert_eq!(
+        v["request"]["statement"],
+        "UPDATE kinds SET price = 0.5000, name = 'it''s \\\\ é', at = '2024-01-02 03:04:05.000600', blobby = X'00FE', big = NULL WHERE id = 1",
+        "{v}"
+    );
+    common::requests::requests_cli(&proxy, BOB_TOKEN, &["approve", "1"]).assert_success("approve");
+    // The same execute again runs the approved text once.
+    let again = py(
+        proxy.mysql_port,
+        "alice",
+        &proxy.config.password("alice"),
+        schema,
+        "resend",
+    );
+    assert_eq!(again["write"], "ran 1", "{again}");
+    assert_eq!(
+        row(),
+        "0.5000\tit's \\\\ é\t2024-01-02 03:04:05.000600\t00FE\tNULL"
     );
 }
 

@@ -84,11 +84,17 @@ pub struct ProtectedGate {
     /// The lexing modes of the server's global `sql_mode`: what the
     /// executor's session reads an approved change under.
     pub server_modes: SqlModes,
-    statements: HashMap<u32, bool>,
+    statements: crate::prepared::Prepared,
+    /// The handshake's collation, for text parameters of prepared changes.
+    pub client_collation: u8,
+    /// The session's text is UTF-8: from the handshake's collation, then
+    /// each successful `SET NAMES` and the like (`None`: not known).
+    pub utf8: Option<bool>,
+    /// What the statement on its way sets it to, once it succeeds.
+    pending_utf8: Option<Option<bool>>,
     names: Names,
     /// `SET @airlock_reason = …` and the other session values.
     settings: Directives,
-    pending_prepare: Option<bool>,
     pending_effects: Vec<Effect>,
     /// What `SHOW WARNINGS` answers after the proxy refused or held the
     /// last statement: the error and the request's context.
@@ -130,10 +136,12 @@ impl ProtectedGate {
             initial_modes: modes,
             modes,
             server_modes: modes,
-            statements: HashMap::new(),
+            statements: Default::default(),
+            client_collation: 0,
+            utf8: None,
+            pending_utf8: None,
             names: Names(HashMap::new()),
             settings: Directives::default(),
-            pending_prepare: None,
             pending_effects: Vec::new(),
             warnings: Vec::new(),
             notes: Vec::new(),
@@ -179,6 +187,7 @@ impl ProtectedGate {
                 .iter()
                 .map(|s| s.effect.clone())
                 .collect();
+            self.pending_utf8 = charset_after(sql, self.modes);
             return Verdict::Forward;
         }
         let (given, rest) = leading_directives_mysql(sql, self.modes);
@@ -622,6 +631,53 @@ fn held_without_request(verdict: &MysqlVerdict) -> Verdict {
     ))
 }
 
+/// What `sql` does to the session's client character set: `None` if it
+/// does not touch it, `Some(Some(utf8))` for `SET NAMES x`, `SET CHARACTER
+/// SET x`, `SET CHARSET x` or `character_set_client = x` with a plain name,
+/// `Some(None)` for anything airlock cannot follow.
+fn charset_after(sql: &str, modes: SqlModes) -> Option<Option<bool>> {
+    let Ok(tokens) = mysql_lexer::scan(sql, modes) else {
+        return Some(None);
+    };
+    let words: Vec<String> = tokens
+        .iter()
+        .filter(|t| !matches!(t.kind, TokenKind::LineComment | TokenKind::BlockComment))
+        .map(|t| {
+            sql[t.start..t.end]
+                .trim_matches(|c| c == '\'' || c == '"' || c == '`')
+                .to_ascii_lowercase()
+        })
+        .collect();
+    if !words.iter().any(|w| w == "set") {
+        return None;
+    }
+    let named = |i: usize| -> Option<bool> {
+        let name = words.get(i)?;
+        (name != "default").then_some(matches!(name.as_str(), "utf8" | "utf8mb3" | "utf8mb4"))
+    };
+    let at = words.iter().position(|w| {
+        w == "names" || w == "charset" || w == "character" || w.ends_with("character_set_client")
+    })?;
+    let name_at = match words[at].as_str() {
+        "character" if words.get(at + 1).is_some_and(|w| w == "set") => at + 2,
+        "character" => return Some(None),
+        w if w.ends_with("character_set_client") => match words.get(at + 1).map(String::as_str) {
+            Some("=") | Some(":=") => at + 2,
+            _ => return Some(None),
+        },
+        _ => at + 1,
+    };
+    // One plain setting, nothing after it but COLLATE or the end.
+    let rest_ok = match words.get(name_at + 1).map(String::as_str) {
+        None | Some(";") => true,
+        Some("collate") => {
+            words.len() <= name_at + 3 || words.get(name_at + 3).is_some_and(|w| w == ";")
+        }
+        _ => false,
+    };
+    Some(named(name_at).filter(|_| rest_ok))
+}
+
 /// `Some(errors_only)` if `payload` is `SHOW WARNINGS` or `SHOW ERRORS`
 /// (one statement, any `LIMIT` ignored: the proxy's list is short).
 fn show_warnings(payload: &[u8], modes: SqlModes) -> Option<bool> {
@@ -651,6 +707,36 @@ fn show_warnings(payload: &[u8], modes: SqlModes) -> Option<bool> {
 }
 
 impl ProtectedGate {
+    /// COM_STMT_EXECUTE: a read is relayed; a change becomes a request for
+    /// the text it means (its parameters as literals), held, run on
+    /// approval and re-send like any text change.
+    async fn execute(&mut self, payload: &[u8]) -> Verdict {
+        let utf8 = self.utf8.unwrap_or(false);
+        let text = match self.statements.execute(payload, self.modes, utf8) {
+            crate::prepared::Execution::Read => return Verdict::Forward,
+            crate::prepared::Execution::Refused(why) => {
+                return refuse(&format!(
+                    "held: this prepared statement is not provably read-only and cannot become a request ({why}); send it as a text query"
+                ))
+            }
+            crate::prepared::Execution::Change(text) => text,
+        };
+        let verdict = classify_mysql(&text, self.modes, &self.names);
+        if verdict.passes() {
+            return refuse("held: a prepared statement judged a change reads as a query once its parameters are in; send it as a text query");
+        }
+        let settings = self.settings.clone();
+        let problems = settings.problems();
+        if !problems.is_empty() {
+            return Verdict::Refuse(ErrPacket::new(
+                NEEDS_INPUT_CODE,
+                NEEDS_INPUT_STATE,
+                format!("airlock: {}; nothing was run", problems.join("; ")),
+            ));
+        }
+        self.hold(&text, &verdict, &settings).await
+    }
+
     /// `SHOW WARNINGS` after the proxy answered the last statement itself:
     /// its error, then the request's context, as the server lists them.
     fn answer_warnings(&self, errors_only: bool) -> Verdict {
@@ -679,7 +765,8 @@ impl Gate for ProtectedGate {
     fn judge<'a>(&'a mut self, payload: &'a [u8]) -> BoxFuture<'a, Verdict> {
         Box::pin(async move {
             self.pending_effects.clear();
-            self.pending_prepare = None;
+            self.pending_utf8 = None;
+            self.statements.abandon();
             let Some(&kind) = payload.first() else {
                 return refuse("an empty command");
             };
@@ -720,28 +807,30 @@ impl Gate for ProtectedGate {
                     };
                     let v = classify_mysql(sql, self.modes, &self.names);
                     // Preparing runs nothing; executing is judged by this.
-                    self.pending_prepare = Some(v.passes() && v.statements.len() == 1);
+                    self.statements
+                        .preparing(sql, v.passes() && v.statements.len() == 1);
                     Verdict::Forward
                 }
-                com::STMT_EXECUTE | com::STMT_BULK_EXECUTE => {
-                    let id = payload
-                        .get(1..5)
-                        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
-                    match id.and_then(|id| self.statements.get(&id)) {
-                        Some(true) => Verdict::Forward,
-                        _ => refuse("held: this prepared statement is not provably read-only, and prepared changes cannot become requests yet; send it as a text query to create a change request"),
-                    }
-                }
+                com::STMT_EXECUTE => self.execute(payload).await,
+                // MariaDB's array binding: one statement, many rows of
+                // parameters; a change in it is refused, a read relayed.
+                com::STMT_BULK_EXECUTE => match self.statements.execute(payload, self.modes, false) {
+                    crate::prepared::Execution::Read => Verdict::Forward,
+                    _ => refuse("held: a bulk execute of a prepared change cannot become a request; send one statement per change"),
+                },
                 com::STMT_CLOSE => {
-                    if let Some(b) = payload.get(1..5) {
-                        self.statements
-                            .remove(&u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
-                    }
+                    self.statements.close(payload);
                     Verdict::Forward
                 }
-                com::STMT_SEND_LONG_DATA
-                | com::STMT_RESET
-                | com::STMT_FETCH
+                com::STMT_SEND_LONG_DATA => {
+                    self.statements.long_data(payload);
+                    Verdict::Forward
+                }
+                com::STMT_RESET => {
+                    self.statements.reset(payload);
+                    Verdict::Forward
+                }
+                com::STMT_FETCH
                 | com::FIELD_LIST
                 | com::PING
                 | com::STATISTICS
@@ -769,16 +858,22 @@ impl Gate for ProtectedGate {
         self.names.0.clear();
         self.settings = Directives::default();
         self.pending_effects.clear();
-        self.pending_prepare = None;
+        self.utf8 = Some(crate::binary_params::is_utf8_collation(
+            self.client_collation,
+        ));
         self.modes = self.initial_modes;
         self.reset_setup.clone()
     }
 
     fn answered(&mut self, _payload: &[u8], response: &Response) {
-        if let (Some(passes), Some((id, _, _))) = (self.pending_prepare.take(), response.prepared) {
-            if !response.failed {
-                self.statements.insert(id, passes);
-            }
+        if let Some(next) = self.pending_utf8.take().filter(|_| !response.failed) {
+            self.utf8 = next;
+        }
+        if response.failed {
+            self.statements.abandon();
+        } else {
+            self.statements
+                .prepared(response.prepared.map(|(id, _, params)| (id, params)));
         }
         if response.failed {
             self.pending_effects.clear();
@@ -850,5 +945,41 @@ pub fn request_details(
         run_window: Duration::ZERO,
         created_at: airlock_core::time::Timestamp(0),
         expires_at: airlock_core::time::Timestamp(0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn character_set_changes_are_followed_or_given_up() {
+        let m = SqlModes::default();
+        assert_eq!(charset_after("SELECT 1", m), None);
+        assert_eq!(charset_after("SET autocommit = 1", m), None);
+        assert_eq!(charset_after("SET NAMES utf8mb4", m), Some(Some(true)));
+        assert_eq!(
+            charset_after("SET NAMES 'utf8mb4' COLLATE 'utf8mb4_general_ci'", m),
+            Some(Some(true))
+        );
+        assert_eq!(charset_after("SET NAMES latin1", m), Some(Some(false)));
+        assert_eq!(charset_after("SET CHARACTER SET utf8", m), Some(Some(true)));
+        assert_eq!(
+            charset_after("SET character_set_client = utf8mb4", m),
+            Some(Some(true))
+        );
+        assert_eq!(
+            charset_after("SET @@session.character_set_client = latin1", m),
+            Some(Some(false))
+        );
+        assert_eq!(charset_after("SET NAMES DEFAULT", m), Some(None));
+        assert_eq!(
+            charset_after("SET NAMES utf8mb4, character_set_client = latin1", m),
+            Some(None)
+        );
+        assert_eq!(
+            charset_after("SET character_set_client = @x", m),
+            Some(None)
+        );
     }
 }

@@ -8,6 +8,7 @@
 //! authentication the session relays the upstream's own packets.
 
 pub mod auth;
+pub mod binary_params;
 pub mod caps;
 pub mod conn;
 pub mod ed25519;
@@ -20,6 +21,7 @@ pub mod kill;
 pub mod login;
 pub mod messages;
 pub mod packet;
+pub mod prepared;
 pub mod reconcile;
 pub mod record;
 pub mod relay;

@@ -449,6 +449,10 @@ async fn open_gate(
                 g.workflow = ctx.workflow.clone();
                 g.killer = Some(killer.clone());
                 g.server_modes = server_modes;
+                g.client_collation = logged.response.charset;
+                g.utf8 = Some(crate::binary_params::is_utf8_collation(
+                    logged.response.charset,
+                ));
                 g.interrupts = interrupts.clone();
                 g.wait_safety_poll = config.server.wait_safety_poll;
                 g.runner = ctx.runner.clone();
