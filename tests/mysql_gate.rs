@@ -477,3 +477,56 @@ fn a_held_change_carries_the_planner_estimate() {
         "nothing ran"
     );
 }
+
+#[test]
+fn other_schemas_are_for_reading_where_the_target_allows_them() {
+    let (own, other, denied) = (
+        "airlock_t_myg_schemas",
+        "airlock_t_myg_schemas_other",
+        "airlock_t_myg_schemas_denied",
+    );
+    for (s, v) in [(own, 1), (other, 2), (denied, 3)] {
+        fresh_schema(s);
+        mariadb_admin(&format!(
+            "CREATE TABLE `{s}`.t (id INT PRIMARY KEY, v INT); INSERT INTO `{s}`.t VALUES (1, {v})"
+        ));
+    }
+    let mut config = ProxyConfig::for_mariadb(own);
+    config.targets[0].protected = true;
+    config.targets[0].mysql_schemas = vec![other.to_string()];
+    let proxy = Proxy::start(config);
+    // `use x` is the CLI's COM_INIT_DB; `/**/ USE x` a text USE.
+    let script = format!(
+        "use {other}\nSELECT v FROM t;\nUPDATE t SET v = 0;\nuse {own}\nUPDATE t SET v = 0;\n\
+         /**/ USE {other};\nSELECT v FROM t;\nuse {denied}\n/**/ USE {denied};\nSELECT v FROM t;\n"
+    );
+    let out = proxy.mysql("alice", &["-N", "--force", own], Some(script.as_bytes()));
+    assert_eq!(
+        out.stdout().lines().collect::<Vec<_>>(),
+        ["2", "2", "2"],
+        "reads on the allowed schema, never on the denied one: {}",
+        out.describe()
+    );
+    let err = out.stderr();
+    assert!(
+        err.contains(&format!(
+            "ERROR 50002 (AL002) at line 3: airlock: this session is on schema '{other}'"
+        )),
+        "{}",
+        out.describe()
+    );
+    assert!(
+        err.contains("ERROR 50001 (AL001) at line 5"),
+        "{}",
+        out.describe()
+    );
+    assert_eq!(
+        err.matches("ERROR 1044 (42000)").count(),
+        2,
+        "{}",
+        out.describe()
+    );
+    for (s, v) in [(own, "1"), (other, "2"), (denied, "3")] {
+        assert_eq!(mariadb_admin(&format!("SELECT v FROM `{s}`.t")).trim(), v);
+    }
+}

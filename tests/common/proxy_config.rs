@@ -53,6 +53,8 @@ pub struct TargetSpec {
     pub trusted_functions: Vec<String>,
     /// `engine` (absent: Postgres).
     pub engine: Option<String>,
+    /// `mysql_schemas`: other schemas a MySQL session may switch to.
+    pub mysql_schemas: Vec<String>,
 }
 
 impl TargetSpec {
@@ -75,6 +77,7 @@ impl TargetSpec {
             write_credentials: Some(CredSpec::upstream_scram()),
             trusted_functions: Vec::new(),
             engine: None,
+            mysql_schemas: Vec::new(),
         }
     }
 
@@ -331,6 +334,9 @@ impl ProxyConfig {
             writeln!(s, "allowed_groups = {}", toml_list(&t.allowed_groups)).unwrap();
             if let Some(b) = t.read_only_backstop {
                 writeln!(s, "read_only_backstop = {b}").unwrap();
+            }
+            if !t.mysql_schemas.is_empty() {
+                writeln!(s, "mysql_schemas = {}", toml_list(&t.mysql_schemas)).unwrap();
             }
             if !t.trusted_functions.is_empty() {
                 writeln!(s, "trusted_functions = {}", toml_list(&t.trusted_functions)).unwrap();

@@ -633,6 +633,9 @@ pub fn init_db(target: &Target, schema: &[u8]) -> Verdict {
         out.extend_from_slice(target.upstream.database.as_bytes());
         return Verdict::Rewrite(out);
     }
+    if target.mysql_schemas.iter().any(|s| *s == schema) {
+        return Verdict::Forward;
+    }
     Verdict::Refuse(ErrPacket::new(
         login::DB_ACCESS_DENIED,
         "42000",

@@ -78,6 +78,11 @@ pub struct Target {
     /// this protected target: calling them does not hold a statement.
     #[serde(default)]
     pub trusted_functions: Vec<String>,
+    /// MySQL: other schemas of the same server this target's sessions may
+    /// switch to (`USE`, COM_INIT_DB) to read; on a protected target a
+    /// change is held only while the session is on the target's database.
+    #[serde(default)]
+    pub mysql_schemas: Vec<String>,
 }
 
 fn yes() -> bool {

@@ -517,4 +517,19 @@ read_credentials = { user = "reader" }
     let config = Config::load(&ok, Path::new("/"), &NoSecrets).expect("valid");
     let t = config.target("shop").unwrap();
     assert_eq!((t.engine, t.upstream_port()), (Engine::Mysql, 3306));
+    // Other schemas: MySQL targets only.
+    let schemas = ok.replace(
+        "upstream = { host = \"127.0.0.1\", database = \"shop\" }",
+        "upstream = { host = \"127.0.0.1\", database = \"shop\" }\nmysql_schemas = [\"reports\"]",
+    );
+    let config = Config::load(&schemas, Path::new("/"), &NoSecrets).expect("valid");
+    assert_eq!(config.target("shop").unwrap().mysql_schemas, ["reports"]);
+    let on_pg = schemas.replace("engine = \"mariadb\"\n", "");
+    let err = Config::load(&on_pg, Path::new("/"), &NoSecrets).expect_err("invalid");
+    assert!(
+        err.problems()
+            .iter()
+            .any(|p| p.path == "targets[1].mysql_schemas"),
+        "{err}"
+    );
 }

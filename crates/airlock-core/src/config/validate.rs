@@ -201,6 +201,15 @@ impl Config {
                     "required on a protected target (sessions use the read role)".into(),
                 );
             }
+            if t.engine != Engine::Mysql && !t.mysql_schemas.is_empty() {
+                problem(
+                    at("mysql_schemas"),
+                    "only for MySQL targets (a Postgres session cannot switch databases)".into(),
+                );
+            }
+            if t.mysql_schemas.iter().any(|s| s.trim().is_empty()) {
+                problem(at("mysql_schemas"), "a schema name cannot be empty".into());
+            }
             if t.engine == Engine::Mysql && !t.trusted_functions.is_empty() {
                 problem(
                     at("trusted_functions"),

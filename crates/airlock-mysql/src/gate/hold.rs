@@ -13,6 +13,18 @@ impl ProtectedGate {
         let Some(workflow) = self.workflow.clone() else {
             return held_without_request(verdict);
         };
+        // The approved change runs on the target's database: held while
+        // the session is on another schema, its names would mean other tables.
+        if self.schema != self.target.upstream.database {
+            return Verdict::Refuse(ErrPacket::new(
+                NEEDS_INPUT_CODE,
+                NEEDS_INPUT_STATE,
+                format!(
+                    "airlock: this session is on schema '{}'; changes on target '{}' are held only on its database '{}' (USE {} first); nothing was run",
+                    self.schema, self.target.name, self.target.upstream.database, self.target.upstream.database
+                ),
+            ));
+        }
         // The approved change runs on a new session under the server's
         // sql_mode: held under another, its text would be read otherwise.
         if self.modes != self.server_modes {

@@ -105,6 +105,11 @@ pub struct ProtectedGate {
     pub utf8: Option<bool>,
     /// What the statement on its way sets it to, once it succeeds.
     pending_utf8: Option<Option<bool>>,
+    /// The session's default schema (the target's database, or one of its
+    /// `mysql_schemas`): changes are held only on the target's database.
+    schema: String,
+    /// The schema a COM_INIT_DB on its way switches to.
+    pending_schema: Option<String>,
     names: Names,
     /// `SET @airlock_reason = …` and the other session values.
     settings: Directives,
@@ -125,6 +130,7 @@ impl ProtectedGate {
         program: String,
         modes: SqlModes,
     ) -> Self {
+        let schema = target.upstream.database.clone();
         Self {
             target,
             user,
@@ -146,6 +152,8 @@ impl ProtectedGate {
             client_collation: 0,
             utf8: None,
             pending_utf8: None,
+            schema,
+            pending_schema: None,
             names: Names(HashMap::new()),
             settings: Directives::default(),
             pending_effects: Vec::new(),
@@ -179,7 +187,10 @@ impl ProtectedGate {
             }
             for s in &verdict.statements {
                 if let Effect::Use(db) = &s.effect {
-                    if db != &self.target.upstream.database && db != &self.target.name {
+                    if db != &self.target.upstream.database
+                        && db != &self.target.name
+                        && !self.target.mysql_schemas.contains(db)
+                    {
                         return Verdict::Refuse(ErrPacket::new(
                             crate::login::DB_ACCESS_DENIED,
                             "42000",
@@ -241,6 +252,7 @@ impl Gate for ProtectedGate {
         Box::pin(async move {
             self.pending_effects.clear();
             self.pending_utf8 = None;
+            self.pending_schema = None;
             self.statements.abandon();
             let Some(&kind) = payload.first() else {
                 return refuse("an empty command");
@@ -310,7 +322,13 @@ impl Gate for ProtectedGate {
                 | com::PING
                 | com::STATISTICS
                 | com::SET_OPTION => Verdict::Forward,
-                com::INIT_DB => init_db(&self.target, &payload[1..]),
+                com::INIT_DB => {
+                    let v = init_db(&self.target, &payload[1..]);
+                    if !matches!(v, Verdict::Refuse(_)) {
+                        self.pending_schema = Some(schema_named(&self.target, &payload[1..]));
+                    }
+                    v
+                }
                 // The relay sets the backstop and the label again after it.
                 com::RESET_CONNECTION => Verdict::Forward,
                 com::CHANGE_USER => Verdict::ChangeUser,
@@ -336,6 +354,7 @@ impl Gate for ProtectedGate {
         self.utf8 = Some(crate::binary_params::is_utf8_collation(
             self.client_collation,
         ));
+        self.schema = self.target.upstream.database.clone();
         self.modes = self.initial_modes;
         self.reset_setup.clone()
     }
@@ -343,6 +362,9 @@ impl Gate for ProtectedGate {
     fn answered(&mut self, _payload: &[u8], response: &Response) {
         if let Some(next) = self.pending_utf8.take().filter(|_| !response.failed) {
             self.utf8 = next;
+        }
+        if let Some(next) = self.pending_schema.take().filter(|_| !response.failed) {
+            self.schema = next;
         }
         if response.failed {
             self.statements.abandon();
@@ -363,9 +385,21 @@ impl Gate for ProtectedGate {
                 Effect::Deallocate(name) => {
                     self.names.0.remove(&name);
                 }
-                Effect::Use(_) | Effect::None => {}
+                Effect::Use(db) => self.schema = schema_named(&self.target, db.as_bytes()),
+                Effect::None => {}
             }
         }
+    }
+}
+
+/// The schema a `USE`/COM_INIT_DB of `name` lands on (the target's name
+/// means its database).
+fn schema_named(target: &Target, name: &[u8]) -> String {
+    let name = String::from_utf8_lossy(name);
+    if name == target.name {
+        target.upstream.database.clone()
+    } else {
+        name.into_owned()
     }
 }
 
