@@ -985,6 +985,7 @@ mod tests {
             read_credentials: Some(creds.clone()),
             policy: Default::default(),
             trusted_functions: Vec::new(),
+            mysql_schemas: Vec::new(),
             write_credentials: Some(Credentials {
                 user: "writer".into(),
                 ..creds
