@@ -93,15 +93,7 @@ print(json.dumps(out, sort_keys=True))
 "#;
 
 fn py(port: u16, user: &str, pw: &str, schema: &str, mode: &str) -> serde_json::Value {
-    let mut cmd = Command::new("python3");
-    cmd.arg("-c")
-        .arg(PY_PREPARED)
-        .arg(port.to_string())
-        .arg(user)
-        .arg(pw)
-        .arg(schema)
-        .arg(mode);
-    let out = run_with_timeout(cmd, None, Duration::from_secs(120));
+    let out = python(PY_PREPARED, &[&port.to_string(), user, pw, schema, mode]);
     out.assert_success("mysql-connector-python");
     serde_json::from_str(out.stdout().trim()).unwrap_or_else(|e| panic!("{e}: {}", out.describe()))
 }
@@ -181,13 +173,8 @@ cur = c.cursor()
 cur.execute("SELECT @@session.tx_read_only, @airlock_developer, @x IS NULL")
 print(json.dumps([str(v) for v in cur.fetchone()]))
 "#;
-    let mut cmd = Command::new("python3");
-    cmd.arg("-c")
-        .arg(script)
-        .arg(proxy.mysql_port.to_string())
-        .arg(proxy.config.password("alice"))
-        .arg(schema);
-    let out = run_with_timeout(cmd, None, Duration::from_secs(60));
+    let (port, alice) = (proxy.mysql_port.to_string(), proxy.config.password("alice"));
+    let out = python(script, &[&port, &alice, schema]);
     out.assert_success("reset connection");
     assert_eq!(out.stdout().trim(), r#"["1", "alice", "1"]"#);
 }
@@ -216,14 +203,9 @@ except mysql.connector.Error as e:
     out["wrong"] = e.errno
 print(json.dumps(out))
 "#;
-    let mut cmd = Command::new("python3");
-    cmd.arg("-c")
-        .arg(script)
-        .arg(proxy.mysql_port.to_string())
-        .arg(proxy.config.password("alice"))
-        .arg(proxy.config.password("bob"))
-        .arg(schema);
-    let out = run_with_timeout(cmd, None, Duration::from_secs(60));
+    let port = proxy.mysql_port.to_string();
+    let (alice, bob) = (proxy.config.password("alice"), proxy.config.password("bob"));
+    let out = python(script, &[&port, &alice, &bob, schema]);
     out.assert_success("change user");
     assert_eq!(
         out.stdout().trim(),

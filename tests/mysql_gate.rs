@@ -340,16 +340,7 @@ fn a_held_change_shows_its_earlier_runs_on_the_dev_target() {
             "CREATE TABLE `{s}`.t (id INT PRIMARY KEY, n INT); INSERT INTO `{s}`.t VALUES (1, 0), (2, 0)"
         ));
     }
-    let mut config = ProxyConfig::for_mariadb(dev_schema);
-    config.families = vec![("shop".into(), vec!["dev".into(), "prod".into()])];
-    let mut dev = TargetSpec::mariadb(dev_schema, dev_schema, false);
-    dev.family = Some("shop".into());
-    dev.environment = "dev".into();
-    let mut prod = TargetSpec::mariadb(prod_schema, prod_schema, true);
-    prod.family = Some("shop".into());
-    prod.environment = "prod".into();
-    config.targets = vec![dev, prod];
-    let proxy = Proxy::start(config);
+    let proxy = Proxy::start(ProxyConfig::mariadb_family(dev_schema, prod_schema));
     let ran = proxy.mysql(
         "alice",
         &[dev_schema, "-e", "UPDATE t SET n = n + 1 WHERE id = 2"],
@@ -424,12 +415,7 @@ fn an_executed_change_rolls_back_and_the_audit_chain_verifies() {
         "{}",
         show.describe()
     );
-    let mut verify = Command::new(airlock_bin());
-    verify
-        .args(["audit", "verify", "--config"])
-        .arg(&proxy.config_path)
-        .env_remove("AIRLOCK_CONFIG");
-    run_with_timeout(verify, None, Duration::from_secs(60)).assert_success("audit verify");
+    proxy.assert_audit_verifies();
 }
 
 #[test]

@@ -6,7 +6,6 @@
 
 mod common;
 use common::*;
-use std::process::Command;
 use std::time::Duration;
 
 /// Each test has its own schema (tests run in parallel).
@@ -233,14 +232,7 @@ out["streamed"] = sum(r[0] for r in cur)
 print(json.dumps(out, default=str, sort_keys=True))
 "#;
     let run = |port: u16, user: &str, pw: &str| {
-        let mut cmd = Command::new("python3");
-        cmd.arg("-c")
-            .arg(script)
-            .arg(port.to_string())
-            .arg(user)
-            .arg(pw)
-            .arg(schema);
-        let out = run_with_timeout(cmd, None, Duration::from_secs(120));
+        let out = python(script, &[&port.to_string(), user, pw, schema]);
         out.assert_success("pymysql");
         out.stdout()
     };
@@ -420,16 +412,9 @@ fn kill_query_reaches_only_the_users_own_sessions() {
     assert!(out.elapsed < Duration::from_secs(25), "{}", out.describe());
 }
 
-/// A Python snippet's stdout (its exit status is part of the answer).
+/// A login snippet's outcome.
 fn py_login(script: &str, port: u16, user: &str, pw: &str, schema: &str) -> Out {
-    let mut cmd = Command::new("python3");
-    cmd.arg("-c")
-        .arg(script)
-        .arg(port.to_string())
-        .arg(user)
-        .arg(pw)
-        .arg(schema);
-    run_with_timeout(cmd, None, Duration::from_secs(60))
+    python(script, &[&port.to_string(), user, pw, schema])
 }
 
 const PYMYSQL_LOGIN: &str = r#"

@@ -939,15 +939,7 @@ fn a_mysql_change_is_approved_in_slack_and_runs_on_resend() {
         ));
     }
     let fake = fake_slack::FakeSlack::start();
-    let mut base = ProxyConfig::for_mariadb(dev_schema);
-    base.families = vec![("shop".into(), vec!["dev".into(), "prod".into()])];
-    let mut dev = TargetSpec::mariadb(dev_schema, dev_schema, false);
-    dev.family = Some("shop".into());
-    dev.environment = "dev".into();
-    let mut prod = TargetSpec::mariadb(prod_schema, prod_schema, true);
-    prod.family = Some("shop".into());
-    prod.environment = "prod".into();
-    base.targets = vec![dev, prod];
+    let base = ProxyConfig::mariadb_family(dev_schema, prod_schema);
     let proxy = Proxy::start(with_slack(base, &fake, 1));
     let states = || {
         mariadb_admin(&format!(
@@ -1027,11 +1019,5 @@ fn a_mysql_change_is_approved_in_slack_and_runs_on_resend() {
         .assert_success("the rollback");
     assert_eq!(states(), "1=new,2=new,3=new");
     assert_eq!(status(&proxy, 1), "rolled_back");
-    let mut verify = Command::new(airlock_bin());
-    verify
-        .args(["audit", "verify", "--config"])
-        .arg(&proxy.config_path)
-        .env_remove("AIRLOCK_CONFIG")
-        .envs(proxy.config.env.iter().map(|(k, v)| (k, v)));
-    run_with_timeout(verify, None, Duration::from_secs(60)).assert_success("audit verify");
+    proxy.assert_audit_verifies();
 }

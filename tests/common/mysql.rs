@@ -69,7 +69,35 @@ pub fn mysql_direct(args: &[&str], stdin: Option<&[u8]>) -> Out {
     run_with_timeout(cmd, stdin, Duration::from_secs(120))
 }
 
+impl ProxyConfig {
+    /// The default users with the family "shop": `dev` (an unprotected
+    /// target on the local schema `dev`) and `prod` (protected, on `prod`).
+    pub fn mariadb_family(dev: &str, prod: &str) -> ProxyConfig {
+        let mut config = ProxyConfig::for_mariadb(dev);
+        config.families = vec![("shop".into(), vec!["dev".into(), "prod".into()])];
+        let mut d = TargetSpec::mariadb(dev, dev, false);
+        d.family = Some("shop".into());
+        d.environment = "dev".into();
+        let mut p = TargetSpec::mariadb(prod, prod, true);
+        p.family = Some("shop".into());
+        p.environment = "prod".into();
+        config.targets = vec![d, p];
+        config
+    }
+}
+
 impl Proxy {
+    /// `airlock audit verify` on this proxy's config succeeds.
+    pub fn assert_audit_verifies(&self) {
+        let mut verify = Command::new(airlock_bin());
+        verify
+            .args(["audit", "verify", "--config"])
+            .arg(&self.config_path)
+            .env_remove("AIRLOCK_CONFIG")
+            .envs(self.config.env.iter().map(|(k, v)| (k, v)));
+        run_with_timeout(verify, None, Duration::from_secs(60)).assert_success("audit verify");
+    }
+
     /// Runs the `mysql` CLI through the proxy's MySQL listener as `user`.
     pub fn mysql(&self, user: &str, args: &[&str], stdin: Option<&[u8]>) -> Out {
         let mut cmd = mysql_cmd(self.mysql_port, user, &self.config.password(user));

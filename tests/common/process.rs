@@ -255,3 +255,11 @@ pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Runs the Python snippet `script` with `args` (as `sys.argv[1:]`); two
+/// minutes at most.
+pub fn python(script: &str, args: &[&str]) -> Out {
+    let mut cmd = Command::new("python3");
+    cmd.arg("-c").arg(script).args(args);
+    run_with_timeout(cmd, None, Duration::from_secs(120))
+}

@@ -39,21 +39,12 @@ pub async fn estimate_rows(
 
 async fn explain(target: &Target, select: &str, modes: SqlModes) -> Option<f64> {
     let creds = target.session_credentials()?;
-    let spec = UpstreamSpec {
-        host: target.upstream.host.clone(),
-        port: target.upstream_port(),
-        user: creds.user.clone(),
-        password: creds.password.clone(),
-        database: target.upstream.database.clone(),
-        capabilities: crate::caps::PROTOCOL_41,
-        mariadb_capabilities: 0,
-        charset: 45,
-        max_packet: 1 << 24,
-        attributes: vec![("program_name".into(), "airlock:estimate".into())],
-        timeout: Duration::from_secs(5),
-        tls: target.upstream.tls,
-        ca_file: target.upstream.ca_file.clone(),
-    };
+    let spec = UpstreamSpec::own(
+        target,
+        Some(creds),
+        "airlock:estimate",
+        Duration::from_secs(5),
+    );
     let mut up = match upstream::connect(&spec).await {
         Ok(u) => u,
         Err(e) => {

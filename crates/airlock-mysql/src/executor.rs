@@ -193,27 +193,16 @@ impl MysqlRunner {
         let Some(creds) = target.write_credentials.as_ref() else {
             return Outcome::NotStarted(format!("target {} has no write credentials", target.name));
         };
-        let spec = UpstreamSpec {
-            host: target.upstream.host.clone(),
-            port: target.upstream_port(),
-            user: creds.user.clone(),
-            password: creds.password.clone(),
-            database: target.upstream.database.clone(),
-            capabilities: RUN_CAPS,
-            mariadb_capabilities: 0,
-            charset: 45,
-            max_packet: 1 << 30,
-            attributes: vec![
-                (
-                    "program_name".into(),
-                    format!("airlock:run:{}", request.id.0),
-                ),
-                ("airlock_request".into(), request.id.0.to_string()),
-            ],
-            timeout: CONNECT_TIMEOUT,
-            tls: target.upstream.tls,
-            ca_file: target.upstream.ca_file.clone(),
-        };
+        let mut spec = UpstreamSpec::own(
+            target,
+            Some(creds),
+            &format!("airlock:run:{}", request.id.0),
+            CONNECT_TIMEOUT,
+        );
+        spec.capabilities = RUN_CAPS;
+        spec.max_packet = 1 << 30;
+        spec.attributes
+            .push(("airlock_request".into(), request.id.0.to_string()));
         let mut up = match upstream::connect(&spec).await {
             Ok(u) => u,
             Err(e) => return Outcome::NotStarted(format!("connecting to {}: {e}", target.name)),

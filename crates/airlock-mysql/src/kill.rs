@@ -100,21 +100,7 @@ pub async fn execute(live: &LiveConfig, victim: &Entry, kill: Kill) -> Result<()
         .target(&victim.target)
         .ok_or_else(|| format!("target {} is gone", victim.target))?;
     let creds = target.session_credentials();
-    let spec = UpstreamSpec {
-        host: target.upstream.host.clone(),
-        port: target.upstream_port(),
-        user: creds.map(|c| c.user.clone()).unwrap_or_default(),
-        password: creds.and_then(|c| c.password.clone()),
-        database: target.upstream.database.clone(),
-        capabilities: crate::caps::PROTOCOL_41,
-        mariadb_capabilities: 0,
-        charset: 45,
-        max_packet: 1 << 24,
-        attributes: vec![("program_name".into(), "airlock:kill".into())],
-        timeout: Duration::from_secs(10),
-        tls: target.upstream.tls,
-        ca_file: target.upstream.ca_file.clone(),
-    };
+    let spec = UpstreamSpec::own(target, creds, "airlock:kill", Duration::from_secs(10));
     let mut up = upstream::connect(&spec).await.map_err(|e| e.to_string())?;
     let sql = if kill.query_only {
         format!("KILL QUERY {}", victim.upstream_thread)

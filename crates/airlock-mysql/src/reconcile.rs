@@ -91,21 +91,13 @@ async fn connect(target: &Target) -> Result<Upstream, String> {
         .write_credentials
         .as_ref()
         .ok_or_else(|| format!("target {} has no write credentials", target.name))?;
-    let spec = UpstreamSpec {
-        host: target.upstream.host.clone(),
-        port: target.upstream_port(),
-        user: creds.user.clone(),
-        password: creds.password.clone(),
-        database: target.upstream.database.clone(),
-        capabilities: crate::caps::PROTOCOL_41 | crate::caps::TRANSACTIONS,
-        mariadb_capabilities: 0,
-        charset: 45,
-        max_packet: 1 << 24,
-        attributes: vec![("program_name".into(), "airlock:reconciler".into())],
-        timeout: Duration::from_secs(10),
-        tls: target.upstream.tls,
-        ca_file: target.upstream.ca_file.clone(),
-    };
+    let mut spec = UpstreamSpec::own(
+        target,
+        Some(creds),
+        "airlock:reconciler",
+        Duration::from_secs(10),
+    );
+    spec.capabilities |= crate::caps::TRANSACTIONS;
     upstream::connect(&spec).await.map_err(|e| e.to_string())
 }
 

@@ -73,6 +73,34 @@ pub struct UpstreamSpec {
     pub ca_file: Option<std::path::PathBuf>,
 }
 
+impl UpstreamSpec {
+    /// A session of airlock's own on `target` as `creds` (none: the
+    /// target's user with no password), labelled `program` in the
+    /// processlist: utf8mb4, no multi-statements, 16 MiB packets.
+    pub fn own(
+        target: &airlock_core::Target,
+        creds: Option<&airlock_core::Credentials>,
+        program: &str,
+        timeout: Duration,
+    ) -> Self {
+        Self {
+            host: target.upstream.host.clone(),
+            port: target.upstream_port(),
+            user: creds.map(|c| c.user.clone()).unwrap_or_default(),
+            password: creds.and_then(|c| c.password.clone()),
+            database: target.upstream.database.clone(),
+            capabilities: caps::PROTOCOL_41,
+            mariadb_capabilities: 0,
+            charset: 45,
+            max_packet: 1 << 24,
+            attributes: vec![("program_name".into(), program.to_string())],
+            timeout,
+            tls: target.upstream.tls,
+            ca_file: target.upstream.ca_file.clone(),
+        }
+    }
+}
+
 /// An authenticated upstream session.
 pub struct Upstream {
     /// The connection.

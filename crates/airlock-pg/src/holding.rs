@@ -141,10 +141,7 @@ pub fn request_details(
         reason: settings.reason.clone(),
         description: settings.description.clone(),
         rollback_sql: settings.rollback.clone(),
-        max_rows: settings
-            .max_rows
-            .as_deref()
-            .and_then(|v| v.trim().parse().ok()),
+        max_rows: settings.max_rows_value(),
         approvals_required: 0,
         approver_groups: Vec::new(),
         run_window: Duration::ZERO,
@@ -581,12 +578,7 @@ impl ProtectedHooks {
     /// cancelled (audited) unless the developer `SET airlock.on_disconnect
     /// = 'keep'`; the answer goes nowhere.
     async fn client_went_away(&mut self, id: RequestId) -> Reply {
-        let keep = self
-            .settings
-            .get(DirectiveKey::OnDisconnect)
-            .and_then(airlock_sql::on_disconnect_keeps)
-            .unwrap_or(false);
-        if keep {
+        if self.settings.keeps_on_disconnect() {
             info!(
                 request = id.0,
                 "the client went away while waiting; the request stays pending (airlock.on_disconnect = keep)"

@@ -94,6 +94,20 @@ pub struct Directives {
 }
 
 impl Directives {
+    /// `max_rows` as a number (`None` when unset or not a number, which
+    /// [`Directives::problems`] reports).
+    pub fn max_rows_value(&self) -> Option<i64> {
+        self.max_rows.as_deref().and_then(|v| v.trim().parse().ok())
+    }
+
+    /// Whether a waiting session's request stays pending when its client
+    /// goes away (`on_disconnect = 'keep'`); cancelled otherwise.
+    pub fn keeps_on_disconnect(&self) -> bool {
+        self.get(DirectiveKey::OnDisconnect)
+            .and_then(on_disconnect_keeps)
+            .unwrap_or(false)
+    }
+
     /// Everything wrong with these directives, each naming the key and why:
     /// unknown keys, parts that are not `key=value`, and values of the wrong
     /// kind (`max_rows=abc`). A directive is never silently ignored.

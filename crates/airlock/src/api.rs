@@ -519,13 +519,7 @@ async fn submit(
                 v,
                 mysql_modes,
             );
-            d.reason = settings.reason.clone();
-            d.description = settings.description.clone();
-            d.rollback_sql = settings.rollback.clone();
-            d.max_rows = settings
-                .max_rows
-                .as_deref()
-                .and_then(|m| m.trim().parse().ok());
+            d.apply_directives(&settings);
             d
         }
         None => airlock_pg::holding::request_details(

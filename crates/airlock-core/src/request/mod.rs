@@ -430,6 +430,15 @@ pub struct RequestDetails {
 }
 
 impl RequestDetails {
+    /// Takes the developer's reason, description, rollback and row guard
+    /// from their airlock settings.
+    pub fn apply_directives(&mut self, settings: &airlock_sql::Directives) {
+        self.reason = settings.reason.clone();
+        self.description = settings.description.clone();
+        self.rollback_sql = settings.rollback.clone();
+        self.max_rows = settings.max_rows_value();
+    }
+
     /// Freezes the approval rules of `policy` into the request, and the pending
     /// expiry counted from `created_at`.
     pub fn apply_policy(&mut self, policy: &approval::ApprovalPolicy) {

@@ -21,11 +21,7 @@ impl ProtectedGate {
                 next.set(key, value);
                 let problems = next.problems();
                 if !problems.is_empty() {
-                    return Verdict::Refuse(ErrPacket::new(
-                        NEEDS_INPUT_CODE,
-                        NEEDS_INPUT_STATE,
-                        format!("airlock: {}", problems.join("; ")),
-                    ));
+                    return needs_input(&problems.join("; "));
                 }
                 self.settings = next;
                 ok(String::new(), self.capabilities)

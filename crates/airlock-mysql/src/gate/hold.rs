@@ -10,6 +10,10 @@ impl ProtectedGate {
         verdict: &MysqlVerdict,
         settings: &Directives,
     ) -> Verdict {
+        let problems = settings.problems();
+        if !problems.is_empty() {
+            return needs_input(&format!("{}; nothing was run", problems.join("; ")));
+        }
         let Some(workflow) = self.workflow.clone() else {
             return held_without_request(verdict);
         };
@@ -53,13 +57,7 @@ impl ProtectedGate {
             verdict,
             self.modes,
         );
-        details.reason = settings.reason.clone();
-        details.description = settings.description.clone();
-        details.rollback_sql = settings.rollback.clone();
-        details.max_rows = settings
-            .max_rows
-            .as_deref()
-            .and_then(|v| v.trim().parse().ok());
+        details.apply_directives(settings);
         // Listening for a KILL before the request exists: none is missed.
         let cancel = self.interrupts.cancel.clone();
         let cancelled = cancel.notified();
@@ -210,12 +208,7 @@ impl ProtectedGate {
                 ))
             }
             Waited::Gone => {
-                let keep = self
-                    .settings
-                    .get(DirectiveKey::OnDisconnect)
-                    .and_then(airlock_sql::on_disconnect_keeps)
-                    .unwrap_or(false);
-                if keep {
+                if self.settings.keeps_on_disconnect() {
                     info!(request = id.0, "the mysql client went away while waiting; the request stays pending (airlock.on_disconnect = keep)");
                 } else {
                     let outcome = cancel_request("the client disconnected while waiting").await;

@@ -216,16 +216,17 @@ impl ProtectedGate {
         }
         settings.unknown.extend(given.unknown.iter().cloned());
         settings.malformed.extend(given.malformed.iter().cloned());
-        let problems = settings.problems();
-        if !problems.is_empty() {
-            return Verdict::Refuse(ErrPacket::new(
-                NEEDS_INPUT_CODE,
-                NEEDS_INPUT_STATE,
-                format!("airlock: {}; nothing was run", problems.join("; ")),
-            ));
-        }
         self.hold(rest, &verdict, &settings).await
     }
+}
+
+/// An ERR 50002: the statement needs more input (`airlock: {why}`).
+fn needs_input(why: &str) -> Verdict {
+    Verdict::Refuse(ErrPacket::new(
+        NEEDS_INPUT_CODE,
+        NEEDS_INPUT_STATE,
+        format!("airlock: {why}"),
+    ))
 }
 
 fn refuse(why: &str) -> Verdict {
@@ -423,14 +424,6 @@ impl ProtectedGate {
             return refuse("held: a prepared statement judged a change reads as a query once its parameters are in; send it as a text query");
         }
         let settings = self.settings.clone();
-        let problems = settings.problems();
-        if !problems.is_empty() {
-            return Verdict::Refuse(ErrPacket::new(
-                NEEDS_INPUT_CODE,
-                NEEDS_INPUT_STATE,
-                format!("airlock: {}; nothing was run", problems.join("; ")),
-            ));
-        }
         self.hold(&text, &verdict, &settings).await
     }
 }
