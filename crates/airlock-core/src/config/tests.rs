@@ -533,3 +533,30 @@ read_credentials = { user = "reader" }
         "{err}"
     );
 }
+
+#[test]
+fn a_family_is_on_one_engine() {
+    let mysql_dev = r#"
+[server]
+mysql_listen = "127.0.0.1:3307"
+
+[[targets]]
+name = "orders-dev"
+engine = "mariadb"
+family = "orders"
+environment = "dev"
+allowed_groups = ["developers"]
+upstream = { host = "127.0.0.1", database = "orders" }
+write_credentials = { user = "root" }
+"#;
+    let err = Config::load(&(good() + mysql_dev), Path::new("/"), &NoSecrets)
+        .expect_err("two engines in one family");
+    let problems = err.problems();
+    let p = problems
+        .iter()
+        .find(|p| p.path == "targets[1].engine")
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(p.message.contains("share one engine"), "{}", p.message);
+    let own = mysql_dev.replace("family = \"orders\"\nenvironment = \"dev\"\n", "");
+    Config::load(&(good() + &own), Path::new("/"), &NoSecrets).expect("a MySQL target of its own");
+}

@@ -140,6 +140,23 @@ impl Config {
                 problem(at("name"), format!("duplicate target {:?}", t.name));
             }
             if let Some(fam) = &t.family {
+                // One engine a family: the same text on Postgres and on
+                // MySQL is not the same change, so one cannot be the
+                // other's earlier run.
+                let first = self
+                    .targets
+                    .iter()
+                    .find(|o| o.family.as_deref() == Some(fam.as_str()));
+                if let Some(first) = first.filter(|o| o.engine != t.engine) {
+                    problem(
+                        at("engine"),
+                        format!(
+                            "family {fam:?} is on {} (target {:?}): a family's targets share one engine",
+                            first.engine.as_str(),
+                            first.name
+                        ),
+                    );
+                }
                 match families.get(fam.as_str()) {
                     None => problem(at("family"), format!("unknown family {fam:?}")),
                     Some(f) => {
