@@ -340,3 +340,29 @@ fn a_unix_socket_upstream_works_like_tcp() {
     // inet_server_addr() is NULL only on a Unix-socket connection.
     assert_eq!(out.stdout().trim(), format!("{db}|t|airlock:alice:psql"));
 }
+
+#[test]
+fn a_closed_stdout_ends_a_command_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    for _ in 0..3 {
+        let mut child = Command::new(airlock_bin())
+            .args(["token", "--json"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("airlock token");
+        // The reader goes away before the command writes (`| head -0`).
+        drop(child.stdout.take());
+        let out = child.wait_with_output().expect("wait");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
+            "{stderr}"
+        );
+        assert!(
+            out.status.success() || out.status.signal() == Some(13),
+            "ends by SIGPIPE or normally, not with an error: {:?}",
+            out.status
+        );
+    }
+}

@@ -15,11 +15,11 @@ use std::process::ExitCode;
 #[command(name = "airlock", version, about)]
 pub struct Cli {
     #[command(subcommand)]
-    command: Command,
+    pub(crate) command: Command,
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {
+pub(crate) enum Command {
     /// Run the proxy.
     Serve {
         /// Configuration file.
