@@ -366,3 +366,92 @@ fn a_closed_stdout_ends_a_command_quietly() {
         );
     }
 }
+
+/// The README's quick start, on `proxy.toml.example` as shipped but for the
+/// listeners' ports and a fresh database behind orders-prod: alice's change
+/// is held, bob approves it from the CLI with his demo token, alice's
+/// re-send runs it.
+#[test]
+fn the_quick_start_loop_completes_on_the_example_config() {
+    let db = "airlock_t_ops_example";
+    fresh_db(db);
+    let example = std::fs::read_to_string(workspace_root().join("proxy.toml.example"))
+        .expect("proxy.toml.example");
+    let prod_upstream =
+        "[targets.upstream]\nhost = \"127.0.0.1\"\nport = 5432\ndatabase = \"postgres\"";
+    assert!(
+        example.contains(prod_upstream),
+        "orders-prod's upstream moved"
+    );
+    let raw = example
+        .replace("127.0.0.1:6432", "127.0.0.1:{PG}")
+        .replace("127.0.0.1:6480", "127.0.0.1:{HTTP}")
+        .replace("127.0.0.1:3307", "127.0.0.1:{MYSQL}")
+        .replace(
+            prod_upstream,
+            &prod_upstream.replace("\"postgres\"", &format!("\"{db}\"")),
+        );
+    let mut config = ProxyConfig::for_db(db);
+    config.raw_toml = Some(raw);
+    let proxy = Proxy::start(config);
+    let psql = |args: &[&str]| {
+        let mut cmd = Command::new("psql");
+        cmd.arg(format!(
+            "host=127.0.0.1 port={} user=alice dbname=orders-prod",
+            proxy.pg_port
+        ))
+        .args(["-X", "-v", "ON_ERROR_STOP=0"])
+        .args(args)
+        .env("PGPASSWORD", "alice-dev-password");
+        run_with_timeout(cmd, None, Duration::from_secs(60))
+    };
+    let create = "CREATE TABLE airlock_demo (id int PRIMARY KEY, note text)";
+    let no_reason = psql(&["-c", create]);
+    assert!(
+        no_reason.stderr().contains("requires a reason for changes"),
+        "{}",
+        no_reason.describe()
+    );
+    let reason = "SET airlock.reason = 'try airlock'";
+    let held = psql(&["-c", reason, "-c", create]);
+    assert!(
+        held.stderr()
+            .contains("held for approval as request #1 on protected target \"orders-prod\""),
+        "{}",
+        held.describe()
+    );
+    let cli = |token: &str, args: &[&str]| {
+        let mut cmd = Command::new(airlock_bin());
+        cmd.arg("requests")
+            .args(args)
+            .env(
+                "AIRLOCK_URL",
+                format!("http://127.0.0.1:{}", proxy.http_port),
+            )
+            .env("AIRLOCK_TOKEN", token);
+        run_with_timeout(cmd, None, Duration::from_secs(30))
+    };
+    let listed = cli("alk_demo_alice_not_for_production", &["list"]);
+    listed.assert_success("alice lists her requests with her demo token");
+    assert!(
+        listed.stdout().contains("airlock_demo"),
+        "{}",
+        listed.describe()
+    );
+    let approved = cli("alk_demo_bob_not_for_production", &["approve", "1"]);
+    approved.assert_success("bob approves with his demo token");
+    assert!(
+        approved.stdout().contains("approved #1"),
+        "{}",
+        approved.describe()
+    );
+    let ran = psql(&["-c", reason, "-c", create]);
+    assert!(ran.stdout().contains("CREATE TABLE"), "{}", ran.describe());
+    assert_eq!(
+        admin_query(
+            db,
+            "SELECT count(*) FROM pg_tables WHERE tablename = 'airlock_demo'"
+        ),
+        "1"
+    );
+}

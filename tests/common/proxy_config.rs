@@ -133,6 +133,9 @@ pub struct ProxyConfig {
     /// Users whose `mysql_sha2_verifier` is the salted `$A$005$…` form
     /// (and who have no native verifier).
     pub salted_mysql_users: Vec<String>,
+    /// A whole config file instead of the one made from the fields, with
+    /// `{PG}`, `{HTTP}` and `{MYSQL}` standing for the listeners' ports.
+    pub raw_toml: Option<String>,
 }
 
 /// TOML basic string.
@@ -198,6 +201,7 @@ impl ProxyConfig {
             slack_ids: vec![],
             mysql_port: 0,
             salted_mysql_users: vec![],
+            raw_toml: None,
         }
     }
 
@@ -243,7 +247,10 @@ impl ProxyConfig {
 
     /// Whether a target is a MySQL/MariaDB one.
     pub fn has_mysql(&self) -> bool {
-        self.targets.iter().any(|t| t.engine.is_some())
+        match &self.raw_toml {
+            Some(raw) => raw.contains("{MYSQL}"),
+            None => self.targets.iter().any(|t| t.engine.is_some()),
+        }
     }
 
     /// Password of a configured user.
@@ -257,6 +264,12 @@ impl ProxyConfig {
 
     /// Renders `proxy.toml` for the given listener ports.
     pub fn to_toml(&self, pg_port: u16, http_port: u16) -> String {
+        if let Some(raw) = &self.raw_toml {
+            return raw
+                .replace("{PG}", &pg_port.to_string())
+                .replace("{HTTP}", &http_port.to_string())
+                .replace("{MYSQL}", &self.mysql_port.to_string());
+        }
         let mut s = String::new();
         writeln!(s, "[server]").unwrap();
         writeln!(s, "postgres_listen = \"127.0.0.1:{pg_port}\"").unwrap();
