@@ -1021,3 +1021,65 @@ fn a_mysql_change_is_approved_in_slack_and_runs_on_resend() {
     assert_eq!(status(&proxy, 1), "rolled_back");
     proxy.assert_audit_verifies();
 }
+
+/// A 10 kB statement full of `<` and `&` and a 4 kB reason still make a
+/// review message Slack accepts (the fake enforces Block Kit's limits);
+/// when Slack refuses one anyway, the minimal message goes out instead,
+/// with the buttons, and the fallback is counted.
+#[test]
+fn review_messages_stay_within_block_kit_limits_or_fall_back() {
+    let db = "airlock_t_slack_limits";
+    seed(db);
+    let fake = fake_slack::FakeSlack::start();
+    let proxy = Proxy::start(config(db, &fake, 1));
+    let noise = "<&".repeat(5000);
+    let update = format!("UPDATE orders SET state = 'x' WHERE id = 1 /* {noise} */");
+    let reason = "because <&> ".repeat(350);
+    let out = hold(&proxy, db, "alice", &reason, &update);
+    assert!(out.stderr().contains("AL001"), "{}", out.describe());
+    let post = review_post(&fake, 1);
+    let blocks = blocks_text(&post);
+    let problems = common::block_kit::problems(&post.body);
+    assert!(problems.is_empty(), "{problems:?}");
+    for needle in [
+        "*Statement*",
+        "UPDATE orders SET state = 'x' WHERE id = 1 /* &lt;&amp;",
+        "_cut: ",
+        "Reason: because &lt;&amp;&gt;",
+        APPROVE,
+    ] {
+        assert!(blocks.contains(needle), "{needle:?} missing: {blocks}");
+    }
+
+    // Slack refuses the next message anyway: the minimal one goes out.
+    fake.refuse_blocks_next(1);
+    let out = hold(
+        &proxy,
+        db,
+        "alice",
+        "second",
+        "UPDATE orders SET state = 'y' WHERE id = 2",
+    );
+    assert!(out.stderr().contains("AL001"), "{}", out.describe());
+    let fallback = review_post(&fake, 2);
+    let blocks = blocks_text(&fallback);
+    for needle in [
+        "could not be posted (Slack: invalid_blocks)",
+        "https://airlock.example.test/requests/2",
+        APPROVE,
+        REJECT,
+    ] {
+        assert!(blocks.contains(needle), "{needle:?} missing: {blocks}");
+    }
+    let ts = fallback.response["ts"].as_str().expect("ts").to_string();
+    let (code, body) = click(&proxy, BOB, APPROVE, 2, &ts);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(status(&proxy, 2), "approved");
+    let (_, metrics) = http_get(proxy.http_port, "/metrics", None);
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.contains("slack_delivery_errors") && l.contains("outcome=\"fallback\"")),
+        "{metrics}"
+    );
+}

@@ -96,6 +96,8 @@ struct FakeState {
     sockets: Vec<Socket>,
     socket_connects: usize,
     acks: HashMap<String, Value>,
+    /// Content calls still to refuse with `invalid_blocks`, whatever they hold.
+    refuse_blocks: usize,
 }
 
 impl FakeState {
@@ -268,6 +270,12 @@ impl FakeSlack {
         for _ in 0..n {
             st.failures.push_back((status, retry_after_secs));
         }
+    }
+
+    /// Refuses the next `n` `chat.postMessage`/`chat.update` calls that carry
+    /// blocks with `invalid_blocks`, as if they broke a limit.
+    pub fn refuse_blocks_next(&self, n: usize) {
+        self.shared.lock().refuse_blocks = n;
     }
 
     /// Socket Mode connections currently open.
@@ -496,6 +504,16 @@ fn answer(
             .and_then(Value::as_str)
             .filter(|s| !s.is_empty())
     };
+    if matches!(method, "chat.postMessage" | "chat.update") && body.get("blocks").is_some() {
+        if st.refuse_blocks > 0 {
+            st.refuse_blocks -= 1;
+            return json!({"ok": false, "error": "invalid_blocks", "errors": ["forced by the test"]});
+        }
+        let problems = super::block_kit::problems(body);
+        if !problems.is_empty() {
+            return json!({"ok": false, "error": "invalid_blocks", "errors": problems});
+        }
+    }
     match method {
         "chat.postMessage" => {
             let Some(channel) = str_field("channel") else {

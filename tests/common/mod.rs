@@ -26,6 +26,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+pub mod block_kit;
 pub mod fake_slack;
 pub mod http;
 pub mod mysql;

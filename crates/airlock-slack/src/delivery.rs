@@ -13,9 +13,10 @@
 
 use crate::api::{ApiError, SlackApi};
 use crate::directory::Directory;
-use crate::render::{requester_dm, review_message, ReviewView};
+use crate::render::{minimal_review_message, requester_dm, review_message, ReviewView};
 use airlock_core::ports::{ChatMessageRef, OutboxClaim, OutboxMessage};
 use airlock_core::{ChangeRequest, RequestId, Workflow};
+use slack_morphism::prelude::SlackMessageContent;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -80,6 +81,14 @@ pub struct Deliverer {
     options: DeliveryOptions,
     owner: String,
     metrics: Option<airlock_metrics::Metrics>,
+}
+
+/// Whether Slack's `ok: false` error is about the message's content.
+fn refuses_content(code: &str) -> bool {
+    matches!(
+        code,
+        "invalid_blocks" | "invalid_blocks_format" | "msg_too_long" | "invalid_attachments"
+    )
 }
 
 /// The delay before attempt `attempts + 1`.
@@ -244,6 +253,22 @@ impl Deliverer {
                         .await?;
                     delivered += 1;
                 }
+                // Slack answered, and said no: sending the same again would
+                // be refused again (SPEC §6). Logged and counted, not retried.
+                Err(DeliveryError::Api(ApiError::Refused(code))) => {
+                    if let Some(metrics) = &self.metrics {
+                        metrics.slack_error("refused");
+                    }
+                    tracing::error!(
+                        message = m.id,
+                        request = ?m.request_id.map(|r| r.0),
+                        error = %code,
+                        "Slack refused a message; it is not retried"
+                    );
+                    store
+                        .ack_outbox(m.id, &self.owner, self.workflow.now())
+                        .await?;
+                }
                 Err(e) => {
                     if let Some(m) = &self.metrics {
                         m.slack_error(match &e {
@@ -317,8 +342,17 @@ impl Deliverer {
             redactor: &redactor,
         });
         let posted = store.chat_message(request.id, REVIEW_PURPOSE).await?;
+        let minimal = |why: &str| minimal_review_message(request, link.as_deref(), why);
         match posted {
-            Some(p) => match self.api.update(&p.channel, &p.ts, content.clone()).await {
+            Some(p) => match self
+                .with_fallback(
+                    request,
+                    minimal,
+                    |c| self.api.update(&p.channel, &p.ts, c),
+                    content.clone(),
+                )
+                .await
+            {
                 Err(ApiError::Refused(code)) if code == "message_not_found" => {
                     // Deleted in Slack: post it again, where it was, and follow the new one.
                     tracing::warn!(
@@ -352,9 +386,42 @@ impl Deliverer {
                     );
                     return Ok(());
                 };
-                let (channel, ts) = self.api.post(&channel, content).await?;
+                let (channel, ts) = self
+                    .with_fallback(request, minimal, |c| self.api.post(&channel, c), content)
+                    .await?;
                 self.record(request.id, REVIEW_PURPOSE, channel, ts).await
             }
+        }
+    }
+
+    /// Sends `content` with `send`; when Slack refuses it for its content
+    /// (`invalid_blocks` and the like, despite airlock's own limits), sends
+    /// the minimal message instead, so reviewers hear of the request; the
+    /// error is logged and counted.
+    async fn with_fallback<T, F, Fut>(
+        &self,
+        request: &ChangeRequest,
+        minimal: impl Fn(&str) -> SlackMessageContent,
+        send: F,
+        content: SlackMessageContent,
+    ) -> Result<T, ApiError>
+    where
+        F: Fn(SlackMessageContent) -> Fut,
+        Fut: std::future::Future<Output = Result<T, ApiError>>,
+    {
+        match send(content).await {
+            Err(ApiError::Refused(code)) if refuses_content(&code) => {
+                tracing::error!(
+                    request = request.id.0,
+                    error = %code,
+                    "Slack refused the review message; sending the minimal one"
+                );
+                if let Some(m) = &self.metrics {
+                    m.slack_error("fallback");
+                }
+                send(minimal(&code)).await
+            }
+            other => other,
         }
     }
 

@@ -7,7 +7,7 @@
 //! [`crate::text`], and every statement through the SQL redactor, so no
 //! message can ping anyone, break the layout or show a password.
 
-use crate::text::{code_block, cut, escape, escape_mrkdwn, link};
+use crate::text::{code_block_within, cut, escape, escape_mrkdwn, fit, limits, link};
 use airlock_core::{Approval, ChangeRequest, RequestStatus, RiskLevel};
 use slack_morphism::prelude::*;
 
@@ -39,8 +39,48 @@ fn md(text: String) -> SlackBlockText {
     SlackBlockText::MarkDown(SlackBlockMarkDownText::new(text))
 }
 
+/// Plain text, escaped, within a section's limit.
 fn plain(text: String) -> SlackBlockText {
-    SlackBlockText::Plain(SlackBlockPlainText::new(escape(&text)).with_emoji(false))
+    SlackBlockText::Plain(
+        SlackBlockPlainText::new(fit(&escape(&text), limits::SECTION)).with_emoji(false),
+    )
+}
+
+/// A section of mrkdwn (already escaped) within the limit.
+fn md_section(text: String) -> SlackBlock {
+    section(md(fit(&text, limits::SECTION)))
+}
+
+/// A section field of mrkdwn (already escaped) within the limit.
+fn field(text: String) -> SlackBlockText {
+    md(fit(&text, limits::FIELD))
+}
+
+/// `*title*` and `sql` as a code block, with `note` after it, within a
+/// section's limit; `sql` is cut first to `max_chars` (the configured
+/// length), then to what Block Kit allows once escaped.
+fn code_section(
+    title: &str,
+    sql: &str,
+    max_chars: usize,
+    note: &str,
+    link_to_rest: Option<&str>,
+) -> SlackBlock {
+    let (shown, cut_short) = cut(sql, max_chars);
+    let reserve = title.chars().count() + note.chars().count() + 200;
+    let (block, cut_more) = code_block_within(shown, limits::SECTION - reserve);
+    let mut text = format!("{title}\n{block}");
+    if cut_short || cut_more {
+        text.push_str(&format!(
+            "\n_cut: {} character(s) in all_",
+            sql.chars().count()
+        ));
+        if let Some(url) = link_to_rest {
+            text.push_str(&format!(" — {}", link(url, "full text")));
+        }
+    }
+    text.push_str(note);
+    md_section(text)
 }
 
 fn section(text: SlackBlockText) -> SlackBlock {
@@ -143,9 +183,9 @@ pub fn review_message(v: ReviewView<'_>) -> SlackMessageContent {
     let mut blocks: Vec<SlackBlock> = Vec::new();
 
     let header = format!("#{} · {} · {}", r.id.0, d.environment, risk_badge(d.risk));
-    let (header, _) = cut(&header, 140);
-    blocks.push(SlackHeaderBlock::new(SlackBlockPlainText::new(escape(header)).into()).into());
-    blocks.push(section(md(status_line(r, v.approvals))));
+    let header = fit(&escape(&header), limits::HEADER);
+    blocks.push(SlackHeaderBlock::new(SlackBlockPlainText::new(header).into()).into());
+    blocks.push(md_section(status_line(r, v.approvals)));
 
     let team = if d.team.is_empty() {
         String::new()
@@ -158,16 +198,16 @@ pub fn review_message(v: ReviewView<'_>) -> SlackMessageContent {
         .map(|f| format!(" · family {}", escape_mrkdwn(f)))
         .unwrap_or_default();
     let mut fields = vec![
-        md(format!(
+        field(format!(
             "*Requester*\n{}{team}",
             escape_mrkdwn(&d.requester)
         )),
-        md(format!(
+        field(format!(
             "*Target*\n{} ({}){family}",
             escape_mrkdwn(&d.target),
             escape_mrkdwn(&d.environment)
         )),
-        md(format!(
+        field(format!(
             "*Application*\n{}",
             escape_mrkdwn(if d.application_name.is_empty() {
                 "(none)"
@@ -175,7 +215,7 @@ pub fn review_message(v: ReviewView<'_>) -> SlackMessageContent {
                 &d.application_name
             })
         )),
-        md(format!(
+        field(format!(
             "*Class*\n{}{}",
             escape_mrkdwn(d.class.as_str()),
             if d.tables.is_empty() {
@@ -184,12 +224,12 @@ pub fn review_message(v: ReviewView<'_>) -> SlackMessageContent {
                 format!(" on {}", escape_mrkdwn(&d.tables.join(", ")))
             }
         )),
-        md(format!(
+        field(format!(
             "*Row estimate*\n{}",
             d.row_estimate
                 .map_or("not available".to_string(), |n| format!("~{n:.0} row(s)"))
         )),
-        md(format!(
+        field(format!(
             "*Risk*\n{}{}",
             d.risk,
             if d.risk_reasons.is_empty() {
@@ -200,24 +240,23 @@ pub fn review_message(v: ReviewView<'_>) -> SlackMessageContent {
         )),
     ];
     if let Some(max) = d.max_rows {
-        fields.push(md(format!("*Row guard*\nat most {max} row(s)")));
+        fields.push(field(format!("*Row guard*\nat most {max} row(s)")));
     }
     blocks.push(SlackSectionBlock::new().with_fields(fields).into());
 
     let statement = v.redactor.redact(&d.statement);
-    let (shown, was_cut) = cut(&statement, v.statement_max_chars);
-    let mut text = format!("*Statement*\n{}", code_block(shown));
-    if was_cut {
-        let rest = statement.chars().count() - shown.chars().count();
-        text.push_str(&format!("\n_cut: {rest} more character(s)_"));
-        if let Some(url) = v.link {
-            text.push_str(&format!(" — {}", link(url, "full statement")));
-        }
-    }
-    if !d.params.is_empty() {
-        text.push_str(&format!("\n_with {} bound parameter(s)_", d.params.len()));
-    }
-    blocks.push(section(md(text)));
+    let params = if d.params.is_empty() {
+        String::new()
+    } else {
+        format!("\n_with {} bound parameter(s)_", d.params.len())
+    };
+    blocks.push(code_section(
+        "*Statement*",
+        &statement,
+        v.statement_max_chars,
+        &params,
+        v.link,
+    ));
 
     blocks.push(section(plain(format!(
         "Reason: {}",
@@ -254,21 +293,18 @@ pub fn review_message(v: ReviewView<'_>) -> SlackMessageContent {
         }
         lines.join("\n")
     };
-    blocks.push(section(md(runs)));
+    blocks.push(md_section(runs));
 
-    let rollback = match &d.rollback_sql {
-        Some(sql) => {
-            let sql = v.redactor.redact(sql);
-            let (shown, was_cut) = cut(&sql, v.statement_max_chars);
-            format!(
-                "*Rollback* (runs without a second review)\n{}{}",
-                code_block(shown),
-                if was_cut { "\n_cut_" } else { "" }
-            )
-        }
-        None => "*Rollback*: none given".to_string(),
-    };
-    blocks.push(section(md(rollback)));
+    blocks.push(match &d.rollback_sql {
+        Some(sql) => code_section(
+            "*Rollback* (runs without a second review)",
+            &v.redactor.redact(sql),
+            v.statement_max_chars,
+            "",
+            v.link,
+        ),
+        None => md_section("*Rollback*: none given".to_string()),
+    });
 
     match r.status {
         RequestStatus::Rejected | RequestStatus::Cancelled => {
@@ -292,23 +328,7 @@ pub fn review_message(v: ReviewView<'_>) -> SlackMessageContent {
     }
 
     if r.status == RequestStatus::Pending {
-        let id = r.id.0.to_string();
-        blocks.push(
-            SlackActionsBlock::new(vec![
-                SlackBlockButtonElement::new(SlackBlockPlainText::new("Approve".into()).into())
-                    .with_action_id(ACTION_APPROVE.into())
-                    .with_value(id.clone())
-                    .with_style(SlackBlockButtonStyle::Primary)
-                    .into(),
-                SlackBlockButtonElement::new(SlackBlockPlainText::new("Reject".into()).into())
-                    .with_action_id(ACTION_REJECT.into())
-                    .with_value(id)
-                    .with_style(SlackBlockButtonStyle::Danger)
-                    .into(),
-            ])
-            .with_block_id("decision".into())
-            .into(),
-        );
+        blocks.push(decision_buttons(r));
     }
 
     let mut context = format!(
@@ -322,14 +342,79 @@ pub fn review_message(v: ReviewView<'_>) -> SlackMessageContent {
     }
     blocks.push(
         SlackContextBlock::new(vec![SlackContextBlockElement::MarkDown(
-            SlackBlockMarkDownText::new(context),
+            SlackBlockMarkDownText::new(fit(&context, limits::CONTEXT)),
         )])
         .into(),
     );
+    blocks.truncate(limits::BLOCKS);
 
     SlackMessageContent::new()
         .with_text(fallback_text(r))
         .with_blocks(blocks)
+}
+
+/// The review message cut to what any Slack accepts — header, who wants
+/// what where, the link and (while pending) the buttons — for when Slack
+/// refused the full one (`why`, its error).
+pub fn minimal_review_message(
+    r: &ChangeRequest,
+    link_to: Option<&str>,
+    why: &str,
+) -> SlackMessageContent {
+    let d = &r.details;
+    let header = format!("#{} · {} · {}", r.id.0, d.target, risk_badge(d.risk));
+    let mut blocks: Vec<SlackBlock> = vec![
+        SlackHeaderBlock::new(
+            SlackBlockPlainText::new(fit(&escape(&header), limits::HEADER)).into(),
+        )
+        .into(),
+        md_section(format!(
+            "*{}* wants to run a {} on *{}* ({}): {}",
+            escape_mrkdwn(&d.requester),
+            escape_mrkdwn(d.class.as_str()),
+            escape_mrkdwn(&d.target),
+            escape_mrkdwn(&d.environment),
+            r.status.as_str()
+        )),
+    ];
+    let note = match link_to {
+        Some(url) => format!(
+            "The full review message could not be posted (Slack: {}); {}",
+            escape(why),
+            link(url, "read the request before deciding")
+        ),
+        None => format!(
+            "The full review message could not be posted (Slack: {}); read it with `airlock requests show {}` before deciding",
+            escape(why),
+            r.id.0
+        ),
+    };
+    blocks.push(md_section(note));
+    if r.status == RequestStatus::Pending {
+        blocks.push(decision_buttons(r));
+    }
+    SlackMessageContent::new()
+        .with_text(fallback_text(r))
+        .with_blocks(blocks)
+}
+
+/// The Approve and Reject buttons of a pending request.
+fn decision_buttons(r: &ChangeRequest) -> SlackBlock {
+    let id = r.id.0.to_string();
+    SlackActionsBlock::new(vec![
+        SlackBlockButtonElement::new(SlackBlockPlainText::new("Approve".into()).into())
+            .with_action_id(ACTION_APPROVE.into())
+            .with_value(id.clone())
+            .with_style(SlackBlockButtonStyle::Primary)
+            .into(),
+        SlackBlockButtonElement::new(SlackBlockPlainText::new("Reject".into()).into())
+            .with_action_id(ACTION_REJECT.into())
+            .with_value(id)
+            .with_style(SlackBlockButtonStyle::Danger)
+            .into(),
+    ])
+    .with_block_id("decision".into())
+    .into()
 }
 
 /// The modal that asks a reviewer why they reject; `metadata` comes back with the submission.
@@ -635,8 +720,8 @@ mod tests {
     fn long_statements_are_cut_with_a_link() {
         let long = format!("UPDATE orders SET note = '{}'", "x".repeat(5000));
         let json = json_of(&request(&long), &[], 300);
-        assert!(json.contains("more character(s)"), "{json}");
-        assert!(json.contains("full statement"), "{json}");
+        assert!(json.contains("_cut: 5027 character(s) in all_"), "{json}");
+        assert!(json.contains("|full text>"), "{json}");
         assert!(
             json.len() < 5000,
             "the message was not cut: {} bytes",

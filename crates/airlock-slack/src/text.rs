@@ -59,6 +59,60 @@ pub fn code_block(code: &str) -> String {
     format!("```{}```", body.trim_matches('\n'))
 }
 
+/// Block Kit's limits, in characters of the text as sent (after escaping:
+/// an `&lt;` counts four). <https://api.slack.com/reference/block-kit/blocks>
+pub mod limits {
+    /// A section's text.
+    pub const SECTION: usize = 3000;
+    /// One of a section's fields.
+    pub const FIELD: usize = 2000;
+    /// A header's plain text.
+    pub const HEADER: usize = 150;
+    /// A context element's text.
+    pub const CONTEXT: usize = 3000;
+    /// A button's value.
+    pub const BUTTON_VALUE: usize = 2000;
+    /// Blocks in one message.
+    pub const BLOCKS: usize = 50;
+}
+
+/// Already-escaped `text` cut to at most `max` characters, ending in `…`
+/// when cut, never inside an entity (`&amp;`) or between a formatting
+/// character and the zero-width space that defuses it.
+pub fn fit(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let keep = max.saturating_sub(1);
+    let mut end = text.char_indices().nth(keep).map_or(text.len(), |(i, _)| i);
+    // An entity starts at most five bytes back: cut before its `&`.
+    if let Some(amp) = text[..end].rfind('&') {
+        if end - amp < 5 && !text[amp..end].contains(';') {
+            end = amp;
+        }
+    }
+    let mut out = text[..end].to_string();
+    // A formatting character whose defusing space was cut off goes too.
+    while out.ends_with(['`', '*', '_', '~']) {
+        out.pop();
+    }
+    out.push('…');
+    out
+}
+
+/// [`code_block`] of `code` that fits in `max` characters; the flag says
+/// whether the code was cut.
+pub fn code_block_within(code: &str, max: usize) -> (String, bool) {
+    let block = code_block(code);
+    if block.chars().count() <= max {
+        return (block, false);
+    }
+    let inner = &block[3..block.len() - 3];
+    let body = fit(inner, max.saturating_sub(6));
+    // The cut body must not end inside a backtick run.
+    (format!("```{}```", body.trim_end_matches('`')), true)
+}
+
 /// `s` cut to at most `max` characters (on a character boundary); the flag
 /// says whether anything was cut.
 pub fn cut(s: &str, max: usize) -> (&str, bool) {
@@ -81,6 +135,28 @@ pub fn link(url: &str, label: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fitting_never_splits_an_entity_and_counts_after_escaping() {
+        let escaped = escape(&"<&>".repeat(2000));
+        let fitted = fit(&escaped, 3000);
+        assert!(fitted.chars().count() <= 3000);
+        assert!(fitted.ends_with('…'));
+        let body = fitted.trim_end_matches('…');
+        assert!(
+            body.ends_with("&lt;") || body.ends_with("&amp;") || body.ends_with("&gt;"),
+            "{}",
+            &body[body.len() - 10..]
+        );
+        assert_eq!(fit("short", 10), "short");
+        let defused = escape_mrkdwn(&"*a* ".repeat(1000));
+        assert!(!fit(&defused, 11).trim_end_matches('…').ends_with('*'));
+        let (block, cut) = code_block_within(&"<".repeat(10_000), 2900);
+        assert!(cut && block.chars().count() <= 2900, "{}", block.len());
+        assert!(block.starts_with("```") && block.ends_with("```"));
+        let (small, cut) = code_block_within("SELECT 1", 2900);
+        assert!(!cut && small == "```SELECT 1```");
+    }
 
     #[test]
     fn mentions_and_links_cannot_form() {

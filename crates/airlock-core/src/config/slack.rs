@@ -111,7 +111,8 @@ fn default_api_url() -> String {
     SLACK_API_URL.to_string()
 }
 fn default_statement_max_chars() -> usize {
-    2500
+    // Short enough that the decision fits on a phone screen; the page has the rest.
+    800
 }
 fn default_retry_initial() -> Duration {
     Duration::from_secs(2)
