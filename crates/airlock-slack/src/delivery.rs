@@ -35,6 +35,8 @@ pub struct DeliveryOptions {
     pub public_url: Option<String>,
     /// Statements longer than this are cut.
     pub statement_max_chars: usize,
+    /// Confirm an Approve of a high-risk request (`[slack] confirm_high_risk`).
+    pub confirm_high_risk: bool,
     /// First retry delay (doubles per attempt).
     pub retry_initial: Duration,
     /// Longest retry delay.
@@ -339,10 +341,12 @@ impl Deliverer {
             approvals,
             link: link.as_deref(),
             statement_max_chars: self.options.statement_max_chars,
+            confirm_high_risk: self.options.confirm_high_risk,
             redactor: &redactor,
         });
         let posted = store.chat_message(request.id, REVIEW_PURPOSE).await?;
-        let minimal = |why: &str| minimal_review_message(request, link.as_deref(), why);
+        let confirm = self.options.confirm_high_risk;
+        let minimal = |why: &str| minimal_review_message(request, link.as_deref(), why, confirm);
         match posted {
             Some(p) => match self
                 .with_fallback(

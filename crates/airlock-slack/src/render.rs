@@ -31,6 +31,8 @@ pub struct ReviewView<'a> {
     pub link: Option<&'a str>,
     /// Statements longer than this are cut (with the link).
     pub statement_max_chars: usize,
+    /// Confirm an Approve of a high-risk request.
+    pub confirm_high_risk: bool,
     /// Redacts password literals and configured sensitive patterns.
     pub redactor: &'a airlock_sql::Redactor,
 }
@@ -105,6 +107,16 @@ fn utc(ts: airlock_core::Timestamp) -> String {
     }
 }
 
+/// A time each reader sees in their own time zone (Slack's `<!date^…>`),
+/// with UTC where a client cannot format it.
+fn local_time(ts: airlock_core::Timestamp) -> String {
+    format!(
+        "<!date^{}^{{date_short_pretty}} {{time}}|{}>",
+        ts.0.div_euclid(1000),
+        utc(ts)
+    )
+}
+
 /// The line at the top that says where the request stands.
 pub fn status_line(r: &ChangeRequest, approvals: &[Approval]) -> String {
     let by = |names: Vec<&str>| {
@@ -164,15 +176,35 @@ pub fn status_line(r: &ChangeRequest, approvals: &[Approval]) -> String {
     }
 }
 
-/// The notification text (shown in push notifications and where blocks are not).
+/// The notification text (push notifications, and where blocks are not):
+/// who wants what, where — `alice: UPDATE of accounts on orders-prod
+/// (high risk)` — and the state once it is no longer pending.
 pub fn fallback_text(r: &ChangeRequest) -> String {
-    format!(
-        "airlock request #{} on {} ({}): {}",
-        r.id.0,
-        escape(&r.details.target),
-        escape(&r.details.environment),
-        r.status.as_str()
-    )
+    let d = &r.details;
+    let what = d
+        .summary
+        .split(':')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .trim_end_matches('.');
+    let what = if what.is_empty() {
+        d.class.as_str()
+    } else {
+        what
+    };
+    let (what, _) = cut(what, 120);
+    let mut text = format!(
+        "{}: {} on {} ({})",
+        escape(&d.requester),
+        escape(what),
+        escape(&d.target),
+        risk_badge(d.risk).to_lowercase()
+    );
+    if r.status != RequestStatus::Pending {
+        text.push_str(&format!(" — {}", r.status.as_str()));
+    }
+    text
 }
 
 /// The review message: context, statement, decision state and, while the
@@ -182,7 +214,12 @@ pub fn review_message(v: ReviewView<'_>) -> SlackMessageContent {
     let d = &r.details;
     let mut blocks: Vec<SlackBlock> = Vec::new();
 
-    let header = format!("#{} · {} · {}", r.id.0, d.environment, risk_badge(d.risk));
+    let header = format!(
+        "#{} · {} · {}",
+        r.id.0,
+        d.target,
+        risk_badge(d.risk).to_lowercase()
+    );
     let header = fit(&escape(&header), limits::HEADER);
     blocks.push(SlackHeaderBlock::new(SlackBlockPlainText::new(header).into()).into());
     blocks.push(md_section(status_line(r, v.approvals)));
@@ -244,20 +281,6 @@ pub fn review_message(v: ReviewView<'_>) -> SlackMessageContent {
     }
     blocks.push(SlackSectionBlock::new().with_fields(fields).into());
 
-    let statement = v.redactor.redact(&d.statement);
-    let params = if d.params.is_empty() {
-        String::new()
-    } else {
-        format!("\n_with {} bound parameter(s)_", d.params.len())
-    };
-    blocks.push(code_section(
-        "*Statement*",
-        &statement,
-        v.statement_max_chars,
-        &params,
-        v.link,
-    ));
-
     blocks.push(section(plain(format!(
         "Reason: {}",
         d.reason.as_deref().unwrap_or("(none given)")
@@ -282,7 +305,7 @@ pub fn review_message(v: ReviewView<'_>) -> SlackMessageContent {
                 escape_mrkdwn(&run.environment),
                 escape_mrkdwn(&run.target),
                 escape_mrkdwn(&run.who),
-                utc(run.when),
+                local_time(run.when),
                 run.rows.map_or("?".into(), |n| n.to_string()),
                 run.duration_ms,
                 if run.success { "succeeded" } else { "FAILED" }
@@ -294,6 +317,20 @@ pub fn review_message(v: ReviewView<'_>) -> SlackMessageContent {
         lines.join("\n")
     };
     blocks.push(md_section(runs));
+
+    let statement = v.redactor.redact(&d.statement);
+    let params = if d.params.is_empty() {
+        String::new()
+    } else {
+        format!("\n_with {} bound parameter(s)_", d.params.len())
+    };
+    blocks.push(code_section(
+        "*Statement*",
+        &statement,
+        v.statement_max_chars,
+        &params,
+        v.link,
+    ));
 
     blocks.push(match &d.rollback_sql {
         Some(sql) => code_section(
@@ -328,14 +365,14 @@ pub fn review_message(v: ReviewView<'_>) -> SlackMessageContent {
     }
 
     if r.status == RequestStatus::Pending {
-        blocks.push(decision_buttons(r));
+        blocks.push(decision_buttons(r, v.confirm_high_risk));
     }
 
     let mut context = format!(
         "Request #{} · fingerprint `{}` · created {}",
         r.id.0,
         escape(&d.fingerprint.chars().take(16).collect::<String>()),
-        utc(d.created_at)
+        local_time(d.created_at)
     );
     if let Some(url) = v.link {
         context.push_str(&format!(" · {}", link(url, "open the request")));
@@ -360,9 +397,15 @@ pub fn minimal_review_message(
     r: &ChangeRequest,
     link_to: Option<&str>,
     why: &str,
+    confirm_high_risk: bool,
 ) -> SlackMessageContent {
     let d = &r.details;
-    let header = format!("#{} · {} · {}", r.id.0, d.target, risk_badge(d.risk));
+    let header = format!(
+        "#{} · {} · {}",
+        r.id.0,
+        d.target,
+        risk_badge(d.risk).to_lowercase()
+    );
     let mut blocks: Vec<SlackBlock> = vec![
         SlackHeaderBlock::new(
             SlackBlockPlainText::new(fit(&escape(&header), limits::HEADER)).into(),
@@ -391,22 +434,39 @@ pub fn minimal_review_message(
     };
     blocks.push(md_section(note));
     if r.status == RequestStatus::Pending {
-        blocks.push(decision_buttons(r));
+        blocks.push(decision_buttons(r, confirm_high_risk));
     }
     SlackMessageContent::new()
         .with_text(fallback_text(r))
         .with_blocks(blocks)
 }
 
-/// The Approve and Reject buttons of a pending request.
-fn decision_buttons(r: &ChangeRequest) -> SlackBlock {
+/// The Approve and Reject buttons of a pending request; with `confirm`,
+/// Approve of a high- or critical-risk request asks first.
+fn decision_buttons(r: &ChangeRequest, confirm: bool) -> SlackBlock {
     let id = r.id.0.to_string();
-    SlackActionsBlock::new(vec![
+    let mut approve =
         SlackBlockButtonElement::new(SlackBlockPlainText::new("Approve".into()).into())
             .with_action_id(ACTION_APPROVE.into())
             .with_value(id.clone())
-            .with_style(SlackBlockButtonStyle::Primary)
-            .into(),
+            .with_style(SlackBlockButtonStyle::Primary);
+    if confirm && r.details.risk >= RiskLevel::High {
+        let text = format!(
+            "Approve #{} — a {} change on {} by {}? It can run as soon as you confirm.",
+            r.id.0,
+            risk_badge(r.details.risk).to_lowercase(),
+            r.details.target,
+            r.details.requester
+        );
+        approve = approve.with_confirm(SlackBlockConfirmItem::new(
+            SlackBlockPlainTextOnly::from("Approve this change?"),
+            SlackBlockText::Plain(SlackBlockPlainText::new(fit(&escape(&text), 300))),
+            SlackBlockPlainTextOnly::from("Approve"),
+            SlackBlockPlainTextOnly::from("Not yet"),
+        ));
+    }
+    SlackActionsBlock::new(vec![
+        approve.into(),
         SlackBlockButtonElement::new(SlackBlockPlainText::new("Reject".into()).into())
             .with_action_id(ACTION_REJECT.into())
             .with_value(id)
@@ -559,6 +619,7 @@ mod tests {
             approvals,
             link: Some("https://airlock.example/requests/42"),
             statement_max_chars: max,
+            confirm_high_risk: true,
             redactor: &airlock_sql::Redactor::default(),
         });
         serde_json::to_string(&content).expect("serializes")
@@ -578,8 +639,33 @@ mod tests {
     fn pending_message_carries_the_context_and_both_buttons() {
         let r = request("UPDATE orders SET state = 'shipped'");
         let json = json_of(&r, &[], 2500);
+        // Who wants what where, in the notification a phone shows.
+        assert!(
+            json.starts_with(
+                "{\"text\":\"alice: Updates rows of public.orders on orders-prod (high risk)\""
+            ),
+            "{json}"
+        );
+        // Reason and earlier runs before the statement; the decision after it.
+        let at = |needle: &str| {
+            json.find(needle)
+                .unwrap_or_else(|| panic!("{needle:?} in {json}"))
+        };
+        assert!(at("ticket OPS-1") < at("*Statement*"));
+        assert!(at("No earlier run") < at("*Statement*"));
+        assert!(at("*Statement*") < at(ACTION_APPROVE));
+        // Approve of a high-risk change asks first; of a low-risk one not.
+        assert!(json.contains("\"confirm\":{\"title\":{\"type\":\"plain_text\",\"text\":\"Approve this change?\"}"), "{json}");
+        let mut low = r.clone();
+        low.details.risk = RiskLevel::Low;
+        assert!(!json_of(&low, &[], 2500).contains("\"confirm\""));
+        // Times in each reader's zone.
+        assert!(
+            json.contains("<!date^1795000000^{date_short_pretty} {time}|2026-11-18 11:06 UTC>"),
+            "{json}"
+        );
         for needle in [
-            "#42 · prod · HIGH risk",
+            "#42 · orders-prod · high risk",
             "alice",
             "payments",
             "orders-prod",
@@ -700,6 +786,7 @@ mod tests {
             approvals: &[],
             link: None,
             statement_max_chars: 2500,
+            confirm_high_risk: true,
             redactor: &airlock_sql::Redactor::default(),
         });
         let blocks = serde_json::to_value(&content.blocks).expect("blocks");

@@ -88,6 +88,7 @@ fn delivery_options(live: &LiveConfig, cfg: &SlackConfig) -> DeliveryOptions {
     DeliveryOptions {
         public_url: live.current().server.public_url.clone(),
         statement_max_chars: cfg.statement_max_chars,
+        confirm_high_risk: cfg.confirm_high_risk,
         retry_initial: cfg.retry_initial,
         retry_max: cfg.retry_max,
         poll_interval: cfg.poll_interval,

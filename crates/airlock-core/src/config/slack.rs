@@ -86,6 +86,9 @@ pub struct SlackConfig {
     /// Statements longer than this many characters are cut in messages (with a link).
     #[serde(default = "default_statement_max_chars")]
     pub statement_max_chars: usize,
+    /// Ask "are you sure?" before an Approve of a high- or critical-risk request.
+    #[serde(default = "default_confirm_high_risk")]
+    pub confirm_high_risk: bool,
     /// First delay before retrying a failed delivery; doubles up to `retry_max`.
     #[serde(default = "default_retry_initial", with = "crate::duration")]
     pub retry_initial: Duration,
@@ -109,6 +112,9 @@ impl std::fmt::Debug for SlackConfig {
 
 fn default_api_url() -> String {
     SLACK_API_URL.to_string()
+}
+fn default_confirm_high_risk() -> bool {
+    true
 }
 fn default_statement_max_chars() -> usize {
     // Short enough that the decision fits on a phone screen; the page has the rest.
