@@ -420,17 +420,7 @@ fn the_quick_start_loop_completes_on_the_example_config() {
         "{}",
         held.describe()
     );
-    let cli = |token: &str, args: &[&str]| {
-        let mut cmd = Command::new(airlock_bin());
-        cmd.arg("requests")
-            .args(args)
-            .env(
-                "AIRLOCK_URL",
-                format!("http://127.0.0.1:{}", proxy.http_port),
-            )
-            .env("AIRLOCK_TOKEN", token);
-        run_with_timeout(cmd, None, Duration::from_secs(30))
-    };
+    let cli = |token: &str, args: &[&str]| common::requests::requests_cli(&proxy, token, args);
     let listed = cli("alk_demo_alice_not_for_production", &["list"]);
     listed.assert_success("alice lists her requests with her demo token");
     assert!(
