@@ -489,6 +489,27 @@ fn audit_verify_head_and_export_on_sqlite() {
         "{}",
         out.describe()
     );
+    // A config with Slack whose token variables are not set here: the
+    // offline commands do not need them.
+    let with_slack = dir.path().join("with-slack.toml");
+    std::fs::write(
+        &with_slack,
+        "[server]\n\n[slack]\nmode = \"http\"\nreview_channel = \"C0123REVIEW\"\n\
+         bot_token_env = \"AIRLOCK_T_UNSET_BOT_TOKEN\"\nsigning_secret_env = \"AIRLOCK_T_UNSET_SECRET\"\n",
+    )
+    .expect("config");
+    let mut cmd = Command::new(airlock_bin());
+    cmd.args(["audit", "verify", "--config"])
+        .arg(&with_slack)
+        .env_remove("AIRLOCK_CONFIG")
+        .env_remove("AIRLOCK_T_UNSET_BOT_TOKEN")
+        .env_remove("AIRLOCK_T_UNSET_SECRET");
+    let out = run_with_timeout(cmd, None, Duration::from_secs(60));
+    assert!(
+        out.success() && out.stdout().contains("audit chain ok: 5 events"),
+        "{}",
+        out.describe()
+    );
     let head = audit_cli(&config, &["head"]).stdout().trim().to_string();
     assert!(head.starts_with("5:"), "{head}");
 

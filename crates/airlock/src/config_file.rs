@@ -75,30 +75,51 @@ pub fn load_text(path: &Path, text: &str) -> Result<Config, Vec<ConfigProblem>> 
     }
 }
 
-/// Stands in for target secrets that are not set where an offline command
-/// (audit verify/head/export) runs: it only needs `[store]`.
-struct LenientSecrets;
+/// Stands in for the target and Slack secrets that are not set where an
+/// offline command (audit verify/head/export) runs: it only needs
+/// `[store]`, whose own `url_env` stays strict.
+struct LenientSecrets {
+    store_env: Option<String>,
+}
+
+/// What stands for a secret an offline command never uses.
+const UNUSED_SECRET: &str = "unused-by-this-command";
 
 impl SecretReader for LenientSecrets {
     fn env(&self, name: &str) -> Option<String> {
-        Some(std::env::var(name).unwrap_or_default())
+        if self.store_env.as_deref() == Some(name) {
+            return std::env::var(name).ok();
+        }
+        Some(
+            std::env::var(name)
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+                .unwrap_or_else(|| UNUSED_SECRET.to_string()),
+        )
     }
     fn file(&self, path: &Path) -> std::io::Result<String> {
-        Ok(std::fs::read_to_string(path).unwrap_or_default())
+        Ok(std::fs::read_to_string(path)
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+            .unwrap_or_else(|| UNUSED_SECRET.to_string()))
     }
 }
 
+/// Whether `p` is about a secret an offline command does not need: a
+/// target's upstream credentials or a Slack token.
+fn offline_can_ignore(p: &ConfigProblem) -> bool {
+    (p.path.starts_with("targets[") && p.path.contains("credentials"))
+        || (p.path.starts_with("slack.") && (p.path.ends_with("_env") || p.path.ends_with("_file")))
+}
+
 /// Loads a config for a command that only opens the state store: unset
-/// upstream credentials (targets' `password_env` / `password_file`) are not
-/// needed there and are ignored; every other problem is reported.
+/// upstream credentials (targets' `password_env` / `password_file`) and
+/// Slack tokens are not needed there and are ignored; every other problem
+/// is reported.
 pub fn load_for_store(path: &Path) -> Result<Config, Vec<ConfigProblem>> {
     match load(path) {
         Ok(c) => Ok(c),
-        Err(problems)
-            if problems
-                .iter()
-                .all(|p| p.path.starts_with("targets[") && p.path.contains("credentials")) =>
-        {
+        Err(problems) if problems.iter().all(offline_can_ignore) => {
             let text = std::fs::read_to_string(path).map_err(|e| {
                 vec![ConfigProblem {
                     path: "(file)".into(),
@@ -109,7 +130,10 @@ pub fn load_for_store(path: &Path) -> Result<Config, Vec<ConfigProblem>> {
                 .parent()
                 .filter(|p| !p.as_os_str().is_empty())
                 .unwrap_or(Path::new("."));
-            Config::load(&text, base, &LenientSecrets).map_err(|e| e.problems())
+            let store_env = toml::from_str::<toml::Value>(&text)
+                .ok()
+                .and_then(|v| v.get("store")?.get("url_env")?.as_str().map(str::to_string));
+            Config::load(&text, base, &LenientSecrets { store_env }).map_err(|e| e.problems())
         }
         Err(problems) => Err(problems),
     }
