@@ -20,6 +20,7 @@ const BOB: &str = "U0BOB";
 const CAROL: &str = "U0CAROL";
 const MALLORY: &str = "U0MALLORY";
 const BOB_API_TOKEN: &str = "bob-api-token-slack-tests-0123456789";
+const ALICE_API_TOKEN: &str = "alice-api-token-slack-tests-0123456789";
 const APPROVE: &str = "airlock_approve";
 const REJECT: &str = "airlock_reject";
 const WAIT: Duration = Duration::from_secs(30);
@@ -1082,4 +1083,69 @@ fn review_messages_stay_within_block_kit_limits_or_fall_back() {
             .any(|l| l.contains("slack_delivery_errors") && l.contains("outcome=\"fallback\"")),
         "{metrics}"
     );
+}
+
+/// DMs follow the request's events, not its state when delivery catches
+/// up: approved and run within 100 ms while Slack is down still sends
+/// "approved" before "executed"; a rollback during a 429 period still
+/// sends "rolled back"; each once, in order.
+#[test]
+fn every_dm_goes_out_once_in_order_however_fast_the_request_moves() {
+    let db = "airlock_t_slack_dm_order";
+    seed(db);
+    let fake = fake_slack::FakeSlack::start();
+    let cfg = config(db, &fake, 1).with_api_token("alice", ALICE_API_TOKEN);
+    let proxy = Proxy::start(cfg);
+    let out = proxy.conn("alice", &format!("{db}-prod")).psql(&[
+        "-X",
+        "-c",
+        "SET airlock.reason = 'quick'",
+        "-c",
+        "SET airlock.rollback = 'UPDATE orders SET state = ''new'' WHERE id = 3'",
+        "-c",
+        "UPDATE orders SET state = 'fast' WHERE id = 3",
+    ]);
+    assert!(
+        out.stderr().contains("held for approval as request #1"),
+        "{}",
+        out.describe()
+    );
+    review_post(&fake, 1);
+    let cli = |token: &str, args: &[&str]| common::requests::requests_cli(&proxy, token, args);
+    // Slack is down while the request is approved and run (within about
+    // 100 ms): delivery catches up only once the request is executed.
+    fake.set_down(Some(503));
+    let started = std::time::Instant::now();
+    cli(BOB_API_TOKEN, &["approve", "1"]).assert_success("approve");
+    cli(ALICE_API_TOKEN, &["run", "1"]).assert_success("run");
+    eprintln!("approved and ran in {:?}", started.elapsed());
+    std::thread::sleep(Duration::from_millis(300));
+    fake.set_down(None);
+    wait_dm(&fake, ALICE, "was executed: 1 row(s)");
+    // Slack rate-limits the next calls; the rollback's DM waits, and comes.
+    fake.fail_next(3, 429, Some(1));
+    cli(ALICE_API_TOKEN, &["rollback", "1"]).assert_success("rollback");
+    wait_dm(&fake, ALICE, "was rolled back");
+    let dms: Vec<String> = fake
+        .calls_to("chat.postMessage")
+        .into_iter()
+        .filter(|c| c.ok() && c.body["channel"] == format!("D{ALICE}").as_str())
+        .map(|c| text_of(&c).to_string())
+        .collect();
+    let kinds: Vec<&str> = dms
+        .iter()
+        .map(|t| {
+            if t.contains("approved by bob") {
+                "approved"
+            } else if t.contains("was executed") {
+                "executed"
+            } else if t.contains("was rolled back") {
+                "rolled back"
+            } else {
+                "other"
+            }
+        })
+        .collect();
+    assert_eq!(kinds, ["approved", "executed", "rolled back"], "{dms:#?}");
+    assert_eq!(states(db), "1=new,2=new,3=new,4=new,5=new");
 }

@@ -13,9 +13,9 @@
 
 use crate::api::{ApiError, SlackApi};
 use crate::directory::Directory;
-use crate::render::{minimal_review_message, requester_dm, review_message, ReviewView};
+use crate::render::{minimal_review_message, requester_dm_for, review_message, ReviewView};
 use airlock_core::ports::{ChatMessageRef, OutboxClaim, OutboxMessage};
-use airlock_core::{ChangeRequest, RequestId, Workflow};
+use airlock_core::{ChangeRequest, RequestId, RequestStatus, Workflow};
 use slack_morphism::prelude::SlackMessageContent;
 use std::sync::Arc;
 use std::time::Duration;
@@ -83,6 +83,14 @@ pub struct Deliverer {
     options: DeliveryOptions,
     owner: String,
     metrics: Option<airlock_metrics::Metrics>,
+}
+
+/// The status a request change's outbox message stands for (its audit
+/// event is `request.<status>`).
+fn event_status(payload: &str) -> Option<RequestStatus> {
+    let v: serde_json::Value = serde_json::from_str(payload).ok()?;
+    let kind = v.get("kind")?.as_str()?;
+    RequestStatus::parse(kind.strip_prefix(airlock_core::audit::kinds::TRANSITION_PREFIX)?)
 }
 
 /// Whether Slack's `ok: false` error is about the message's content.
@@ -239,7 +247,11 @@ impl Deliverer {
         let mut delivered = 0;
         let mut pause: Option<Duration> = None;
         let mut retry_in: Option<Duration> = None;
+        // Consecutive changes of one request: one chat.update, of the latest state.
+        let last_of_request: std::collections::HashMap<Option<RequestId>, i64> =
+            batch.iter().map(|m| (m.request_id, m.id)).collect();
         for m in batch {
+            let update_review = last_of_request.get(&m.request_id) == Some(&m.id);
             if let Some(p) = pause {
                 // Rate-limited: hand the rest back for after the pause.
                 let at = self.workflow.now().plus(p);
@@ -248,7 +260,7 @@ impl Deliverer {
                     .await?;
                 continue;
             }
-            match self.deliver(&m).await {
+            match self.deliver(&m, update_review).await {
                 Ok(()) => {
                     store
                         .ack_outbox(m.id, &self.owner, self.workflow.now())
@@ -313,7 +325,10 @@ impl Deliverer {
         })
     }
 
-    async fn deliver(&self, m: &OutboxMessage) -> Result<(), DeliveryError> {
+    /// Delivers one outbox message: the review message brought up to date
+    /// (unless a later message of the batch will), and the DM the event it
+    /// stands for calls for.
+    async fn deliver(&self, m: &OutboxMessage, update_review: bool) -> Result<(), DeliveryError> {
         let Some(id) = m.request_id else {
             return Ok(());
         };
@@ -323,8 +338,13 @@ impl Deliverer {
             Err(e) => return Err(e.into()),
         };
         let approvals = self.workflow.approvals(id).await?;
-        self.sync_review(&request, &approvals).await?;
-        self.notify_requester(&request, &approvals).await
+        if update_review {
+            self.sync_review(&request, &approvals).await?;
+        }
+        match event_status(&m.payload) {
+            Some(status) => self.notify_requester(&request, status, &approvals).await,
+            None => Ok(()),
+        }
     }
 
     /// Posts the review message if it was never posted, else updates it to the current state.
@@ -451,9 +471,10 @@ impl Deliverer {
     async fn notify_requester(
         &self,
         request: &ChangeRequest,
+        status: RequestStatus,
         approvals: &[airlock_core::Approval],
     ) -> Result<(), DeliveryError> {
-        let Some((kind, text)) = requester_dm(request, approvals) else {
+        let Some((kind, text)) = requester_dm_for(request, status, approvals) else {
             return Ok(());
         };
         let Some(user) = self.directory.slack_id(&request.details.requester) else {

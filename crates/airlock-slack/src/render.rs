@@ -509,13 +509,19 @@ pub fn reject_modal(r: &ChangeRequest, metadata: String) -> SlackView {
     )
 }
 
-/// The direct message the requester gets for a change, with the purpose
-/// it is recorded under (so it is sent once): approval, rejection and the
-/// outcome of the run.
-pub fn requester_dm(r: &ChangeRequest, approvals: &[Approval]) -> Option<(String, String)> {
+/// The direct message that tells the requester the request reached
+/// `status` (which may lie behind its current one: a quick approve-and-run
+/// still sends "approved"), with what the request holds now, and the
+/// purpose it is recorded under (so it is sent once): approval, rejection,
+/// the outcome of the run and the rollback.
+pub fn requester_dm_for(
+    r: &ChangeRequest,
+    status: RequestStatus,
+    approvals: &[Approval],
+) -> Option<(String, String)> {
     let id = r.id.0;
     let target = escape(&r.details.target);
-    let (purpose, text) = match r.status {
+    let (purpose, text) = match status {
         RequestStatus::Approved => (
             "approved",
             format!(
@@ -548,6 +554,15 @@ pub fn requester_dm(r: &ChangeRequest, approvals: &[Approval]) -> Option<(String
             format!(
                 ":x: Your request #{id} on {target} failed and was rolled back: {}",
                 escape_mrkdwn(cut(r.run.error.as_deref().unwrap_or("?"), 500).0)
+            ),
+        ),
+        RequestStatus::RolledBack => (
+            "rolled_back",
+            format!(
+                ":rewind: Your request #{id} on {target} was rolled back: {} row(s).",
+                r.rollback_run
+                    .rows_affected
+                    .map_or("?".into(), |n| n.to_string())
             ),
         ),
         _ => return None,
@@ -819,19 +834,22 @@ mod tests {
     #[test]
     fn requester_dms_exist_for_decisions_and_outcomes_only() {
         let mut r = request("DELETE FROM orders WHERE id = 1");
-        assert!(requester_dm(&r, &[]).is_none());
+        assert!(requester_dm_for(&r, r.status, &[]).is_none());
         r.status = RequestStatus::Approved;
-        let (purpose, text) = requester_dm(&r, &[approval("bob")]).expect("dm");
+        let (purpose, text) = requester_dm_for(&r, r.status, &[approval("bob")]).expect("dm");
         assert_eq!(purpose, "approved");
         assert!(text.contains("approved by bob") && text.contains("airlock.run(42)"));
         r.status = RequestStatus::Rejected;
         r.decided_by = Some("bob".into());
         r.decision_reason = Some("<!channel> no".into());
-        let (purpose, text) = requester_dm(&r, &[]).expect("dm");
+        let (purpose, text) = requester_dm_for(&r, r.status, &[]).expect("dm");
         assert_eq!(purpose, "rejected");
         assert!(text.contains("&lt;!channel&gt; no"), "{text}");
         r.status = RequestStatus::Executed;
         r.run.rows_affected = Some(5);
-        assert_eq!(requester_dm(&r, &[]).expect("dm").0, "executed");
+        assert_eq!(
+            requester_dm_for(&r, r.status, &[]).expect("dm").0,
+            "executed"
+        );
     }
 }
