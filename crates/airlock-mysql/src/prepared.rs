@@ -114,6 +114,14 @@ impl Prepared {
         self.pending = None;
     }
 
+    /// Whether the statement a command's payload names (its id after the
+    /// command byte) is a read airlock saw prepared.
+    pub fn passes(&self, payload: &[u8]) -> bool {
+        id_of(payload)
+            .and_then(|id| self.by_id.get(&id))
+            .is_some_and(|s| s.passes)
+    }
+
     /// What COM_STMT_EXECUTE `payload` is; `utf8` says whether the
     /// session's text parameters are UTF-8.
     pub fn execute(&mut self, payload: &[u8], modes: SqlModes, utf8: bool) -> Execution {
@@ -184,6 +192,7 @@ mod tests {
             p.execute(&execute_packet(6, false), m, true),
             Execution::Read
         );
+        assert!(p.passes(&execute_packet(6, false)) && !p.passes(&execute_packet(5, false)));
         let mut long = vec![0x18];
         long.extend_from_slice(&5u32.to_le_bytes());
         long.extend_from_slice(&1u16.to_le_bytes());

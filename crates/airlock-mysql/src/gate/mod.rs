@@ -302,9 +302,11 @@ impl Gate for ProtectedGate {
                 com::STMT_EXECUTE => self.execute(payload).await,
                 // MariaDB's array binding: one statement, many rows of
                 // parameters; a change in it is refused, a read relayed.
-                com::STMT_BULK_EXECUTE => match self.statements.execute(payload, self.modes, false) {
-                    crate::prepared::Execution::Read => Verdict::Forward,
-                    _ => refuse("held: a bulk execute of a prepared change cannot become a request; send one statement per change"),
+                // Its payload is laid out unlike COM_STMT_EXECUTE's: judged by
+                // the statement alone, never decoded as an execute.
+                com::STMT_BULK_EXECUTE => match self.statements.passes(payload) {
+                    true => Verdict::Forward,
+                    false => refuse("held: a bulk execute of a prepared change cannot become a request; send one statement per change"),
                 },
                 com::STMT_CLOSE => {
                     self.statements.close(payload);
